@@ -1,0 +1,36 @@
+# Beep. `make run` runs it; `make test` runs every test (what CI runs).
+SHELL := /bin/bash
+# Every package of every module of the workspace (go.work).
+PACKAGES := github.com/beepchat/beep/...
+BUF := GOWORK=off go tool -modfile=tools/buf/go.mod buf
+
+.PHONY: run test generate check-generated bench build help
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+run: ## Run Beep: every component in one process, SpiceDB in-process on the local PostgreSQL
+	@scripts/ensure-postgres
+	go run ./cmd/beep serve
+
+test: ## Run the whole test suite: generated code, policies, unit and integration tests
+	@scripts/ensure-postgres
+	scripts/check-generated
+	go vet $(PACKAGES)
+	go test -count=1 -timeout 20m $(PACKAGES)
+
+generate: ## Regenerate everything derived from schema/ (beep.zed, authz constants, gen/)
+	go run ./schema/zedgen
+	cd authz && go run ./internal/authzgen -schema ../schema/beep.zed -out schema_gen.go
+	find gen \( -name '*.pb.go' -o -name '*.connect.go' \) -delete
+	$(BUF) generate
+
+check-generated: ## Fail if anything generated is stale or the protobuf API broke
+	scripts/check-generated
+
+bench: ## Run the authorization benchmarks (see docs/benchmarks.md)
+	@scripts/ensure-postgres
+	go test -run '^$$' -bench . -benchtime 5s -timeout 60m ./authz/bench/
+
+build: ## Build bin/beep
+	go build -o bin/beep ./cmd/beep

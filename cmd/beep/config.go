@@ -1,0 +1,77 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+)
+
+// Config is how one Beep process runs. Every field has a flag and a BEEP_*
+// environment variable; a flag given on the command line wins.
+type Config struct {
+	// HTTPAddr serves /healthz and /readyz (and, as services land, the APIs).
+	HTTPAddr string
+	// PostgresURL is the PostgreSQL server Beep keeps its databases on.
+	PostgresURL string
+	// SpiceDBEngine is "postgres" (default) or "memory" (lost at exit).
+	SpiceDBEngine string
+	// SpiceDBDatabase is the database of the postgres engine on PostgresURL's server.
+	SpiceDBDatabase string
+	// SpiceDBGRPCAddr serves the in-process SpiceDB's gRPC API ("" = not served).
+	SpiceDBGRPCAddr string
+	// SpiceDBPresharedKey protects it (random when empty).
+	SpiceDBPresharedKey string
+	// SpiceDBEndpoint, when set, uses a remote SpiceDB instead of the
+	// in-process one (the distributed mode).
+	SpiceDBEndpoint string
+	// SpiceDBInsecure talks to the remote SpiceDB without TLS.
+	SpiceDBInsecure bool
+	// SpiceDBCACert is the CA bundle of the remote SpiceDB's certificate.
+	SpiceDBCACert string
+	// LogLevel is debug, info, warn or error.
+	LogLevel slog.Level
+}
+
+func parseConfig(args []string, stderr io.Writer) (Config, error) {
+	var cfg Config
+	fs := flag.NewFlagSet("beep serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	str := func(p *string, name, env, def, usage string) {
+		if v, ok := os.LookupEnv(env); ok {
+			def = v
+		}
+		fs.StringVar(p, name, def, usage+" ($"+env+")")
+	}
+	str(&cfg.HTTPAddr, "http-addr", "BEEP_HTTP_ADDR", "127.0.0.1:8080", "address of the HTTP port (health, readiness)")
+	str(&cfg.PostgresURL, "postgres-url", "BEEP_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL server (any database on it); Beep creates its own databases")
+	str(&cfg.SpiceDBEngine, "spicedb-engine", "BEEP_SPICEDB_ENGINE", "postgres", "in-process SpiceDB datastore: postgres or memory")
+	str(&cfg.SpiceDBDatabase, "spicedb-database", "BEEP_SPICEDB_DATABASE", "beep_spicedb", "PostgreSQL database of the in-process SpiceDB (created if absent)")
+	str(&cfg.SpiceDBGRPCAddr, "spicedb-grpc-addr", "BEEP_SPICEDB_GRPC_ADDR", "127.0.0.1:50051", "serve the in-process SpiceDB gRPC API here (empty: do not)")
+	str(&cfg.SpiceDBPresharedKey, "spicedb-preshared-key", "BEEP_SPICEDB_PRESHARED_KEY", "", "SpiceDB preshared key (random for the in-process SpiceDB when empty)")
+	str(&cfg.SpiceDBEndpoint, "spicedb-endpoint", "BEEP_SPICEDB_ENDPOINT", "", "remote SpiceDB host:port; empty runs SpiceDB in-process")
+	str(&cfg.SpiceDBCACert, "spicedb-ca-cert", "BEEP_SPICEDB_CA_CERT", "", "PEM CA bundle for the remote SpiceDB (default: system roots)")
+	insecure := os.Getenv("BEEP_SPICEDB_INSECURE") == "true"
+	fs.BoolVar(&cfg.SpiceDBInsecure, "spicedb-insecure", insecure, "talk to the remote SpiceDB without TLS ($BEEP_SPICEDB_INSECURE)")
+	level := "info"
+	str(&level, "log-level", "BEEP_LOG_LEVEL", level, "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		return Config{}, fmt.Errorf("-log-level: %w", err)
+	}
+	switch {
+	case cfg.SpiceDBEndpoint != "" && cfg.SpiceDBPresharedKey == "":
+		return Config{}, errors.New("a remote SpiceDB (-spicedb-endpoint) needs -spicedb-preshared-key")
+	case cfg.SpiceDBEndpoint == "" && cfg.SpiceDBEngine != "postgres" && cfg.SpiceDBEngine != "memory":
+		return Config{}, fmt.Errorf("-spicedb-engine %q: want postgres or memory", cfg.SpiceDBEngine)
+	}
+	return cfg, nil
+}

@@ -1,0 +1,53 @@
+// Command beep runs Beep.
+//
+//	beep [serve] [flags]   run every component in one process (the default)
+//	beep version           print the version
+//
+// Configuration comes from flags or the BEEP_* environment variables that
+// `beep serve -h` lists. See README.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "beep:", err)
+		os.Exit(1)
+	}
+}
+
+// run is main without the process: ready, when not nil, receives the
+// running instance once it serves (tests use it).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready chan<- *Instance) error {
+	cmd := "serve"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		cfg, err := parseConfig(args, stderr)
+		if err != nil {
+			return err
+		}
+		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+		return serve(ctx, cfg, logger, ready)
+	case "version":
+		fmt.Fprintln(stdout, "beep", version)
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q (want serve or version)", cmd)
+	}
+}

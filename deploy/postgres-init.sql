@@ -1,0 +1,2 @@
+-- Databases of the standalone SpiceDB (the beep services create their own).
+CREATE DATABASE beep_spicedb;

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/authzed/spicedb/pkg/cmd/datastore"
@@ -59,6 +60,9 @@ type Server struct {
 	key    string
 	cancel context.CancelFunc
 	done   chan error
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Start starts SpiceDB in-process and returns once it answers.
@@ -176,19 +180,21 @@ func (s *Server) Addr() string { return s.addr }
 // PresharedKey is the key the gRPC API expects.
 func (s *Server) PresharedKey() string { return s.key }
 
-// Close stops SpiceDB and waits for it.
+// Close stops SpiceDB and waits for it. Later calls return the first's result.
 func (s *Server) Close() error {
-	_ = s.conn.Close()
-	s.cancel()
-	select {
-	case err := <-s.done:
-		if errors.Is(err, context.Canceled) {
-			return nil
+	s.closeOnce.Do(func() {
+		_ = s.conn.Close()
+		s.cancel()
+		select {
+		case err := <-s.done:
+			if !errors.Is(err, context.Canceled) {
+				s.closeErr = err
+			}
+		case <-time.After(15 * time.Second):
+			s.closeErr = errors.New("inprocess: SpiceDB did not stop within 15s")
 		}
-		return err
-	case <-time.After(15 * time.Second):
-		return errors.New("inprocess: SpiceDB did not stop within 15s")
-	}
+	})
+	return s.closeErr
 }
 
 // freeAddr resolves a ":0" port to a free one, so that Addr is dialable.

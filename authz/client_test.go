@@ -516,3 +516,35 @@ func mustHash(t *testing.T, s string) string {
 	}
 	return h
 }
+
+func TestImport(t *testing.T) {
+	c := startSpiceDB(t)
+	member := func(i int) authz.Relationship {
+		return authz.Relationship{Relation: authz.Server.Member, ResourceID: "s1", Subject: authz.UserSubject(fmt.Sprintf("u%d", i))}
+	}
+	n, err := c.Import(t.Context(), func(yield func(authz.Relationship) bool) {
+		for i := range 2500 {
+			if !yield(member(i)) {
+				return
+			}
+		}
+	})
+	if err != nil || n != 2500 {
+		t.Fatalf("import: %d %v", n, err)
+	}
+	d, err := c.Check(t.Context(), authz.Check{Subject: authz.UserSubject("u2499"), Permission: authz.Server.View, ResourceID: "s1"}, authz.FullyConsistent())
+	if err != nil || !d.Allowed {
+		t.Fatalf("imported member: %+v %v", d, err)
+	}
+	// All or nothing: a batch with one existing relationship writes none.
+	_, err = c.Import(t.Context(), func(yield func(authz.Relationship) bool) {
+		_ = yield(member(5000)) && yield(member(0))
+	})
+	if err == nil {
+		t.Fatal("import of an existing relationship succeeded")
+	}
+	d, err = c.Check(t.Context(), authz.Check{Subject: authz.UserSubject("u5000"), Permission: authz.Server.View, ResourceID: "s1"}, authz.FullyConsistent())
+	if err != nil || d.Allowed {
+		t.Fatalf("failed import left u5000: %+v %v", d, err)
+	}
+}

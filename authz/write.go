@@ -95,3 +95,51 @@ func preconditionsProto(pre []Precondition) []*v1.Precondition {
 	}
 	return out
 }
+
+// importChunk is how many relationships Import sends per stream message.
+const importChunk = 1000
+
+// Import writes many relationships that do not exist yet, streamed in one
+// transaction: all are written or none. It is the fast path for loading or
+// rebuilding a graph; it fails (ErrPreconditionFailed) if any already exists.
+func (c *Client) Import(ctx context.Context, rels iter.Seq[Relationship]) (uint64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.permissions.ImportBulkRelationships(ctx)
+	if err != nil {
+		return 0, classifyWrite("import", err)
+	}
+	chunk := make([]*v1.Relationship, 0, importChunk)
+	flush := func() error {
+		if len(chunk) == 0 {
+			return nil
+		}
+		if err := stream.Send(&v1.ImportBulkRelationshipsRequest{Relationships: chunk}); err != nil {
+			return err
+		}
+		chunk = make([]*v1.Relationship, 0, importChunk)
+		return nil
+	}
+	for r := range rels {
+		rel, err := relationshipProto(r)
+		if err != nil {
+			return 0, err
+		}
+		chunk = append(chunk, rel)
+		if len(chunk) == importChunk {
+			if err := flush(); err != nil {
+				_, closeErr := stream.CloseAndRecv()
+				return 0, classifyWrite("import", errors.Join(err, closeErr))
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		_, closeErr := stream.CloseAndRecv()
+		return 0, classifyWrite("import", errors.Join(err, closeErr))
+	}
+	resp, err := stream.CloseAndRecv()
+	if err != nil {
+		return 0, classifyWrite("import", err)
+	}
+	return resp.GetNumLoaded(), nil
+}

@@ -41,6 +41,13 @@ type Permission struct {
 // String renders the permission as type#name.
 func (p Permission) String() string { return string(p.ResourceType) + "#" + p.Name }
 
+// InSchema reports whether the schema has this permission (or relation:
+// both can be checked).
+func (p Permission) InSchema() bool {
+	_, ok := schemaNames[p.String()]
+	return ok
+}
+
 // Subject is who a relationship or a check is about: an object, or the set of
 // subjects that have Relation on the object (a userset such as role:r#member),
 // or every object of a type (ID "*", see [Wildcard]).

@@ -113,6 +113,14 @@ func generate(schema string) ([]byte, error) {
 		}
 	}
 
+	b.WriteString("// schemaNames holds every relation and permission as type#name.\nvar schemaNames = map[string]bool{\n")
+	for _, def := range defs {
+		for _, m := range membersOf(def) {
+			fmt.Fprintf(&b, "\t%q: %t,\n", def.Name+"#"+m.name, m.permission)
+		}
+	}
+	b.WriteString("}\n\n")
+
 	if len(flags) > 64 {
 		return nil, fmt.Errorf("%d permission flags do not fit in Flags (uint64)", len(flags))
 	}

@@ -1,0 +1,171 @@
+// Package connectauthz enforces, for every Connect RPC, the requirement it
+// declares with the beep.authz.v1.requires method option, before the handler
+// runs. An RPC that declares nothing is refused: authorization fails closed.
+package connectauthz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/beepchat/beep/authz"
+	authzv1 "github.com/beepchat/beep/gen/beep/authz/v1"
+)
+
+// TokenHeader carries the ZedToken of the caller's last write; checks are
+// then at least as fresh as that write, so a caller sees its own changes
+// and a revocation it made is never ignored.
+const TokenHeader = "Beep-Zed-Token"
+
+// Interceptor checks each request's declared requirement.
+type Interceptor struct {
+	authz *authz.Client
+	log   *slog.Logger
+	files *protoregistry.Files
+}
+
+// New returns the interceptor. Method options are read from the global
+// protobuf registry, where the generated code registers them.
+func New(client *authz.Client, log *slog.Logger) *Interceptor {
+	return &Interceptor{authz: client, log: log, files: protoregistry.GlobalFiles}
+}
+
+// WrapUnary checks the requirement, then calls next.
+func (i *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		msg, _ := req.Any().(proto.Message)
+		if err := i.authorize(ctx, req.Spec().Procedure, msg, req.Header().Get(TokenHeader)); err != nil {
+			return nil, err
+		}
+		return next(ctx, req)
+	}
+}
+
+// WrapStreamingClient does nothing: requirements are enforced by handlers.
+func (i *Interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+// WrapStreamingHandler checks the requirement against the first request
+// message, before the handler sees it.
+func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		return next(ctx, &checkedConn{StreamingHandlerConn: conn, check: func(msg any) error {
+			m, _ := msg.(proto.Message)
+			return i.authorize(ctx, conn.Spec().Procedure, m, conn.RequestHeader().Get(TokenHeader))
+		}})
+	}
+}
+
+type checkedConn struct {
+	connect.StreamingHandlerConn
+	check   func(any) error
+	checked bool
+}
+
+func (c *checkedConn) Receive(msg any) error {
+	if err := c.StreamingHandlerConn.Receive(msg); err != nil {
+		return err
+	}
+	if !c.checked {
+		if err := c.check(msg); err != nil {
+			return err
+		}
+		c.checked = true
+	}
+	return nil
+}
+
+// Requirement returns the requirement a procedure ("/pkg.Service/Method")
+// declares, or an error when it declares none.
+func Requirement(files *protoregistry.Files, procedure string) (*authzv1.Requirement, protoreflect.MethodDescriptor, error) {
+	name := strings.ReplaceAll(strings.TrimPrefix(procedure, "/"), "/", ".")
+	desc, err := files.FindDescriptorByName(protoreflect.FullName(name))
+	if err != nil {
+		return nil, nil, fmt.Errorf("unknown procedure %s", procedure)
+	}
+	method, ok := desc.(protoreflect.MethodDescriptor)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s is not a method", name)
+	}
+	req, _ := proto.GetExtension(method.Options(), authzv1.E_Requires).(*authzv1.Requirement)
+	if req == nil {
+		return nil, method, fmt.Errorf("%s declares no beep.authz.v1.requires", name)
+	}
+	return req, method, nil
+}
+
+// ParsePermission reads "definition#permission".
+func ParsePermission(s string) (authz.Permission, error) {
+	def, name, ok := strings.Cut(s, "#")
+	if !ok || def == "" || name == "" {
+		return authz.Permission{}, fmt.Errorf("permission %q is not definition#permission", s)
+	}
+	return authz.Permission{ResourceType: authz.ObjectType(def), Name: name}, nil
+}
+
+func (i *Interceptor) authorize(ctx context.Context, procedure string, msg proto.Message, token string) error {
+	req, method, err := Requirement(i.files, procedure)
+	if err != nil {
+		i.log.ErrorContext(ctx, "refusing an RPC without a declared requirement", "procedure", procedure, "err", err)
+		return connect.NewError(connect.CodeInternal, errors.New("this RPC declares no permission; refused"))
+	}
+	if req.GetPublic() {
+		return nil
+	}
+	principal, ok := authz.PrincipalFrom(ctx)
+	if !ok {
+		return connect.NewError(connect.CodeUnauthenticated, errors.New("sign in first"))
+	}
+	if req.GetAuthenticated() {
+		return nil
+	}
+	perm, err := ParsePermission(req.GetPermission())
+	if err != nil {
+		return connect.NewError(connect.CodeInternal, err)
+	}
+	resourceID := req.GetResourceId()
+	if field := req.GetResourceField(); field != "" {
+		resourceID, err = stringField(msg, method, field)
+		if err != nil {
+			return connect.NewError(connect.CodeInvalidArgument, err)
+		}
+	}
+	check := authz.Check{Subject: principal.Subject(), Permission: perm, ResourceID: resourceID}
+	err = i.authz.Require(ctx, check, authz.AtLeastAsFresh(authz.ZedToken(token)))
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, authz.ErrDenied):
+		i.log.InfoContext(ctx, "permission refused", "principal", principal.UserID, "permission", perm.String(), "resource", resourceID, "procedure", procedure)
+		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("you lack %s on this %s", perm.Name, perm.ResourceType))
+	case errors.Is(err, authz.ErrInvalid):
+		return connect.NewError(connect.CodeInvalidArgument, err)
+	default:
+		i.log.ErrorContext(ctx, "authorization unavailable; refused", "principal", principal.UserID, "permission", perm.String(), "resource", resourceID, "err", err)
+		return connect.NewError(connect.CodeUnavailable, errors.New("authorization is unavailable; try again"))
+	}
+}
+
+// stringField reads the non-empty string field name of msg.
+func stringField(msg proto.Message, method protoreflect.MethodDescriptor, name string) (string, error) {
+	if msg == nil {
+		return "", errors.New("empty request")
+	}
+	fd := msg.ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(name))
+	if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() {
+		return "", fmt.Errorf("%s: resource field %q is not a string field of %s", method.FullName(), name, msg.ProtoReflect().Descriptor().FullName())
+	}
+	v := msg.ProtoReflect().Get(fd).String()
+	if v == "" {
+		return "", fmt.Errorf("%s is required", name)
+	}
+	return v, nil
+}

@@ -10,10 +10,13 @@ package inprocess
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -21,6 +24,7 @@ import (
 	"github.com/authzed/spicedb/pkg/cmd/server"
 	"github.com/authzed/spicedb/pkg/cmd/util"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/beepchat/beep/authz"
@@ -44,6 +48,9 @@ type Config struct {
 	// GRPCAddr, when set (such as "127.0.0.1:50051", or "127.0.0.1:0" for
 	// any free port), also serves the SpiceDB gRPC API on that address.
 	GRPCAddr string
+	// TLSCertFile and TLSKeyFile, when set, serve the gRPC API on GRPCAddr
+	// over TLS (for clients beyond loopback).
+	TLSCertFile, TLSKeyFile string
 	// PresharedKey protects the gRPC API; a random one is made when empty.
 	PresharedKey string
 	// Schema, when set, is written at start with Client.EnsureSchema.
@@ -98,7 +105,18 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		grpcCfg = util.GRPCServerConfig{Network: "tcp", Address: addr, Enabled: true}
+		grpcCfg = util.GRPCServerConfig{Network: "tcp", Address: addr, Enabled: true, TLSCertPath: cfg.TLSCertFile, TLSKeyPath: cfg.TLSKeyFile}
+	} else if cfg.TLSCertFile != "" {
+		return nil, errors.New("inprocess: TLS needs GRPCAddr")
+	}
+	dialCreds := insecure.NewCredentials()
+	if cfg.TLSCertFile != "" {
+		pool := x509.NewCertPool()
+		pem, err := os.ReadFile(cfg.TLSCertFile)
+		if err != nil || !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("inprocess: reading TLS certificate %s: %v", cfg.TLSCertFile, err)
+		}
+		dialCreds = credentials.NewTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
 	}
 
 	serverCfg := server.NewConfigWithOptionsAndDefaults(
@@ -124,8 +142,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	go func() { done <- runnable.Run(runCtx) }()
 
 	conn, err := runnable.NewClient(
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithPerRPCCredentials(authz.PresharedKey(key, false)),
+		grpc.WithTransportCredentials(dialCreds),
+		grpc.WithPerRPCCredentials(authz.PresharedKey(key, cfg.TLSCertFile != "")),
 	)
 	if err != nil {
 		cancel()

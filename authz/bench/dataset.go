@@ -145,7 +145,16 @@ var checkedPermissions = []authz.Permission{
 // RandomCheck is a channel permission check of a random member (one in
 // twenty is a non-member) in a random channel of a random server.
 func (sh Shape) RandomCheck(rng *rand.Rand) authz.Check {
-	s := rng.IntN(sh.Servers)
+	return sh.checkIn(rng, rng.IntN(sh.Servers))
+}
+
+// HotCheck is RandomCheck within the first 1% of the servers: traffic
+// concentrated on active servers, as on a real platform.
+func (sh Shape) HotCheck(rng *rand.Rand) authz.Check {
+	return sh.checkIn(rng, rng.IntN(max(sh.Servers/100, 1)))
+}
+
+func (sh Shape) checkIn(rng *rand.Rand, s int) authz.Check {
 	user := sh.member(s, rng.IntN(sh.MembersPerServer))
 	if rng.IntN(20) == 0 {
 		user = fmt.Sprintf("stranger%d", rng.IntN(1000))

@@ -76,30 +76,32 @@ func filter(keep func(Permission) bool) []Permission {
 }
 
 // chain is Discord's overwrite resolution for one permission, as a SpiceDB
-// expression: start from the server base (every role grant, @everyone
+// expression over the overwrites of the object that holds them (a category,
+// or a channel): start from the server base (every role grant, @everyone
 // included), then apply the @everyone overwrite (deny, then allow), then all
 // of the member's role overwrites together (union of denies, then union of
-// allows), then the member's own overwrite. source is "" when the overwrites
-// are the object's own relations, or "overwrites_from->" for a channel that
-// may take its category's overwrites.
-func chain(p Permission, source string) string {
+// allows), then the member's own overwrite. A channel reaches its holder with
+// one arrow (overwrites_from->chain_<p>), so the six relations are read on
+// the holder in one dispatch rather than through six arrows.
+func chain(p Permission) string {
 	n := p.Name
 	expr := "server->grant_" + n
 	for _, target := range []string{"everyone", "role", "member"} {
-		expr = fmt.Sprintf("((%s - %s%s_deny_%s) + %s%s_allow_%s)", expr, source, target, n, source, target, n)
+		expr = fmt.Sprintf("((%s - %s_deny_%s) + %s_allow_%s)", expr, target, n, target, n)
 	}
 	return expr
 }
 
 // granted is the permission after base, administrator, overwrites and
 // timeout, but before the implicit prerequisite rules. Threads build on it.
-func granted(p Permission, source string) string {
+// overwritten is the permission holding the overwrite chain's result.
+func granted(p Permission, overwritten string) string {
 	var b strings.Builder
 	b.WriteString("server->administrator")
 	if p.Staff {
 		b.WriteString(" + server->staff_moderator")
 	}
-	member := fmt.Sprintf("(server->member & overwritten_%s)", p.Name)
+	member := fmt.Sprintf("(server->member & %s)", overwritten)
 	if p.KeptWhileTimedOut {
 		b.WriteString(" + " + member)
 	} else {

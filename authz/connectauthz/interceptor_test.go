@@ -20,10 +20,11 @@ import (
 	"github.com/beepchat/beep/authz/inprocess"
 	authzv1 "github.com/beepchat/beep/gen/beep/authz/v1"
 	"github.com/beepchat/beep/gen/beep/authz/v1/authzv1connect"
+	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
 )
 
 // Every generated API package must be imported here so its RPCs are checked.
-var _ = authzv1connect.PolicyServiceName
+var _ = []string{authzv1connect.PolicyServiceName, communityv1connect.CommunityServiceName}
 
 // TestEveryRPCDeclaresARequirement walks every Beep RPC in the registry.
 func TestEveryRPCDeclaresARequirement(t *testing.T) {

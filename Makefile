@@ -30,7 +30,8 @@ check-generated: ## Fail if anything generated is stale or the protobuf API brok
 
 bench: ## Run the authorization benchmarks (see docs/benchmarks.md)
 	@scripts/ensure-postgres
-	go test -run '^$$' -bench . -benchtime 5s -timeout 60m ./authz/bench/
+	go test -run '^$$' -bench /postgres -benchtime 10s -timeout 60m ./authz/bench/
+	BEEP_BENCH_SERVERS=1000 go test -run '^$$' -bench /memory -benchtime 10s -timeout 60m ./authz/bench/
 
 build: ## Build bin/beep
 	go build -o bin/beep ./cmd/beep

@@ -245,22 +245,43 @@ func BenchmarkCheckHot(b *testing.B) {
 	}
 }
 
-// BenchmarkCheckSerial: one check at a time, the latency without queueing.
+// serial runs op one at a time: the latency without queueing.
+func serial(b *testing.B, op func(rng *rand.Rand) error) {
+	rng := rand.New(rand.NewPCG(7, 42))
+	latencies := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for b.Loop() {
+		began := time.Now()
+		if err := op(rng); err != nil {
+			b.Fatal(err)
+		}
+		latencies = append(latencies, time.Since(began))
+	}
+	report(b, latencies)
+}
+
+// BenchmarkCheckSerial: one check at a time.
 func BenchmarkCheckSerial(b *testing.B) {
 	for _, e := range engines {
 		b.Run(e.name, func(b *testing.B) {
 			c := e.get(b)
-			rng := rand.New(rand.NewPCG(7, 42))
-			latencies := make([]time.Duration, 0, b.N)
-			b.ResetTimer()
-			for b.Loop() {
-				began := time.Now()
-				if _, err := c.Check(context.Background(), shape.RandomCheck(rng), authz.MinimizeLatency()); err != nil {
-					b.Fatal(err)
-				}
-				latencies = append(latencies, time.Since(began))
-			}
-			report(b, latencies)
+			serial(b, func(rng *rand.Rand) error {
+				_, err := c.Check(context.Background(), shape.RandomCheck(rng), authz.MinimizeLatency())
+				return err
+			})
+		})
+	}
+}
+
+// BenchmarkCheckBulk100Serial: one CheckBulk of 100 at a time.
+func BenchmarkCheckBulk100Serial(b *testing.B) {
+	for _, e := range engines {
+		b.Run(e.name, func(b *testing.B) {
+			c := e.get(b)
+			serial(b, func(rng *rand.Rand) error {
+				_, err := c.CheckBulk(context.Background(), shape.RandomBulk(rng), authz.MinimizeLatency())
+				return err
+			})
 		})
 	}
 }

@@ -32,13 +32,28 @@ type Config struct {
 	SpiceDBInsecure bool
 	// SpiceDBCACert is the CA bundle of the remote SpiceDB's certificate.
 	SpiceDBCACert string
+	// CommunityDatabase is the community service's database on PostgresURL's server.
+	CommunityDatabase string
+	// DevTokenKey, when set, makes the gateway accept development tokens
+	// signed with it (`beep devtoken`). Never set by default.
+	DevTokenKey string
+	// CORSOrigins are the browser origins allowed to call the API.
+	CORSOrigins []string
 	// LogLevel is debug, info, warn or error.
 	LogLevel slog.Level
 }
 
 func parseConfig(args []string, stderr io.Writer) (Config, error) {
+	return parseConfigAs("beep serve", args, stderr, nil)
+}
+
+// parseConfigAs parses the common flags; extra registers a command's own.
+func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (Config, error) {
 	var cfg Config
-	fs := flag.NewFlagSet("beep serve", flag.ContinueOnError)
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	if extra != nil {
+		extra(fs)
+	}
 	fs.SetOutput(stderr)
 	str := func(p *string, name, env, def, usage string) {
 		if v, ok := os.LookupEnv(env); ok {
@@ -54,6 +69,10 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	str(&cfg.SpiceDBPresharedKey, "spicedb-preshared-key", "BEEP_SPICEDB_PRESHARED_KEY", "", "SpiceDB preshared key (random for the in-process SpiceDB when empty)")
 	str(&cfg.SpiceDBEndpoint, "spicedb-endpoint", "BEEP_SPICEDB_ENDPOINT", "", "remote SpiceDB host:port; empty runs SpiceDB in-process")
 	str(&cfg.SpiceDBCACert, "spicedb-ca-cert", "BEEP_SPICEDB_CA_CERT", "", "PEM CA bundle for the remote SpiceDB (default: system roots)")
+	str(&cfg.CommunityDatabase, "community-database", "BEEP_COMMUNITY_DATABASE", "beep_community", "PostgreSQL database of the community service (created if absent)")
+	str(&cfg.DevTokenKey, "dev-token-key", "BEEP_DEV_TOKEN_KEY", "", "accept development tokens signed with this key (16+ bytes; development only)")
+	origins := ""
+	str(&origins, "cors-origins", "BEEP_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the API (* for any)")
 	insecure := os.Getenv("BEEP_SPICEDB_INSECURE") == "true"
 	fs.BoolVar(&cfg.SpiceDBInsecure, "spicedb-insecure", insecure, "talk to the remote SpiceDB without TLS ($BEEP_SPICEDB_INSECURE)")
 	level := "info"
@@ -63,6 +82,14 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	for _, o := range strings.Split(origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			cfg.CORSOrigins = append(cfg.CORSOrigins, o)
+		}
+	}
+	if cfg.DevTokenKey != "" && len(cfg.DevTokenKey) < 16 {
+		return Config{}, errors.New("-dev-token-key must be at least 16 bytes")
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return Config{}, fmt.Errorf("-log-level: %w", err)

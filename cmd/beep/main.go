@@ -1,7 +1,9 @@
 // Command beep runs Beep.
 //
-//	beep [serve] [flags]   run every component in one process (the default)
-//	beep version           print the version
+//	beep [serve] [flags]        run every component in one process (the default)
+//	beep devtoken -user ID      print a development token (see -dev-token-key)
+//	beep reconcile [-check]     compare SpiceDB with the databases, or converge it
+//	beep version                print the version
 //
 // Configuration comes from flags or the BEEP_* environment variables that
 // `beep serve -h` lists. See README.md.
@@ -9,6 +11,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,6 +28,9 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "beep:", err)
+		if errors.Is(err, errDrift) {
+			os.Exit(3)
+		}
 		os.Exit(1)
 	}
 }
@@ -44,10 +50,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		}
 		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 		return serve(ctx, cfg, logger, ready)
+	case "devtoken":
+		return devtoken(args, stdout, stderr)
+	case "reconcile":
+		return reconcile(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "beep", version)
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q (want serve or version)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, devtoken, reconcile or version)", cmd)
 	}
 }

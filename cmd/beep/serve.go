@@ -9,14 +9,21 @@ import (
 	"net/http"
 	"time"
 
+	"connectrpc.com/connect"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/beepchat/beep/authz"
+	"github.com/beepchat/beep/authz/connectauthz"
 	"github.com/beepchat/beep/authz/inprocess"
+	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
 	"github.com/beepchat/beep/internal/database"
+	"github.com/beepchat/beep/services/community"
+	"github.com/beepchat/beep/services/gateway"
 )
 
 // Instance is a running Beep process.
 type Instance struct {
-	// HTTPAddr is the address the HTTP port listens on.
+	// HTTPAddr is the address the public port listens on.
 	HTTPAddr string
 	// SpiceDBAddr is where the in-process SpiceDB serves gRPC ("" if not served).
 	SpiceDBAddr string
@@ -26,10 +33,9 @@ type Instance struct {
 	Authz *authz.Client
 }
 
-// serve runs Beep until ctx ends.
-func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Instance) error {
-	inst := &Instance{}
-	var closeAuthz func() error
+// openAuthz connects to the authorization graph: a remote SpiceDB, or one
+// started in-process. It writes the schema if it changed.
+func openAuthz(ctx context.Context, cfg Config, log *slog.Logger, inst *Instance) (func() error, error) {
 	if cfg.SpiceDBEndpoint != "" {
 		c, err := authz.Dial(authz.RemoteConfig{
 			Endpoint:     cfg.SpiceDBEndpoint,
@@ -38,46 +44,43 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 			CACertFile:   cfg.SpiceDBCACert,
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		inst.Authz, closeAuthz = c, c.Close
+		inst.Authz = c
 		log.Info("using remote SpiceDB", "endpoint", cfg.SpiceDBEndpoint)
-	} else {
-		spice := inprocess.Config{
-			Engine:       cfg.SpiceDBEngine,
-			GRPCAddr:     cfg.SpiceDBGRPCAddr,
-			PresharedKey: cfg.SpiceDBPresharedKey,
-		}
-		if cfg.SpiceDBEngine == inprocess.Postgres {
-			uri, err := database.Ensure(ctx, cfg.PostgresURL, cfg.SpiceDBDatabase)
-			if err != nil {
-				return err
-			}
-			spice.DatastoreURI = uri
-		}
-		started := time.Now()
-		srv, err := inprocess.Start(ctx, spice)
-		if err != nil {
-			return err
-		}
-		inst.Authz, closeAuthz = srv.Client(), srv.Close
-		inst.SpiceDBAddr, inst.SpiceDBKey = srv.Addr(), srv.PresharedKey()
-		attrs := []any{"engine", cfg.SpiceDBEngine, "took", time.Since(started).Round(time.Millisecond)}
-		if srv.Addr() != "" {
-			attrs = append(attrs, "grpc", srv.Addr())
-			if cfg.SpiceDBPresharedKey == "" {
-				attrs = append(attrs, "preshared_key", srv.PresharedKey())
-			}
-		}
-		log.Info("SpiceDB started in-process", attrs...)
+		return c.Close, ensureSchema(ctx, c, log)
 	}
-	defer func() {
-		if err := closeAuthz(); err != nil {
-			log.Error("stopping SpiceDB", "err", err)
+	spice := inprocess.Config{
+		Engine:       cfg.SpiceDBEngine,
+		GRPCAddr:     cfg.SpiceDBGRPCAddr,
+		PresharedKey: cfg.SpiceDBPresharedKey,
+	}
+	if cfg.SpiceDBEngine == inprocess.Postgres {
+		uri, err := database.Ensure(ctx, cfg.PostgresURL, cfg.SpiceDBDatabase)
+		if err != nil {
+			return nil, err
 		}
-	}()
+		spice.DatastoreURI = uri
+	}
+	started := time.Now()
+	srv, err := inprocess.Start(ctx, spice)
+	if err != nil {
+		return nil, err
+	}
+	inst.Authz, inst.SpiceDBAddr, inst.SpiceDBKey = srv.Client(), srv.Addr(), srv.PresharedKey()
+	attrs := []any{"engine", cfg.SpiceDBEngine, "took", time.Since(started).Round(time.Millisecond)}
+	if srv.Addr() != "" {
+		attrs = append(attrs, "grpc", srv.Addr())
+		if cfg.SpiceDBPresharedKey == "" {
+			attrs = append(attrs, "preshared_key", srv.PresharedKey())
+		}
+	}
+	log.Info("SpiceDB started in-process", attrs...)
+	return srv.Close, ensureSchema(ctx, srv.Client(), log)
+}
 
-	res, err := inst.Authz.EnsureSchema(ctx, authz.SchemaText)
+func ensureSchema(ctx context.Context, c *authz.Client, log *slog.Logger) error {
+	res, err := c.EnsureSchema(ctx, authz.SchemaText)
 	if errors.Is(err, authz.ErrSchemaBreaking) {
 		return fmt.Errorf("the schema of this build cannot replace the running one: %w\n"+
 			"Migrate the relationships that depend on what the new schema removes, then start again", err)
@@ -90,13 +93,73 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 	} else {
 		log.Info("schema unchanged")
 	}
+	return nil
+}
+
+// openCommunity opens the community service's database and the service.
+func openCommunity(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger) (*community.Service, *pgxpool.Pool, error) {
+	uri, err := database.Ensure(ctx, cfg.PostgresURL, cfg.CommunityDatabase)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := pgxpool.New(ctx, uri)
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, err := community.New(ctx, pool, c, log.With("service", "community"))
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return svc, pool, nil
+}
+
+// serve runs Beep until ctx ends.
+func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Instance) error {
+	inst := &Instance{}
+	closeAuthz, err := openAuthz(ctx, cfg, log, inst)
+	if closeAuthz != nil {
+		defer func() {
+			if err := closeAuthz(); err != nil {
+				log.Error("stopping SpiceDB", "err", err)
+			}
+		}()
+	}
+	if err != nil {
+		return err
+	}
+
+	svc, pool, err := openCommunity(ctx, cfg, inst.Authz, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	reconcileCtx, stopReconciler := context.WithCancel(ctx)
+	defer stopReconciler()
+	go svc.RunReconciler(reconcileCtx, 10*time.Second)
+
+	interceptors := connect.WithInterceptors(connectauthz.New(inst.Authz, log))
+	path, handler := communityv1connect.NewCommunityServiceHandler(svc, interceptors, connect.WithReadMaxBytes(4<<20))
+	gw := gateway.New(gateway.Config{
+		DevTokenKey:    []byte(cfg.DevTokenKey),
+		AllowedOrigins: cfg.CORSOrigins,
+		Log:            log.With("component", "gateway"),
+	}, gateway.Service{Name: communityv1connect.CommunityServiceName, Path: path, Handler: handler})
+	gw.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") }))
+	gw.Handle("GET /readyz", readiness(inst.Authz, pool))
+	if cfg.DevTokenKey != "" {
+		log.Warn("development tokens are accepted: never do this in production")
+	}
 
 	lis, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.HTTPAddr, err)
 	}
 	inst.HTTPAddr = lis.Addr().String()
-	httpServer := &http.Server{Handler: healthMux(inst.Authz), ReadHeaderTimeout: 10 * time.Second}
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // gRPC without TLS (h2c)
+	httpServer := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, Protocols: protocols}
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(lis) }()
 	log.Info("Beep is running", "http", inst.HTTPAddr)
@@ -115,19 +178,17 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 	return httpServer.Shutdown(shutdownCtx)
 }
 
-// healthMux serves /healthz (the process is up) and /readyz (SpiceDB
-// answers and holds Beep's schema).
-func healthMux(c *authz.Client) *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+// readiness answers /readyz: SpiceDB holds Beep's schema and PostgreSQL answers.
+func readiness(c *authz.Client, pool *pgxpool.Pool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		schema, err := c.ReadSchema(ctx)
 		if err == nil && schema == "" {
 			err = errors.New("SpiceDB holds no schema")
+		}
+		if err == nil {
+			err = pool.Ping(ctx)
 		}
 		if err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
@@ -135,5 +196,4 @@ func healthMux(c *authz.Client) *http.ServeMux {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	return mux
 }

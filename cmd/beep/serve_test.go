@@ -31,6 +31,14 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
+// isolated is the flags of a beep on fresh databases and a free port.
+func isolated(t *testing.T, extra ...string) []string {
+	return append([]string{"-postgres-url", pgtest.AdminURL(),
+		"-spicedb-database", pgtest.NewDatabaseName(t, "beep_serve_spicedb"),
+		"-community-database", pgtest.NewDatabaseName(t, "beep_serve_community"),
+		"-http-addr", "127.0.0.1:0"}, extra...)
+}
+
 // start runs `beep serve` with args until the test ends.
 func start(t *testing.T, args ...string) (*Instance, *logBuffer, func()) {
 	t.Helper()
@@ -77,9 +85,7 @@ func get(t *testing.T, url string) (int, string) {
 // the gRPC API and the health endpoints served; then restarts it on the same
 // database.
 func TestServeOnPostgres(t *testing.T) {
-	server := pgtest.AdminURL()
-	db := pgtest.NewDatabaseName(t, "beep_serve_test")
-	args := []string{"-postgres-url", server, "-spicedb-database", db, "-http-addr", "127.0.0.1:0", "-spicedb-grpc-addr", "127.0.0.1:0"}
+	args := isolated(t, "-spicedb-grpc-addr", "127.0.0.1:0")
 
 	inst, logs, stop := start(t, args...)
 	if code, body := get(t, "http://"+inst.HTTPAddr+"/healthz"); code != 200 {

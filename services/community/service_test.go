@@ -112,10 +112,11 @@ func setUp(t *testing.T, h *harness) fixture {
 			{TargetKind: communityv1.TargetKind_TARGET_KIND_ROLE, TargetId: f.mods, Allow: []string{"view_channel"}},
 		}})))
 	f.staff = staff.Msg.Channel.Id
+	zed := staff.Msg.ZedToken
 	for _, u := range []string{"bob", "carl"} {
-		must(h.client.JoinServer(ctx, as(u, staff.Msg.ZedToken, &communityv1.JoinServerRequest{ServerId: f.server})))
+		zed = must(h.client.JoinServer(ctx, as(u, zed, &communityv1.JoinServerRequest{ServerId: f.server}))).Msg.ZedToken
 	}
-	added := must(h.client.AddMemberRole(ctx, as("ann", "", &communityv1.AddMemberRoleRequest{RoleId: f.mods, UserId: "bob"})))
+	added := must(h.client.AddMemberRole(ctx, as("ann", zed, &communityv1.AddMemberRoleRequest{RoleId: f.mods, UserId: "bob"})))
 	f.token = added.Msg.ZedToken
 	return f
 }
@@ -383,13 +384,14 @@ func TestRebuildFromScratch(t *testing.T) {
 	if len(drift) != 1 || len(drift[0].Missing) < 5 {
 		t.Fatalf("drift = %+v", drift)
 	}
-	if _, err := h.svc.Reconcile(ctx, uuid.MustParse(f.server)); err != nil {
-		t.Fatal(err)
+	rebuilt, err := h.svc.Reconcile(ctx, uuid.MustParse(f.server))
+	if err != nil || rebuilt.At == "" {
+		t.Fatalf("rebuild: %+v %v", rebuilt, err)
 	}
 	if drift := must(h.svc.CheckDrift(ctx)); len(drift) != 0 {
 		t.Fatalf("drift after rebuild: %+v", drift)
 	}
-	staff, err := permissions(t, h, "bob", f.staff, "")
+	staff, err := permissions(t, h, "bob", f.staff, string(rebuilt.At))
 	if err != nil || !slices.Contains(staff, "view_channel") {
 		t.Fatalf("bob in #staff after rebuild: %v %v", staff, err)
 	}

@@ -87,6 +87,8 @@ type Drift struct {
 	Missing []authz.Relationship
 	// Extra relationships are in SpiceDB and should not be.
 	Extra []authz.Relationship
+	// At is the revision of the reconciling write, when one was made.
+	At authz.ZedToken
 }
 
 // Empty is true when SpiceDB agrees with the database.
@@ -126,7 +128,7 @@ func (s *Service) reconcile(ctx context.Context, serverID uuid.UUID, apply bool)
 	for _, r := range drift.Missing {
 		updates = append(updates, authz.Touch(r))
 	}
-	if _, err := s.authz.Write(ctx, updates); err != nil {
+	if drift.At, err = s.authz.Write(ctx, updates); err != nil {
 		return drift, err
 	}
 	s.log.InfoContext(ctx, "reconciled server", "server", serverID, "added", len(drift.Missing), "removed", len(drift.Extra))

@@ -1,0 +1,234 @@
+// Package gateway is Beep's public edge: one port serving Connect, gRPC,
+// gRPC-Web and JSON over HTTP/1.1 and h2c. It gives every request an id,
+// authenticates it, limits its size and rate, answers CORS and health
+// checks, and lists its methods by reflection; the services' handlers then
+// enforce each RPC's declared permission (authz/connectauthz).
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"golang.org/x/time/rate"
+
+	"github.com/beepchat/beep/authz"
+)
+
+// Config configures the gateway.
+type Config struct {
+	// DevTokenKey, when set, accepts development tokens signed with it.
+	// Leave empty in production: nothing else authenticates yet.
+	DevTokenKey []byte
+	// AllowedOrigins are the browser origins allowed by CORS ("*" for any).
+	AllowedOrigins []string
+	// MaxRequestBytes bounds a request body (default 4 MiB).
+	MaxRequestBytes int64
+	// RatePerSecond and Burst bound each principal (or, unauthenticated,
+	// each client IP); 0 uses 50/s with a burst of 100.
+	RatePerSecond float64
+	Burst         int
+	// Log receives one line per request.
+	Log *slog.Logger
+}
+
+// Service is one mounted Connect service.
+type Service struct {
+	// Name is the fully qualified service name, such as
+	// "beep.community.v1.CommunityService".
+	Name    string
+	Path    string
+	Handler http.Handler
+}
+
+// Gateway is the edge handler.
+type Gateway struct {
+	cfg      Config
+	mux      *http.ServeMux
+	limiters sync.Map // key -> *rate.Limiter
+}
+
+// New mounts the services, health (grpc.health.v1) and reflection.
+func New(cfg Config, services ...Service) *Gateway {
+	if cfg.MaxRequestBytes == 0 {
+		cfg.MaxRequestBytes = 4 << 20
+	}
+	if cfg.RatePerSecond == 0 {
+		cfg.RatePerSecond, cfg.Burst = 50, 100
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	g := &Gateway{cfg: cfg, mux: http.NewServeMux()}
+	names := make([]string, 0, len(services))
+	for _, s := range services {
+		g.mux.Handle(s.Path, s.Handler)
+		names = append(names, s.Name)
+	}
+	g.mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
+	reflector := grpcreflect.NewStaticReflector(names...)
+	g.mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	g.mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	return g
+}
+
+// Handle mounts an extra plain HTTP handler (health pages, metrics).
+func (g *Gateway) Handle(pattern string, h http.Handler) { g.mux.Handle(pattern, h) }
+
+// RequestIDHeader carries the request id, given by the client or made here.
+const RequestIDHeader = "X-Request-Id"
+
+type requestIDKey struct{}
+
+// RequestID is the id of the request of ctx.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	began := time.Now()
+	id := r.Header.Get(RequestIDHeader)
+	if id == "" || len(id) > 128 {
+		b := make([]byte, 12)
+		_, _ = rand.Read(b)
+		id = hex.EncodeToString(b)
+	}
+	w.Header().Set(RequestIDHeader, id)
+	ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+
+	if g.cors(rec, r) {
+		return
+	}
+	principal, err := g.authenticate(r)
+	if err != nil {
+		writeError(rec, r, connect.NewError(connect.CodeUnauthenticated, err))
+		g.logRequest(ctx, r, rec.status, "", began)
+		return
+	}
+	key := "ip:" + clientIP(r)
+	if principal.UserID != "" {
+		ctx = authz.WithPrincipal(ctx, principal)
+		key = "user:" + principal.UserID
+	}
+	if wait, ok := g.allow(key); !ok {
+		rec.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		writeError(rec, r, connect.NewError(connect.CodeResourceExhausted, errors.New("too many requests; retry later")))
+		g.logRequest(ctx, r, rec.status, principal.UserID, began)
+		return
+	}
+	r.Body = http.MaxBytesReader(rec, r.Body, g.cfg.MaxRequestBytes)
+	g.mux.ServeHTTP(rec, r.WithContext(ctx))
+	g.logRequest(ctx, r, rec.status, principal.UserID, began)
+}
+
+func (g *Gateway) logRequest(ctx context.Context, r *http.Request, status int, user string, began time.Time) {
+	g.cfg.Log.InfoContext(ctx, "request", "id", RequestID(ctx), "method", r.Method, "path", r.URL.Path,
+		"status", status, "principal", user, "took", time.Since(began).Round(time.Microsecond))
+}
+
+// authenticate finds the request's principal: none without credentials;
+// an error for credentials that do not verify.
+func (g *Gateway) authenticate(r *http.Request) (authz.Principal, error) {
+	auth := r.Header.Get("Authorization")
+	if auth == "" {
+		return authz.Principal{}, nil
+	}
+	token, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok {
+		return authz.Principal{}, errors.New("the Authorization header must be a Bearer token")
+	}
+	if strings.HasPrefix(token, devTokenPrefix) {
+		if len(g.cfg.DevTokenKey) == 0 {
+			return authz.Principal{}, errors.New("development tokens are not accepted here")
+		}
+		user, err := verifyDevToken(g.cfg.DevTokenKey, token, time.Now())
+		if err != nil {
+			return authz.Principal{}, errors.New("invalid development token: " + err.Error())
+		}
+		return authz.Principal{UserID: user}, nil
+	}
+	return authz.Principal{}, errors.New("unrecognised token")
+}
+
+func (g *Gateway) allow(key string) (time.Duration, bool) {
+	l, _ := g.limiters.LoadOrStore(key, rate.NewLimiter(rate.Limit(g.cfg.RatePerSecond), g.cfg.Burst))
+	res := l.(*rate.Limiter).Reserve()
+	if d := res.Delay(); d > 0 {
+		res.Cancel()
+		return d, false
+	}
+	return 0, true
+}
+
+// cors answers preflights and sets CORS headers; true when it answered.
+func (g *Gateway) cors(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || !g.originAllowed(origin) {
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+	h.Set("Access-Control-Expose-Headers", "Grpc-Status, Grpc-Message, Grpc-Status-Details-Bin, X-Request-Id, Retry-After")
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		h.Set("Access-Control-Allow-Methods", "GET, POST")
+		h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, Connect-Protocol-Version, Connect-Timeout-Ms, X-Grpc-Web, X-User-Agent, X-Request-Id, Beep-Zed-Token")
+		h.Set("Access-Control-Max-Age", "7200")
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	}
+	return false
+}
+
+func (g *Gateway) originAllowed(origin string) bool {
+	for _, o := range g.cfg.AllowedOrigins {
+		if o == "*" || o == origin {
+			return true
+		}
+	}
+	return false
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// writeError answers with a Connect error in the request's protocol.
+func writeError(w http.ResponseWriter, r *http.Request, err *connect.Error) {
+	_ = connect.NewErrorWriter().Write(w, r, err)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -1,0 +1,130 @@
+package gateway
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/beepchat/beep/authz"
+)
+
+var key = []byte("gateway-test-key-0123456789")
+
+// echo answers with the principal the gateway established.
+var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	if _, err := io.ReadAll(r.Body); err != nil {
+		http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+		return
+	}
+	p, _ := authz.PrincipalFrom(r.Context())
+	io.WriteString(w, "user="+p.UserID)
+})
+
+func newGateway(cfg Config) *Gateway {
+	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	return New(cfg, Service{Name: "beep.test.v1.Echo", Path: "/beep.test.v1.Echo/", Handler: echo})
+}
+
+func do(g http.Handler, method, auth, body string, headers ...string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, "/beep.test.v1.Echo/Say", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	rec := httptest.NewRecorder()
+	g.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestAuthentication(t *testing.T) {
+	g := newGateway(Config{DevTokenKey: key})
+	valid, err := IssueDevToken(key, "ann", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, _ := IssueDevToken(key, "ann", -time.Second)
+	otherKey, _ := IssueDevToken([]byte("some-other-key-0123456789"), "ann", time.Hour)
+	tests := []struct {
+		name, auth string
+		status     int
+		body       string
+	}{
+		{"valid token", "Bearer " + valid, 200, "user=ann"},
+		{"no credentials: anonymous", "", 200, "user="},
+		{"expired", "Bearer " + expired, 401, "expired"},
+		{"signed with another key", "Bearer " + otherKey, 401, "bad signature"},
+		{"tampered claims", "Bearer " + strings.Replace(valid, valid[8:12], "AAAA", 1), 401, ""},
+		{"not bearer", "Basic YW5uOnB3", 401, "Bearer"},
+		{"unknown token kind", "Bearer eyJhbGciOiJub25lIn0.e30.", 401, "unrecognised"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := do(g, http.MethodPost, tt.auth, "{}")
+			if rec.Code != tt.status || !strings.Contains(rec.Body.String(), tt.body) {
+				t.Errorf("%d %q, want %d containing %q", rec.Code, rec.Body.String(), tt.status, tt.body)
+			}
+		})
+	}
+	// Without a key, development tokens are refused outright.
+	off := newGateway(Config{})
+	if rec := do(off, http.MethodPost, "Bearer "+valid, "{}"); rec.Code != 401 {
+		t.Errorf("a gateway without a key accepted a development token: %d", rec.Code)
+	}
+	if _, err := IssueDevToken([]byte("short"), "ann", time.Hour); err == nil {
+		t.Error("a short key was accepted")
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	g := newGateway(Config{DevTokenKey: key, RatePerSecond: 1, Burst: 3})
+	ann, _ := IssueDevToken(key, "ann", time.Hour)
+	bob, _ := IssueDevToken(key, "bob", time.Hour)
+	for i := range 3 {
+		if rec := do(g, http.MethodPost, "Bearer "+ann, "{}"); rec.Code != 200 {
+			t.Fatalf("request %d refused: %d", i, rec.Code)
+		}
+	}
+	rec := do(g, http.MethodPost, "Bearer "+ann, "{}")
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "resource_exhausted") {
+		t.Fatalf("over the limit: %d %q retry-after %q", rec.Code, rec.Body.String(), rec.Header().Get("Retry-After"))
+	}
+	// Limits are per principal: bob is unaffected.
+	if rec := do(g, http.MethodPost, "Bearer "+bob, "{}"); rec.Code != 200 {
+		t.Errorf("bob limited by ann's requests: %d", rec.Code)
+	}
+}
+
+func TestRequestLimitsAndIDs(t *testing.T) {
+	g := newGateway(Config{MaxRequestBytes: 16})
+	if rec := do(g, http.MethodPost, "", strings.Repeat("x", 17)); rec.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized body: %d", rec.Code)
+	}
+	rec := do(g, http.MethodPost, "", "{}")
+	if len(rec.Header().Get(RequestIDHeader)) < 16 {
+		t.Errorf("no request id: %q", rec.Header().Get(RequestIDHeader))
+	}
+	rec = do(g, http.MethodPost, "", "{}", RequestIDHeader, "client-chosen-id")
+	if rec.Header().Get(RequestIDHeader) != "client-chosen-id" {
+		t.Errorf("client request id not kept: %q", rec.Header().Get(RequestIDHeader))
+	}
+}
+
+func TestCORS(t *testing.T) {
+	g := newGateway(Config{AllowedOrigins: []string{"https://app.beep.example"}})
+	pre := do(g, http.MethodOptions, "", "", "Origin", "https://app.beep.example", "Access-Control-Request-Method", "POST")
+	if pre.Code != http.StatusNoContent || pre.Header().Get("Access-Control-Allow-Origin") != "https://app.beep.example" ||
+		!strings.Contains(pre.Header().Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Errorf("preflight: %d %v", pre.Code, pre.Header())
+	}
+	other := do(g, http.MethodOptions, "", "", "Origin", "https://evil.example", "Access-Control-Request-Method", "POST")
+	if other.Header().Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("an unlisted origin was allowed: %v", other.Header())
+	}
+}

@@ -53,6 +53,10 @@ type Config struct {
 	TLSCertFile, TLSKeyFile string
 	// PresharedKey protects the gRPC API; a random one is made when empty.
 	PresharedKey string
+	// NoDatastoreMetrics leaves the datastore's Prometheus metrics
+	// unregistered: for short-lived commands, and for a second SpiceDB on a
+	// PostgreSQL datastore in one process (the registry is global).
+	NoDatastoreMetrics bool
 	// Schema, when set, is written at start with Client.EnsureSchema.
 	Schema string
 	// ClientOptions configure the returned Client.
@@ -94,7 +98,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		if err := migrate(ctx, cfg.DatastoreURI); err != nil {
 			return nil, err
 		}
-		dsOpts = append(dsOpts, datastore.WithURI(cfg.DatastoreURI))
+		dsOpts = append(dsOpts, datastore.WithURI(cfg.DatastoreURI), datastore.WithEnableDatastoreMetrics(!cfg.NoDatastoreMetrics))
 	default:
 		return nil, fmt.Errorf("inprocess: unknown datastore engine %q (want %q or %q)", cfg.Engine, Memory, Postgres)
 	}

@@ -44,20 +44,14 @@ func reconcile(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	cfg.SpiceDBGRPCAddr = "" // a second in-process SpiceDB on the same datastore serves nobody
+	cfg.noMetrics = true
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	inst := &Instance{}
-	closeAuthz, err := openAuthz(ctx, cfg, log, inst)
-	if closeAuthz != nil {
-		defer closeAuthz()
-	}
+	c, err := open(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	svc, pool, err := openCommunity(ctx, cfg, inst.Authz, log)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
+	defer c.close()
+	svc := c.community
 	drift, err := svc.CheckDrift(ctx)
 	if err != nil {
 		return err

@@ -41,6 +41,8 @@ type Config struct {
 	CORSOrigins []string
 	// LogLevel is debug, info, warn or error.
 	LogLevel slog.Level
+	// noMetrics is set by short-lived commands (reconcile).
+	noMetrics bool
 }
 
 func parseConfig(args []string, stderr io.Writer) (Config, error) {

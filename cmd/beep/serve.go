@@ -51,9 +51,10 @@ func openAuthz(ctx context.Context, cfg Config, log *slog.Logger, inst *Instance
 		return c.Close, ensureSchema(ctx, c, log)
 	}
 	spice := inprocess.Config{
-		Engine:       cfg.SpiceDBEngine,
-		GRPCAddr:     cfg.SpiceDBGRPCAddr,
-		PresharedKey: cfg.SpiceDBPresharedKey,
+		Engine:             cfg.SpiceDBEngine,
+		GRPCAddr:           cfg.SpiceDBGRPCAddr,
+		PresharedKey:       cfg.SpiceDBPresharedKey,
+		NoDatastoreMetrics: cfg.noMetrics,
 	}
 	if cfg.SpiceDBEngine == inprocess.Postgres {
 		uri, err := database.Ensure(ctx, cfg.PostgresURL, cfg.SpiceDBDatabase)
@@ -114,26 +115,46 @@ func openCommunity(ctx context.Context, cfg Config, c *authz.Client, log *slog.L
 	return svc, pool, nil
 }
 
-// serve runs Beep until ctx ends.
-func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Instance) error {
+// components are what every command of the process runs on.
+type components struct {
+	inst      *Instance
+	community *community.Service
+	pool      *pgxpool.Pool
+	close     func()
+}
+
+// open starts the authorization graph and the community service.
+func open(ctx context.Context, cfg Config, log *slog.Logger) (*components, error) {
 	inst := &Instance{}
 	closeAuthz, err := openAuthz(ctx, cfg, log, inst)
-	if closeAuthz != nil {
-		defer func() {
-			if err := closeAuthz(); err != nil {
-				log.Error("stopping SpiceDB", "err", err)
-			}
-		}()
+	stop := func() {
+		if closeAuthz == nil {
+			return
+		}
+		if err := closeAuthz(); err != nil {
+			log.Error("stopping SpiceDB", "err", err)
+		}
 	}
 	if err != nil {
-		return err
+		stop()
+		return nil, err
 	}
-
 	svc, pool, err := openCommunity(ctx, cfg, inst.Authz, log)
 	if err != nil {
+		stop()
+		return nil, err
+	}
+	return &components{inst: inst, community: svc, pool: pool, close: func() { pool.Close(); stop() }}, nil
+}
+
+// serve runs Beep until ctx ends.
+func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Instance) error {
+	c, err := open(ctx, cfg, log)
+	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	defer c.close()
+	inst, svc, pool := c.inst, c.community, c.pool
 	reconcileCtx, stopReconciler := context.WithCancel(ctx)
 	defer stopReconciler()
 	go svc.RunReconciler(reconcileCtx, 10*time.Second)

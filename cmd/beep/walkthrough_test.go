@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"crypto/tls"
 	"encoding/json"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"connectrpc.com/connect"
 	"golang.org/x/net/http2"
 
+	"github.com/beepchat/beep/authz"
 	communityv1 "github.com/beepchat/beep/gen/beep/community/v1"
 	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
 	"github.com/beepchat/beep/services/gateway"
@@ -139,5 +141,38 @@ func TestDevTokensOffByDefault(t *testing.T) {
 	status, out := a.call(mustToken(t, "ann", 3600), "", "ListMyServers", map[string]any{})
 	if status != http.StatusUnauthorized {
 		t.Fatalf("a development token was accepted by default: %d %v", status, out)
+	}
+}
+
+// TestReconcileCommand: `beep reconcile -check` reports drift (errDrift,
+// exit status 3) and `beep reconcile` converges it, next to a running Beep.
+func TestReconcileCommand(t *testing.T) {
+	args := isolated(t, "-dev-token-key", devKey)
+	inst, _, stop := start(t, args...)
+	defer stop()
+	a := api{t: t, base: "http://" + inst.HTTPAddr}
+	created := a.ok(mustToken(t, "ann", 3600), "", "CreateServer", map[string]any{"name": "Drifty"})
+	server := created["server"].(map[string]any)["id"].(string)
+
+	var out bytes.Buffer
+	if err := run(t.Context(), append([]string{"reconcile", "-check"}, args...), &out, io.Discard, nil); err != nil {
+		t.Fatalf("no drift expected: %v\n%s", err, out.String())
+	}
+	// Lose the owner's relationship behind the service's back.
+	if _, err := inst.Authz.DeleteMatching(t.Context(), authz.Filter{ResourceType: authz.TypeServer, ResourceID: server, Relation: authz.Server.Owner.Name}); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err := run(t.Context(), append([]string{"reconcile", "-check"}, args...), &out, io.Discard, nil)
+	if !errors.Is(err, errDrift) || !strings.Contains(out.String(), "+ server:"+server+"#owner@user:ann") {
+		t.Fatalf("drift not reported: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := run(t.Context(), append([]string{"reconcile"}, args...), &out, io.Discard, nil); err != nil {
+		t.Fatalf("reconcile: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := run(t.Context(), append([]string{"reconcile", "-check"}, args...), &out, io.Discard, nil); err != nil {
+		t.Fatalf("drift left after reconcile: %v\n%s", err, out.String())
 	}
 }

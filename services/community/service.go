@@ -330,6 +330,23 @@ func (s *Service) heldFlags(ctx context.Context, serverID uuid.UUID, p authz.Pri
 	return s.authz.ServerFlags(ctx, p.Subject(), serverID.String(), c)
 }
 
+// requireOverwrite checks that p may set overwrites touching flags: setting
+// overwrites is managing permissions (Discord's Manage Roles), and only with
+// permissions one holds.
+func (s *Service) requireOverwrite(ctx context.Context, serverID uuid.UUID, p authz.Principal, flags authz.Flags, c authz.Consistency) error {
+	held, err := s.heldFlags(ctx, serverID, p, c)
+	if err != nil {
+		return err
+	}
+	if !held.Has(authz.FlagManageRoles) && !held.Has(authz.FlagAdministrator) {
+		return connect.NewError(connect.CodePermissionDenied, errors.New("setting permission overwrites needs manage_roles"))
+	}
+	if err := authz.RequireGrantable(held, flags); err != nil {
+		return connect.NewError(connect.CodePermissionDenied, err)
+	}
+	return nil
+}
+
 // CreateRole adds a role just above @everyone.
 func (s *Service) CreateRole(ctx context.Context, req *connect.Request[communityv1.CreateRoleRequest]) (*connect.Response[communityv1.CreateRoleResponse], error) {
 	p, err := principal(ctx)
@@ -534,17 +551,8 @@ func (s *Service) CreateChannel(ctx context.Context, req *connect.Request[commun
 		d.add = append(d.add, rels...)
 	}
 	if len(overwrites) > 0 {
-		// Setting overwrites is managing permissions (Discord's Manage
-		// Roles), only with permissions one holds.
-		held, err := s.heldFlags(ctx, id, p, freshness(req.Header()))
-		if err != nil {
+		if err := s.requireOverwrite(ctx, id, p, touched, freshness(req.Header())); err != nil {
 			return nil, s.internal(ctx, "create channel", err)
-		}
-		if !held.Has(authz.FlagManageRoles) && !held.Has(authz.FlagAdministrator) {
-			return nil, connect.NewError(connect.CodePermissionDenied, errors.New("setting permission overwrites needs manage_roles"))
-		}
-		if err := authz.RequireGrantable(held, touched); err != nil {
-			return nil, connect.NewError(connect.CodePermissionDenied, err)
 		}
 	}
 	token, err := s.commit(ctx, id, d, func(tx pgx.Tx) error {
@@ -594,12 +602,8 @@ func (s *Service) SetPermissionOverwrite(ctx context.Context, req *connect.Reque
 	if err != nil {
 		return nil, err
 	}
-	held, err := s.heldFlags(ctx, ch.serverID, p, freshness(req.Header()))
-	if err != nil {
+	if err := s.requireOverwrite(ctx, ch.serverID, p, touched, freshness(req.Header())); err != nil {
 		return nil, s.internal(ctx, "set overwrite", err)
-	}
-	if err := authz.RequireGrantable(held, touched); err != nil {
-		return nil, connect.NewError(connect.CodePermissionDenied, err)
 	}
 	current, err := channelOverwrites(ctx, s.db, ch.id)
 	if err != nil {

@@ -80,8 +80,9 @@ func TestWalkthrough(t *testing.T) {
 	ann := mustToken(t, "ann", 3600)
 	bob := mustToken(t, "bob", 3600)
 
-	created := a.ok(ann, "", "CreateServer", map[string]any{"name": "Gophers", "public": true})
+	created := a.ok(ann, "", "CreateServer", map[string]any{"name": "Gophers"})
 	server := created["server"].(map[string]any)["id"].(string)
+	general := created["generalChannel"].(map[string]any)["id"].(string)
 	zed := created["zedToken"].(string)
 
 	role := a.ok(ann, zed, "CreateRole", map[string]any{"serverId": server, "name": "Mods", "permissions": []string{"view_channel", "manage_messages"}})
@@ -95,7 +96,13 @@ func TestWalkthrough(t *testing.T) {
 	})
 	staff := channel["channel"].(map[string]any)["id"].(string)
 
-	joined := a.ok(bob, channel["zedToken"].(string), "JoinServer", map[string]any{"serverId": server})
+	// The server is private: Bob needs an invite.
+	if status, out := a.call(bob, channel["zedToken"].(string), "JoinServer", map[string]any{"serverId": server}); status != http.StatusForbidden {
+		t.Fatalf("bob joined a private server without an invite: %d %v", status, out)
+	}
+	invite := a.ok(ann, channel["zedToken"].(string), "CreateInvite", map[string]any{"channelId": general, "maxUses": 5})
+	code := invite["invite"].(map[string]any)["code"].(string)
+	joined := a.ok(bob, invite["zedToken"].(string), "JoinByInvite", map[string]any{"code": code})
 	status, refused := a.call(bob, joined["zedToken"].(string), "GetEffectivePermissions", map[string]any{"channelId": staff})
 	if status != http.StatusForbidden || refused["code"] != "permission_denied" {
 		t.Fatalf("bob in #staff before the role: %d %v", status, refused)

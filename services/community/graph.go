@@ -26,6 +26,7 @@ type serverState struct {
 	memberRoles []memberRoleRow
 	channels    []channelRow
 	overwrites  []overwriteRow
+	invites     []inviteRow
 }
 
 type serverRow struct {
@@ -179,6 +180,9 @@ func (st *serverState) desired(now time.Time) ([]authz.Relationship, error) {
 			return nil, err
 		}
 		out = append(out, rels...)
+	}
+	for _, i := range st.invites {
+		out = append(out, inviteRelationships(i, now)...)
 	}
 	return out, nil
 }

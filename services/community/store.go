@@ -146,6 +146,12 @@ func loadServerState(ctx context.Context, q querier, id uuid.UUID) (*serverState
 	if rows, err = q.Query(ctx, `SELECT `+overwriteColumns+` FROM overwrites WHERE server_id = $1`, id); err != nil {
 		return nil, err
 	}
-	st.overwrites, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (overwriteRow, error) { return scanOverwrite(row) })
+	if st.overwrites, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (overwriteRow, error) { return scanOverwrite(row) }); err != nil {
+		return nil, err
+	}
+	if rows, err = q.Query(ctx, `SELECT `+inviteColumns+` FROM invites WHERE server_id = $1`, id); err != nil {
+		return nil, err
+	}
+	st.invites, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (inviteRow, error) { return scanInvite(row) })
 	return st, err
 }

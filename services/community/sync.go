@@ -152,7 +152,7 @@ func (s *Service) graphOf(ctx context.Context, serverID uuid.UUID) ([]authz.Rela
 	if err := read(authz.Filter{ResourceType: authz.TypeServer, ResourceID: sid}); err != nil {
 		return nil, err
 	}
-	for _, t := range []authz.ObjectType{authz.TypeRole, authz.TypeChannel, authz.TypeCategory} {
+	for _, t := range []authz.ObjectType{authz.TypeRole, authz.TypeChannel, authz.TypeCategory, authz.TypeInvite} {
 		var ids []string
 		for r, err := range s.authz.ReadRelationships(ctx, authz.Filter{ResourceType: t, Relation: "server",
 			Subject: &authz.SubjectFilter{Type: authz.TypeServer, ID: sid}}, authz.FullyConsistent()) {

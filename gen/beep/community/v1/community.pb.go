@@ -1669,6 +1669,504 @@ func (x *GetEffectivePermissionsResponse) GetZedToken() string {
 	return ""
 }
 
+// Invite lets people join a server.
+type Invite struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Code      string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	ServerId  string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	ChannelId string                 `protobuf:"bytes,3,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	CreatorId string                 `protobuf:"bytes,4,opt,name=creator_id,json=creatorId,proto3" json:"creator_id,omitempty"`
+	// Unset: never expires.
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// 0: unlimited.
+	MaxUses       int32 `protobuf:"varint,6,opt,name=max_uses,json=maxUses,proto3" json:"max_uses,omitempty"`
+	Uses          int32 `protobuf:"varint,7,opt,name=uses,proto3" json:"uses,omitempty"`
+	Revoked       bool  `protobuf:"varint,8,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Invite) Reset() {
+	*x = Invite{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Invite) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Invite) ProtoMessage() {}
+
+func (x *Invite) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Invite.ProtoReflect.Descriptor instead.
+func (*Invite) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *Invite) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *Invite) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *Invite) GetChannelId() string {
+	if x != nil {
+		return x.ChannelId
+	}
+	return ""
+}
+
+func (x *Invite) GetCreatorId() string {
+	if x != nil {
+		return x.CreatorId
+	}
+	return ""
+}
+
+func (x *Invite) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *Invite) GetMaxUses() int32 {
+	if x != nil {
+		return x.MaxUses
+	}
+	return 0
+}
+
+func (x *Invite) GetUses() int32 {
+	if x != nil {
+		return x.Uses
+	}
+	return 0
+}
+
+func (x *Invite) GetRevoked() bool {
+	if x != nil {
+		return x.Revoked
+	}
+	return false
+}
+
+// CreateInviteRequest describes the invite.
+type CreateInviteRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ChannelId string                 `protobuf:"bytes,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	// Seconds until it expires: 0 for 7 days (Discord's default), -1 for never,
+	// at most 30 days.
+	MaxAgeSeconds int64 `protobuf:"varint,2,opt,name=max_age_seconds,json=maxAgeSeconds,proto3" json:"max_age_seconds,omitempty"`
+	// 0: unlimited.
+	MaxUses       int32 `protobuf:"varint,3,opt,name=max_uses,json=maxUses,proto3" json:"max_uses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateInviteRequest) Reset() {
+	*x = CreateInviteRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateInviteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateInviteRequest) ProtoMessage() {}
+
+func (x *CreateInviteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateInviteRequest.ProtoReflect.Descriptor instead.
+func (*CreateInviteRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *CreateInviteRequest) GetChannelId() string {
+	if x != nil {
+		return x.ChannelId
+	}
+	return ""
+}
+
+func (x *CreateInviteRequest) GetMaxAgeSeconds() int64 {
+	if x != nil {
+		return x.MaxAgeSeconds
+	}
+	return 0
+}
+
+func (x *CreateInviteRequest) GetMaxUses() int32 {
+	if x != nil {
+		return x.MaxUses
+	}
+	return 0
+}
+
+// CreateInviteResponse is the invite.
+type CreateInviteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Invite        *Invite                `protobuf:"bytes,1,opt,name=invite,proto3" json:"invite,omitempty"`
+	ZedToken      string                 `protobuf:"bytes,2,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateInviteResponse) Reset() {
+	*x = CreateInviteResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateInviteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateInviteResponse) ProtoMessage() {}
+
+func (x *CreateInviteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateInviteResponse.ProtoReflect.Descriptor instead.
+func (*CreateInviteResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CreateInviteResponse) GetInvite() *Invite {
+	if x != nil {
+		return x.Invite
+	}
+	return nil
+}
+
+func (x *CreateInviteResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
+// JoinByInviteRequest names the invite.
+type JoinByInviteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinByInviteRequest) Reset() {
+	*x = JoinByInviteRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinByInviteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinByInviteRequest) ProtoMessage() {}
+
+func (x *JoinByInviteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinByInviteRequest.ProtoReflect.Descriptor instead.
+func (*JoinByInviteRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *JoinByInviteRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+// JoinByInviteResponse is the joined server.
+type JoinByInviteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Server        *Server                `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"`
+	ZedToken      string                 `protobuf:"bytes,2,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinByInviteResponse) Reset() {
+	*x = JoinByInviteResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinByInviteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinByInviteResponse) ProtoMessage() {}
+
+func (x *JoinByInviteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinByInviteResponse.ProtoReflect.Descriptor instead.
+func (*JoinByInviteResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *JoinByInviteResponse) GetServer() *Server {
+	if x != nil {
+		return x.Server
+	}
+	return nil
+}
+
+func (x *JoinByInviteResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
+// RevokeInviteRequest names the invite.
+type RevokeInviteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeInviteRequest) Reset() {
+	*x = RevokeInviteRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeInviteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeInviteRequest) ProtoMessage() {}
+
+func (x *RevokeInviteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeInviteRequest.ProtoReflect.Descriptor instead.
+func (*RevokeInviteRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *RevokeInviteRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+// RevokeInviteResponse confirms.
+type RevokeInviteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ZedToken      string                 `protobuf:"bytes,1,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeInviteResponse) Reset() {
+	*x = RevokeInviteResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeInviteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeInviteResponse) ProtoMessage() {}
+
+func (x *RevokeInviteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeInviteResponse.ProtoReflect.Descriptor instead.
+func (*RevokeInviteResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *RevokeInviteResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
+// ListInvitesRequest names the server.
+type ListInvitesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServerId      string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListInvitesRequest) Reset() {
+	*x = ListInvitesRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListInvitesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListInvitesRequest) ProtoMessage() {}
+
+func (x *ListInvitesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListInvitesRequest.ProtoReflect.Descriptor instead.
+func (*ListInvitesRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListInvitesRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+// ListInvitesResponse lists its invites, newest first.
+type ListInvitesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Invites       []*Invite              `protobuf:"bytes,1,rep,name=invites,proto3" json:"invites,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListInvitesResponse) Reset() {
+	*x = ListInvitesResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListInvitesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListInvitesResponse) ProtoMessage() {}
+
+func (x *ListInvitesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListInvitesResponse.ProtoReflect.Descriptor instead.
+func (*ListInvitesResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListInvitesResponse) GetInvites() []*Invite {
+	if x != nil {
+		return x.Invites
+	}
+	return nil
+}
+
 var File_beep_community_v1_community_proto protoreflect.FileDescriptor
 
 const file_beep_community_v1_community_proto_rawDesc = "" +
@@ -1780,7 +2278,40 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"channel_id\x18\x01 \x01(\tR\tchannelId\"`\n" +
 	"\x1fGetEffectivePermissionsResponse\x12 \n" +
 	"\vpermissions\x18\x01 \x03(\tR\vpermissions\x12\x1b\n" +
-	"\tzed_token\x18\x02 \x01(\tR\bzedToken*y\n" +
+	"\tzed_token\x18\x02 \x01(\tR\bzedToken\"\xfb\x01\n" +
+	"\x06Invite\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x03 \x01(\tR\tchannelId\x12\x1d\n" +
+	"\n" +
+	"creator_id\x18\x04 \x01(\tR\tcreatorId\x129\n" +
+	"\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x19\n" +
+	"\bmax_uses\x18\x06 \x01(\x05R\amaxUses\x12\x12\n" +
+	"\x04uses\x18\a \x01(\x05R\x04uses\x12\x18\n" +
+	"\arevoked\x18\b \x01(\bR\arevoked\"w\n" +
+	"\x13CreateInviteRequest\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\tR\tchannelId\x12&\n" +
+	"\x0fmax_age_seconds\x18\x02 \x01(\x03R\rmaxAgeSeconds\x12\x19\n" +
+	"\bmax_uses\x18\x03 \x01(\x05R\amaxUses\"f\n" +
+	"\x14CreateInviteResponse\x121\n" +
+	"\x06invite\x18\x01 \x01(\v2\x19.beep.community.v1.InviteR\x06invite\x12\x1b\n" +
+	"\tzed_token\x18\x02 \x01(\tR\bzedToken\")\n" +
+	"\x13JoinByInviteRequest\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\"f\n" +
+	"\x14JoinByInviteResponse\x121\n" +
+	"\x06server\x18\x01 \x01(\v2\x19.beep.community.v1.ServerR\x06server\x12\x1b\n" +
+	"\tzed_token\x18\x02 \x01(\tR\bzedToken\")\n" +
+	"\x13RevokeInviteRequest\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\"3\n" +
+	"\x14RevokeInviteResponse\x12\x1b\n" +
+	"\tzed_token\x18\x01 \x01(\tR\bzedToken\"1\n" +
+	"\x12ListInvitesRequest\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\"J\n" +
+	"\x13ListInvitesResponse\x123\n" +
+	"\ainvites\x18\x01 \x03(\v2\x19.beep.community.v1.InviteR\ainvites*y\n" +
 	"\vChannelKind\x12\x1c\n" +
 	"\x18CHANNEL_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11CHANNEL_KIND_TEXT\x10\x01\x12\x16\n" +
@@ -1791,7 +2322,7 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\x17TARGET_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14TARGET_KIND_EVERYONE\x10\x01\x12\x14\n" +
 	"\x10TARGET_KIND_ROLE\x10\x02\x12\x16\n" +
-	"\x12TARGET_KIND_MEMBER\x10\x032\xbf\v\n" +
+	"\x12TARGET_KIND_MEMBER\x10\x032\xc6\x0f\n" +
 	"\x10CommunityService\x12g\n" +
 	"\fCreateServer\x12&.beep.community.v1.CreateServerRequest\x1a'.beep.community.v1.CreateServerResponse\"\x06\xaa\xbb\x18\x02 \x01\x12t\n" +
 	"\tGetServer\x12#.beep.community.v1.GetServerRequest\x1a$.beep.community.v1.GetServerResponse\"\x1c\xaa\xbb\x18\x18\n" +
@@ -1813,7 +2344,16 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\x16server#manage_channels\x12\tserver_id\x12\xa5\x01\n" +
 	"\x16SetPermissionOverwrite\x120.beep.community.v1.SetPermissionOverwriteRequest\x1a1.beep.community.v1.SetPermissionOverwriteResponse\"&\xaa\xbb\x18\"\n" +
 	"\x14channel#manage_roles\x12\n" +
-	"channel_id\x12\xa8\x01\n" +
+	"channel_id\x12\x88\x01\n" +
+	"\fCreateInvite\x12&.beep.community.v1.CreateInviteRequest\x1a'.beep.community.v1.CreateInviteResponse\"'\xaa\xbb\x18#\n" +
+	"\x15channel#create_invite\x12\n" +
+	"channel_id\x12x\n" +
+	"\fJoinByInvite\x12&.beep.community.v1.JoinByInviteRequest\x1a'.beep.community.v1.JoinByInviteResponse\"\x17\xaa\xbb\x18\x13\n" +
+	"\vinvite#join\x12\x04code\x12z\n" +
+	"\fRevokeInvite\x12&.beep.community.v1.RevokeInviteRequest\x1a'.beep.community.v1.RevokeInviteResponse\"\x19\xaa\xbb\x18\x15\n" +
+	"\rinvite#manage\x12\x04code\x12\x83\x01\n" +
+	"\vListInvites\x12%.beep.community.v1.ListInvitesRequest\x1a&.beep.community.v1.ListInvitesResponse\"%\xaa\xbb\x18!\n" +
+	"\x14server#manage_server\x12\tserver_id\x12\xa8\x01\n" +
 	"\x17GetEffectivePermissions\x121.beep.community.v1.GetEffectivePermissionsRequest\x1a2.beep.community.v1.GetEffectivePermissionsResponse\"&\xaa\xbb\x18\"\n" +
 	"\x14channel#view_channel\x12\n" +
 	"channel_idB\xc9\x01\n" +
@@ -1832,7 +2372,7 @@ func file_beep_community_v1_community_proto_rawDescGZIP() []byte {
 }
 
 var file_beep_community_v1_community_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_beep_community_v1_community_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_beep_community_v1_community_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_beep_community_v1_community_proto_goTypes = []any{
 	(ChannelKind)(0),                        // 0: beep.community.v1.ChannelKind
 	(TargetKind)(0),                         // 1: beep.community.v1.TargetKind
@@ -1862,10 +2402,19 @@ var file_beep_community_v1_community_proto_goTypes = []any{
 	(*SetPermissionOverwriteResponse)(nil),  // 25: beep.community.v1.SetPermissionOverwriteResponse
 	(*GetEffectivePermissionsRequest)(nil),  // 26: beep.community.v1.GetEffectivePermissionsRequest
 	(*GetEffectivePermissionsResponse)(nil), // 27: beep.community.v1.GetEffectivePermissionsResponse
-	(*timestamppb.Timestamp)(nil),           // 28: google.protobuf.Timestamp
+	(*Invite)(nil),                          // 28: beep.community.v1.Invite
+	(*CreateInviteRequest)(nil),             // 29: beep.community.v1.CreateInviteRequest
+	(*CreateInviteResponse)(nil),            // 30: beep.community.v1.CreateInviteResponse
+	(*JoinByInviteRequest)(nil),             // 31: beep.community.v1.JoinByInviteRequest
+	(*JoinByInviteResponse)(nil),            // 32: beep.community.v1.JoinByInviteResponse
+	(*RevokeInviteRequest)(nil),             // 33: beep.community.v1.RevokeInviteRequest
+	(*RevokeInviteResponse)(nil),            // 34: beep.community.v1.RevokeInviteResponse
+	(*ListInvitesRequest)(nil),              // 35: beep.community.v1.ListInvitesRequest
+	(*ListInvitesResponse)(nil),             // 36: beep.community.v1.ListInvitesResponse
+	(*timestamppb.Timestamp)(nil),           // 37: google.protobuf.Timestamp
 }
 var file_beep_community_v1_community_proto_depIdxs = []int32{
-	28, // 0: beep.community.v1.Server.created_at:type_name -> google.protobuf.Timestamp
+	37, // 0: beep.community.v1.Server.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: beep.community.v1.Channel.kind:type_name -> beep.community.v1.ChannelKind
 	5,  // 2: beep.community.v1.Channel.overwrites:type_name -> beep.community.v1.PermissionOverwrite
 	1,  // 3: beep.community.v1.PermissionOverwrite.target_kind:type_name -> beep.community.v1.TargetKind
@@ -1880,33 +2429,45 @@ var file_beep_community_v1_community_proto_depIdxs = []int32{
 	4,  // 12: beep.community.v1.CreateChannelResponse.channel:type_name -> beep.community.v1.Channel
 	5,  // 13: beep.community.v1.SetPermissionOverwriteRequest.overwrite:type_name -> beep.community.v1.PermissionOverwrite
 	4,  // 14: beep.community.v1.SetPermissionOverwriteResponse.channel:type_name -> beep.community.v1.Channel
-	6,  // 15: beep.community.v1.CommunityService.CreateServer:input_type -> beep.community.v1.CreateServerRequest
-	8,  // 16: beep.community.v1.CommunityService.GetServer:input_type -> beep.community.v1.GetServerRequest
-	10, // 17: beep.community.v1.CommunityService.ListMyServers:input_type -> beep.community.v1.ListMyServersRequest
-	12, // 18: beep.community.v1.CommunityService.JoinServer:input_type -> beep.community.v1.JoinServerRequest
-	14, // 19: beep.community.v1.CommunityService.BanMember:input_type -> beep.community.v1.BanMemberRequest
-	16, // 20: beep.community.v1.CommunityService.CreateRole:input_type -> beep.community.v1.CreateRoleRequest
-	18, // 21: beep.community.v1.CommunityService.AddMemberRole:input_type -> beep.community.v1.AddMemberRoleRequest
-	20, // 22: beep.community.v1.CommunityService.RemoveMemberRole:input_type -> beep.community.v1.RemoveMemberRoleRequest
-	22, // 23: beep.community.v1.CommunityService.CreateChannel:input_type -> beep.community.v1.CreateChannelRequest
-	24, // 24: beep.community.v1.CommunityService.SetPermissionOverwrite:input_type -> beep.community.v1.SetPermissionOverwriteRequest
-	26, // 25: beep.community.v1.CommunityService.GetEffectivePermissions:input_type -> beep.community.v1.GetEffectivePermissionsRequest
-	7,  // 26: beep.community.v1.CommunityService.CreateServer:output_type -> beep.community.v1.CreateServerResponse
-	9,  // 27: beep.community.v1.CommunityService.GetServer:output_type -> beep.community.v1.GetServerResponse
-	11, // 28: beep.community.v1.CommunityService.ListMyServers:output_type -> beep.community.v1.ListMyServersResponse
-	13, // 29: beep.community.v1.CommunityService.JoinServer:output_type -> beep.community.v1.JoinServerResponse
-	15, // 30: beep.community.v1.CommunityService.BanMember:output_type -> beep.community.v1.BanMemberResponse
-	17, // 31: beep.community.v1.CommunityService.CreateRole:output_type -> beep.community.v1.CreateRoleResponse
-	19, // 32: beep.community.v1.CommunityService.AddMemberRole:output_type -> beep.community.v1.AddMemberRoleResponse
-	21, // 33: beep.community.v1.CommunityService.RemoveMemberRole:output_type -> beep.community.v1.RemoveMemberRoleResponse
-	23, // 34: beep.community.v1.CommunityService.CreateChannel:output_type -> beep.community.v1.CreateChannelResponse
-	25, // 35: beep.community.v1.CommunityService.SetPermissionOverwrite:output_type -> beep.community.v1.SetPermissionOverwriteResponse
-	27, // 36: beep.community.v1.CommunityService.GetEffectivePermissions:output_type -> beep.community.v1.GetEffectivePermissionsResponse
-	26, // [26:37] is the sub-list for method output_type
-	15, // [15:26] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	37, // 15: beep.community.v1.Invite.expires_at:type_name -> google.protobuf.Timestamp
+	28, // 16: beep.community.v1.CreateInviteResponse.invite:type_name -> beep.community.v1.Invite
+	2,  // 17: beep.community.v1.JoinByInviteResponse.server:type_name -> beep.community.v1.Server
+	28, // 18: beep.community.v1.ListInvitesResponse.invites:type_name -> beep.community.v1.Invite
+	6,  // 19: beep.community.v1.CommunityService.CreateServer:input_type -> beep.community.v1.CreateServerRequest
+	8,  // 20: beep.community.v1.CommunityService.GetServer:input_type -> beep.community.v1.GetServerRequest
+	10, // 21: beep.community.v1.CommunityService.ListMyServers:input_type -> beep.community.v1.ListMyServersRequest
+	12, // 22: beep.community.v1.CommunityService.JoinServer:input_type -> beep.community.v1.JoinServerRequest
+	14, // 23: beep.community.v1.CommunityService.BanMember:input_type -> beep.community.v1.BanMemberRequest
+	16, // 24: beep.community.v1.CommunityService.CreateRole:input_type -> beep.community.v1.CreateRoleRequest
+	18, // 25: beep.community.v1.CommunityService.AddMemberRole:input_type -> beep.community.v1.AddMemberRoleRequest
+	20, // 26: beep.community.v1.CommunityService.RemoveMemberRole:input_type -> beep.community.v1.RemoveMemberRoleRequest
+	22, // 27: beep.community.v1.CommunityService.CreateChannel:input_type -> beep.community.v1.CreateChannelRequest
+	24, // 28: beep.community.v1.CommunityService.SetPermissionOverwrite:input_type -> beep.community.v1.SetPermissionOverwriteRequest
+	29, // 29: beep.community.v1.CommunityService.CreateInvite:input_type -> beep.community.v1.CreateInviteRequest
+	31, // 30: beep.community.v1.CommunityService.JoinByInvite:input_type -> beep.community.v1.JoinByInviteRequest
+	33, // 31: beep.community.v1.CommunityService.RevokeInvite:input_type -> beep.community.v1.RevokeInviteRequest
+	35, // 32: beep.community.v1.CommunityService.ListInvites:input_type -> beep.community.v1.ListInvitesRequest
+	26, // 33: beep.community.v1.CommunityService.GetEffectivePermissions:input_type -> beep.community.v1.GetEffectivePermissionsRequest
+	7,  // 34: beep.community.v1.CommunityService.CreateServer:output_type -> beep.community.v1.CreateServerResponse
+	9,  // 35: beep.community.v1.CommunityService.GetServer:output_type -> beep.community.v1.GetServerResponse
+	11, // 36: beep.community.v1.CommunityService.ListMyServers:output_type -> beep.community.v1.ListMyServersResponse
+	13, // 37: beep.community.v1.CommunityService.JoinServer:output_type -> beep.community.v1.JoinServerResponse
+	15, // 38: beep.community.v1.CommunityService.BanMember:output_type -> beep.community.v1.BanMemberResponse
+	17, // 39: beep.community.v1.CommunityService.CreateRole:output_type -> beep.community.v1.CreateRoleResponse
+	19, // 40: beep.community.v1.CommunityService.AddMemberRole:output_type -> beep.community.v1.AddMemberRoleResponse
+	21, // 41: beep.community.v1.CommunityService.RemoveMemberRole:output_type -> beep.community.v1.RemoveMemberRoleResponse
+	23, // 42: beep.community.v1.CommunityService.CreateChannel:output_type -> beep.community.v1.CreateChannelResponse
+	25, // 43: beep.community.v1.CommunityService.SetPermissionOverwrite:output_type -> beep.community.v1.SetPermissionOverwriteResponse
+	30, // 44: beep.community.v1.CommunityService.CreateInvite:output_type -> beep.community.v1.CreateInviteResponse
+	32, // 45: beep.community.v1.CommunityService.JoinByInvite:output_type -> beep.community.v1.JoinByInviteResponse
+	34, // 46: beep.community.v1.CommunityService.RevokeInvite:output_type -> beep.community.v1.RevokeInviteResponse
+	36, // 47: beep.community.v1.CommunityService.ListInvites:output_type -> beep.community.v1.ListInvitesResponse
+	27, // 48: beep.community.v1.CommunityService.GetEffectivePermissions:output_type -> beep.community.v1.GetEffectivePermissionsResponse
+	34, // [34:49] is the sub-list for method output_type
+	19, // [19:34] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_beep_community_v1_community_proto_init() }
@@ -1920,7 +2481,7 @@ func file_beep_community_v1_community_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_beep_community_v1_community_proto_rawDesc), len(file_beep_community_v1_community_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

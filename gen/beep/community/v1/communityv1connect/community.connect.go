@@ -63,6 +63,18 @@ const (
 	// CommunityServiceSetPermissionOverwriteProcedure is the fully-qualified name of the
 	// CommunityService's SetPermissionOverwrite RPC.
 	CommunityServiceSetPermissionOverwriteProcedure = "/beep.community.v1.CommunityService/SetPermissionOverwrite"
+	// CommunityServiceCreateInviteProcedure is the fully-qualified name of the CommunityService's
+	// CreateInvite RPC.
+	CommunityServiceCreateInviteProcedure = "/beep.community.v1.CommunityService/CreateInvite"
+	// CommunityServiceJoinByInviteProcedure is the fully-qualified name of the CommunityService's
+	// JoinByInvite RPC.
+	CommunityServiceJoinByInviteProcedure = "/beep.community.v1.CommunityService/JoinByInvite"
+	// CommunityServiceRevokeInviteProcedure is the fully-qualified name of the CommunityService's
+	// RevokeInvite RPC.
+	CommunityServiceRevokeInviteProcedure = "/beep.community.v1.CommunityService/RevokeInvite"
+	// CommunityServiceListInvitesProcedure is the fully-qualified name of the CommunityService's
+	// ListInvites RPC.
+	CommunityServiceListInvitesProcedure = "/beep.community.v1.CommunityService/ListInvites"
 	// CommunityServiceGetEffectivePermissionsProcedure is the fully-qualified name of the
 	// CommunityService's GetEffectivePermissions RPC.
 	CommunityServiceGetEffectivePermissionsProcedure = "/beep.community.v1.CommunityService/GetEffectivePermissions"
@@ -94,6 +106,14 @@ type CommunityServiceClient interface {
 	// SetPermissionOverwrite replaces one overwrite of a channel (and unsyncs
 	// it from its category, copying the category's overwrites first).
 	SetPermissionOverwrite(context.Context, *connect.Request[v1.SetPermissionOverwriteRequest]) (*connect.Response[v1.SetPermissionOverwriteResponse], error)
+	// CreateInvite makes an invite to a channel's server.
+	CreateInvite(context.Context, *connect.Request[v1.CreateInviteRequest]) (*connect.Response[v1.CreateInviteResponse], error)
+	// JoinByInvite joins the invite's server, unless banned; it uses the invite up by one.
+	JoinByInvite(context.Context, *connect.Request[v1.JoinByInviteRequest]) (*connect.Response[v1.JoinByInviteResponse], error)
+	// RevokeInvite makes an invite unusable.
+	RevokeInvite(context.Context, *connect.Request[v1.RevokeInviteRequest]) (*connect.Response[v1.RevokeInviteResponse], error)
+	// ListInvites lists a server's invites.
+	ListInvites(context.Context, *connect.Request[v1.ListInvitesRequest]) (*connect.Response[v1.ListInvitesResponse], error)
 	// GetEffectivePermissions returns the permissions the caller holds in a
 	// channel, computed by the authorization graph (for greying out buttons).
 	GetEffectivePermissions(context.Context, *connect.Request[v1.GetEffectivePermissionsRequest]) (*connect.Response[v1.GetEffectivePermissionsResponse], error)
@@ -170,6 +190,30 @@ func NewCommunityServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(communityServiceMethods.ByName("SetPermissionOverwrite")),
 			connect.WithClientOptions(opts...),
 		),
+		createInvite: connect.NewClient[v1.CreateInviteRequest, v1.CreateInviteResponse](
+			httpClient,
+			baseURL+CommunityServiceCreateInviteProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("CreateInvite")),
+			connect.WithClientOptions(opts...),
+		),
+		joinByInvite: connect.NewClient[v1.JoinByInviteRequest, v1.JoinByInviteResponse](
+			httpClient,
+			baseURL+CommunityServiceJoinByInviteProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("JoinByInvite")),
+			connect.WithClientOptions(opts...),
+		),
+		revokeInvite: connect.NewClient[v1.RevokeInviteRequest, v1.RevokeInviteResponse](
+			httpClient,
+			baseURL+CommunityServiceRevokeInviteProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("RevokeInvite")),
+			connect.WithClientOptions(opts...),
+		),
+		listInvites: connect.NewClient[v1.ListInvitesRequest, v1.ListInvitesResponse](
+			httpClient,
+			baseURL+CommunityServiceListInvitesProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("ListInvites")),
+			connect.WithClientOptions(opts...),
+		),
 		getEffectivePermissions: connect.NewClient[v1.GetEffectivePermissionsRequest, v1.GetEffectivePermissionsResponse](
 			httpClient,
 			baseURL+CommunityServiceGetEffectivePermissionsProcedure,
@@ -191,6 +235,10 @@ type communityServiceClient struct {
 	removeMemberRole        *connect.Client[v1.RemoveMemberRoleRequest, v1.RemoveMemberRoleResponse]
 	createChannel           *connect.Client[v1.CreateChannelRequest, v1.CreateChannelResponse]
 	setPermissionOverwrite  *connect.Client[v1.SetPermissionOverwriteRequest, v1.SetPermissionOverwriteResponse]
+	createInvite            *connect.Client[v1.CreateInviteRequest, v1.CreateInviteResponse]
+	joinByInvite            *connect.Client[v1.JoinByInviteRequest, v1.JoinByInviteResponse]
+	revokeInvite            *connect.Client[v1.RevokeInviteRequest, v1.RevokeInviteResponse]
+	listInvites             *connect.Client[v1.ListInvitesRequest, v1.ListInvitesResponse]
 	getEffectivePermissions *connect.Client[v1.GetEffectivePermissionsRequest, v1.GetEffectivePermissionsResponse]
 }
 
@@ -244,6 +292,26 @@ func (c *communityServiceClient) SetPermissionOverwrite(ctx context.Context, req
 	return c.setPermissionOverwrite.CallUnary(ctx, req)
 }
 
+// CreateInvite calls beep.community.v1.CommunityService.CreateInvite.
+func (c *communityServiceClient) CreateInvite(ctx context.Context, req *connect.Request[v1.CreateInviteRequest]) (*connect.Response[v1.CreateInviteResponse], error) {
+	return c.createInvite.CallUnary(ctx, req)
+}
+
+// JoinByInvite calls beep.community.v1.CommunityService.JoinByInvite.
+func (c *communityServiceClient) JoinByInvite(ctx context.Context, req *connect.Request[v1.JoinByInviteRequest]) (*connect.Response[v1.JoinByInviteResponse], error) {
+	return c.joinByInvite.CallUnary(ctx, req)
+}
+
+// RevokeInvite calls beep.community.v1.CommunityService.RevokeInvite.
+func (c *communityServiceClient) RevokeInvite(ctx context.Context, req *connect.Request[v1.RevokeInviteRequest]) (*connect.Response[v1.RevokeInviteResponse], error) {
+	return c.revokeInvite.CallUnary(ctx, req)
+}
+
+// ListInvites calls beep.community.v1.CommunityService.ListInvites.
+func (c *communityServiceClient) ListInvites(ctx context.Context, req *connect.Request[v1.ListInvitesRequest]) (*connect.Response[v1.ListInvitesResponse], error) {
+	return c.listInvites.CallUnary(ctx, req)
+}
+
 // GetEffectivePermissions calls beep.community.v1.CommunityService.GetEffectivePermissions.
 func (c *communityServiceClient) GetEffectivePermissions(ctx context.Context, req *connect.Request[v1.GetEffectivePermissionsRequest]) (*connect.Response[v1.GetEffectivePermissionsResponse], error) {
 	return c.getEffectivePermissions.CallUnary(ctx, req)
@@ -275,6 +343,14 @@ type CommunityServiceHandler interface {
 	// SetPermissionOverwrite replaces one overwrite of a channel (and unsyncs
 	// it from its category, copying the category's overwrites first).
 	SetPermissionOverwrite(context.Context, *connect.Request[v1.SetPermissionOverwriteRequest]) (*connect.Response[v1.SetPermissionOverwriteResponse], error)
+	// CreateInvite makes an invite to a channel's server.
+	CreateInvite(context.Context, *connect.Request[v1.CreateInviteRequest]) (*connect.Response[v1.CreateInviteResponse], error)
+	// JoinByInvite joins the invite's server, unless banned; it uses the invite up by one.
+	JoinByInvite(context.Context, *connect.Request[v1.JoinByInviteRequest]) (*connect.Response[v1.JoinByInviteResponse], error)
+	// RevokeInvite makes an invite unusable.
+	RevokeInvite(context.Context, *connect.Request[v1.RevokeInviteRequest]) (*connect.Response[v1.RevokeInviteResponse], error)
+	// ListInvites lists a server's invites.
+	ListInvites(context.Context, *connect.Request[v1.ListInvitesRequest]) (*connect.Response[v1.ListInvitesResponse], error)
 	// GetEffectivePermissions returns the permissions the caller holds in a
 	// channel, computed by the authorization graph (for greying out buttons).
 	GetEffectivePermissions(context.Context, *connect.Request[v1.GetEffectivePermissionsRequest]) (*connect.Response[v1.GetEffectivePermissionsResponse], error)
@@ -347,6 +423,30 @@ func NewCommunityServiceHandler(svc CommunityServiceHandler, opts ...connect.Han
 		connect.WithSchema(communityServiceMethods.ByName("SetPermissionOverwrite")),
 		connect.WithHandlerOptions(opts...),
 	)
+	communityServiceCreateInviteHandler := connect.NewUnaryHandler(
+		CommunityServiceCreateInviteProcedure,
+		svc.CreateInvite,
+		connect.WithSchema(communityServiceMethods.ByName("CreateInvite")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceJoinByInviteHandler := connect.NewUnaryHandler(
+		CommunityServiceJoinByInviteProcedure,
+		svc.JoinByInvite,
+		connect.WithSchema(communityServiceMethods.ByName("JoinByInvite")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceRevokeInviteHandler := connect.NewUnaryHandler(
+		CommunityServiceRevokeInviteProcedure,
+		svc.RevokeInvite,
+		connect.WithSchema(communityServiceMethods.ByName("RevokeInvite")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceListInvitesHandler := connect.NewUnaryHandler(
+		CommunityServiceListInvitesProcedure,
+		svc.ListInvites,
+		connect.WithSchema(communityServiceMethods.ByName("ListInvites")),
+		connect.WithHandlerOptions(opts...),
+	)
 	communityServiceGetEffectivePermissionsHandler := connect.NewUnaryHandler(
 		CommunityServiceGetEffectivePermissionsProcedure,
 		svc.GetEffectivePermissions,
@@ -375,6 +475,14 @@ func NewCommunityServiceHandler(svc CommunityServiceHandler, opts ...connect.Han
 			communityServiceCreateChannelHandler.ServeHTTP(w, r)
 		case CommunityServiceSetPermissionOverwriteProcedure:
 			communityServiceSetPermissionOverwriteHandler.ServeHTTP(w, r)
+		case CommunityServiceCreateInviteProcedure:
+			communityServiceCreateInviteHandler.ServeHTTP(w, r)
+		case CommunityServiceJoinByInviteProcedure:
+			communityServiceJoinByInviteHandler.ServeHTTP(w, r)
+		case CommunityServiceRevokeInviteProcedure:
+			communityServiceRevokeInviteHandler.ServeHTTP(w, r)
+		case CommunityServiceListInvitesProcedure:
+			communityServiceListInvitesHandler.ServeHTTP(w, r)
 		case CommunityServiceGetEffectivePermissionsProcedure:
 			communityServiceGetEffectivePermissionsHandler.ServeHTTP(w, r)
 		default:
@@ -424,6 +532,22 @@ func (UnimplementedCommunityServiceHandler) CreateChannel(context.Context, *conn
 
 func (UnimplementedCommunityServiceHandler) SetPermissionOverwrite(context.Context, *connect.Request[v1.SetPermissionOverwriteRequest]) (*connect.Response[v1.SetPermissionOverwriteResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.SetPermissionOverwrite is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) CreateInvite(context.Context, *connect.Request[v1.CreateInviteRequest]) (*connect.Response[v1.CreateInviteResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.CreateInvite is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) JoinByInvite(context.Context, *connect.Request[v1.JoinByInviteRequest]) (*connect.Response[v1.JoinByInviteResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.JoinByInvite is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) RevokeInvite(context.Context, *connect.Request[v1.RevokeInviteRequest]) (*connect.Response[v1.RevokeInviteResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.RevokeInvite is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) ListInvites(context.Context, *connect.Request[v1.ListInvitesRequest]) (*connect.Response[v1.ListInvitesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.ListInvites is not implemented"))
 }
 
 func (UnimplementedCommunityServiceHandler) GetEffectivePermissions(context.Context, *connect.Request[v1.GetEffectivePermissionsRequest]) (*connect.Response[v1.GetEffectivePermissionsResponse], error) {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -26,15 +27,32 @@ const TokenHeader = "Beep-Zed-Token"
 
 // Interceptor checks each request's declared requirement.
 type Interceptor struct {
-	authz *authz.Client
-	log   *slog.Logger
-	files *protoregistry.Files
+	authz  *authz.Client
+	log    *slog.Logger
+	files  *protoregistry.Files
+	checks *prometheus.CounterVec
+}
+
+// Option configures the interceptor.
+type Option func(*Interceptor)
+
+// WithMetrics registers beep_authz_checks_total (by declared permission and
+// result: allowed, denied, unauthenticated, error) on reg.
+func WithMetrics(reg prometheus.Registerer) Option {
+	return func(i *Interceptor) { reg.MustRegister(i.checks) }
 }
 
 // New returns the interceptor. Method options are read from the global
 // protobuf registry, where the generated code registers them.
-func New(client *authz.Client, log *slog.Logger) *Interceptor {
-	return &Interceptor{authz: client, log: log, files: protoregistry.GlobalFiles}
+func New(client *authz.Client, log *slog.Logger, opts ...Option) *Interceptor {
+	i := &Interceptor{authz: client, log: log, files: protoregistry.GlobalFiles,
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "beep_authz_checks_total", Help: "Authorization decisions on RPCs, by declared permission and result.",
+		}, []string{"permission", "result"})}
+	for _, o := range opts {
+		o(i)
+	}
+	return i
 }
 
 // WrapUnary checks the requirement, then calls next.
@@ -120,11 +138,17 @@ func (i *Interceptor) authorize(ctx context.Context, procedure string, msg proto
 	if req.GetPublic() {
 		return nil
 	}
+	label := req.GetPermission()
+	if label == "" {
+		label = "authenticated"
+	}
 	principal, ok := authz.PrincipalFrom(ctx)
 	if !ok {
+		i.checks.WithLabelValues(label, "unauthenticated").Inc()
 		return connect.NewError(connect.CodeUnauthenticated, errors.New("sign in first"))
 	}
 	if req.GetAuthenticated() {
+		i.checks.WithLabelValues(label, "allowed").Inc()
 		return nil
 	}
 	perm, err := ParsePermission(req.GetPermission())
@@ -142,13 +166,17 @@ func (i *Interceptor) authorize(ctx context.Context, procedure string, msg proto
 	err = i.authz.Require(ctx, check, authz.AtLeastAsFresh(authz.ZedToken(token)))
 	switch {
 	case err == nil:
+		i.checks.WithLabelValues(label, "allowed").Inc()
 		return nil
 	case errors.Is(err, authz.ErrDenied):
+		i.checks.WithLabelValues(label, "denied").Inc()
 		i.log.InfoContext(ctx, "permission refused", "principal", principal.UserID, "permission", perm.String(), "resource", resourceID, "procedure", procedure)
 		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("you lack %s on this %s", perm.Name, perm.ResourceType))
 	case errors.Is(err, authz.ErrInvalid):
+		i.checks.WithLabelValues(label, "error").Inc()
 		return connect.NewError(connect.CodeInvalidArgument, err)
 	default:
+		i.checks.WithLabelValues(label, "error").Inc()
 		i.log.ErrorContext(ctx, "authorization unavailable; refused", "principal", principal.UserID, "permission", perm.String(), "resource", resourceID, "err", err)
 		return connect.NewError(connect.CodeUnavailable, errors.New("authorization is unavailable; try again"))
 	}

@@ -11,6 +11,8 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/beepchat/beep/authz"
 	"github.com/beepchat/beep/authz/connectauthz"
@@ -159,15 +161,20 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 	defer stopReconciler()
 	go svc.RunReconciler(reconcileCtx, 10*time.Second)
 
-	interceptors := connect.WithInterceptors(connectauthz.New(inst.Authz, log))
+	// Beep's metrics on their own registry; SpiceDB's, Go's and the
+	// process's on the default one. /metrics serves both.
+	metrics := prometheus.NewRegistry()
+	interceptors := connect.WithInterceptors(connectauthz.New(inst.Authz, log, connectauthz.WithMetrics(metrics)))
 	path, handler := communityv1connect.NewCommunityServiceHandler(svc, interceptors, connect.WithReadMaxBytes(4<<20))
 	gw := gateway.New(gateway.Config{
 		DevTokenKey:    []byte(cfg.DevTokenKey),
 		AllowedOrigins: cfg.CORSOrigins,
 		Log:            log.With("component", "gateway"),
+		Metrics:        metrics,
 	}, gateway.Service{Name: communityv1connect.CommunityServiceName, Path: path, Handler: handler})
 	gw.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") }))
 	gw.Handle("GET /readyz", readiness(inst.Authz, pool))
+	gw.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{metrics, prometheus.DefaultGatherer}, promhttp.HandlerOpts{}))
 	if cfg.DevTokenKey != "" {
 		log.Warn("development tokens are accepted: never do this in production")
 	}

@@ -131,6 +131,25 @@ func TestWalkthrough(t *testing.T) {
 		t.Fatalf("gRPC GetServer: %v %v", got, err)
 	}
 
+	// Metrics: the refusal above, and the gateway's requests by procedure.
+	resp, err := http.Get(a.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`beep_authz_checks_total{permission="channel#view_channel",result="denied"} 1`,
+		`beep_authz_checks_total{permission="authenticated",result="allowed"}`,
+		`beep_gateway_requests_total{route="/beep.community.v1.CommunityService/CreateServer",status="200"} 1`,
+		`beep_gateway_request_duration_seconds_bucket{route="/beep.community.v1.CommunityService/GetEffectivePermissions"`,
+		"go_goroutines",
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	// No credentials, forged ones, and development tokens where none are accepted.
 	if status, out := a.call("", "", "ListMyServers", map[string]any{}); status != http.StatusUnauthorized {
 		t.Errorf("anonymous: %d %v", status, out)

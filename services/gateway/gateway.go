@@ -21,6 +21,7 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/beepchat/beep/authz"
@@ -41,6 +42,8 @@ type Config struct {
 	Burst         int
 	// Log receives one line per request.
 	Log *slog.Logger
+	// Metrics, when set, receives the request metrics.
+	Metrics prometheus.Registerer
 }
 
 // Service is one mounted Connect service.
@@ -57,6 +60,9 @@ type Gateway struct {
 	cfg      Config
 	mux      *http.ServeMux
 	limiters sync.Map // key -> *rate.Limiter
+	services []string // mounted path prefixes, the metrics' route label
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
 }
 
 // New mounts the services, health (grpc.health.v1) and reflection.
@@ -71,10 +77,21 @@ func New(cfg Config, services ...Service) *Gateway {
 		cfg.Log = slog.Default()
 	}
 	g := &Gateway{cfg: cfg, mux: http.NewServeMux()}
+	g.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "beep_gateway_requests_total", Help: "Requests through the gateway, by route and HTTP status.",
+	}, []string{"route", "status"})
+	g.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "beep_gateway_request_duration_seconds", Help: "Request latency at the gateway, by route.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"route"})
+	if cfg.Metrics != nil {
+		cfg.Metrics.MustRegister(g.requests, g.latency)
+	}
 	names := make([]string, 0, len(services))
 	for _, s := range services {
 		g.mux.Handle(s.Path, s.Handler)
 		names = append(names, s.Name)
+		g.services = append(g.services, s.Path)
 	}
 	g.mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
 	reflector := grpcreflect.NewStaticReflector(names...)
@@ -135,8 +152,22 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) logRequest(ctx context.Context, r *http.Request, status int, user string, began time.Time) {
+	route := g.route(r.URL.Path)
+	g.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	g.latency.WithLabelValues(route).Observe(time.Since(began).Seconds())
 	g.cfg.Log.InfoContext(ctx, "request", "id", RequestID(ctx), "method", r.Method, "path", r.URL.Path,
 		"status", status, "principal", user, "took", time.Since(began).Round(time.Microsecond))
+}
+
+// route is the metrics label of a path: the procedure of a mounted service,
+// or "other" (so that unknown paths cannot grow the label set).
+func (g *Gateway) route(path string) string {
+	for _, prefix := range g.services {
+		if strings.HasPrefix(path, prefix) && len(path) < len(prefix)+64 {
+			return path
+		}
+	}
+	return "other"
 }
 
 // authenticate finds the request's principal: none without credentials;

@@ -174,7 +174,12 @@ func (s *Service) ListMyServers(ctx context.Context, req *connect.Request[commun
 	after := time.Time{}
 	afterID := uuid.Nil
 	if t := req.Msg.PageToken; t != "" {
-		if after, afterID, err = decodePageToken(t); err != nil {
+		var key string
+		after, key, err = decodeCursor(t)
+		if err == nil {
+			afterID, err = uuid.Parse(key)
+		}
+		if err != nil {
 			return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("page_token is not one this service gave"))
 		}
 	}
@@ -200,7 +205,7 @@ func (s *Service) ListMyServers(ctx context.Context, req *connect.Request[commun
 	resp := &communityv1.ListMyServersResponse{}
 	if len(found) > size {
 		last := found[size-1]
-		resp.NextPageToken = encodePageToken(last.joined, last.srv.id)
+		resp.NextPageToken = encodeCursor(last.joined, last.srv.id.String())
 		found = found[:size]
 	}
 	for _, x := range found {
@@ -209,25 +214,22 @@ func (s *Service) ListMyServers(ctx context.Context, req *connect.Request[commun
 	return connect.NewResponse(resp), nil
 }
 
-func encodePageToken(t time.Time, id uuid.UUID) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(t.UTC().Format(time.RFC3339Nano) + "|" + id.String()))
+// encodeCursor makes a page token of a keyset position (time, key).
+func encodeCursor(t time.Time, key string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(t.UTC().Format(time.RFC3339Nano) + "|" + key))
 }
 
-func decodePageToken(tok string) (time.Time, uuid.UUID, error) {
+func decodeCursor(tok string) (time.Time, string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(tok)
 	if err != nil {
-		return time.Time{}, uuid.Nil, err
+		return time.Time{}, "", err
 	}
-	ts, idText, ok := strings.Cut(string(b), "|")
-	if !ok {
-		return time.Time{}, uuid.Nil, errors.New("malformed")
+	ts, key, ok := strings.Cut(string(b), "|")
+	if !ok || key == "" {
+		return time.Time{}, "", errors.New("malformed")
 	}
 	t, err := time.Parse(time.RFC3339Nano, ts)
-	if err != nil {
-		return time.Time{}, uuid.Nil, err
-	}
-	id, err := uuid.Parse(idText)
-	return t, id, err
+	return t, key, err
 }
 
 // JoinServer joins a public server (the interceptor checked server#join:
@@ -267,62 +269,6 @@ func (s *Service) JoinServer(ctx context.Context, req *connect.Request[community
 func (s *Service) rank(ctx context.Context, srv serverRow, userID string) (authz.Rank, error) {
 	top, err := topPosition(ctx, s.db, srv.id, userID)
 	return authz.Rank{Owner: srv.ownerID == userID, Top: top}, err
-}
-
-// BanMember removes a member below the caller and bans them.
-func (s *Service) BanMember(ctx context.Context, req *connect.Request[communityv1.BanMemberRequest]) (*connect.Response[communityv1.BanMemberResponse], error) {
-	p, err := principal(ctx)
-	if err != nil {
-		return nil, err
-	}
-	id, err := parseID("server_id", req.Msg.ServerId)
-	if err != nil {
-		return nil, err
-	}
-	target := req.Msg.UserId
-	if target == "" || target == p.UserID {
-		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("user_id must name someone else"))
-	}
-	if len(req.Msg.Reason) > 512 {
-		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("reason is at most 512 characters"))
-	}
-	srv, err := getServer(ctx, s.db, id)
-	if err != nil {
-		return nil, s.internal(ctx, "ban", err)
-	}
-	actor, err := s.rank(ctx, srv, p.UserID)
-	if err != nil {
-		return nil, s.internal(ctx, "ban", err)
-	}
-	victim, err := s.rank(ctx, srv, target)
-	if err != nil {
-		return nil, s.internal(ctx, "ban", err)
-	}
-	if err := actor.RequireOutranks(victim); err != nil {
-		return nil, connect.NewError(connect.CodePermissionDenied, err)
-	}
-	roles, err := memberRoles(ctx, s.db, id, target)
-	if err != nil {
-		return nil, s.internal(ctx, "ban", err)
-	}
-	d := delta{add: []authz.Relationship{banRelationship(id, target)}}
-	d.remove = append(d.remove, rel(authz.Server.Member, id.String(), authz.UserSubject(target)))
-	for _, r := range roles {
-		d.remove = append(d.remove, memberRoleRelationship(r, target))
-	}
-	token, err := s.commit(ctx, id, d, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM members WHERE server_id = $1 AND user_id = $2`, id, target); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO bans (server_id, user_id, reason, banned_by) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (server_id, user_id) DO UPDATE SET reason = EXCLUDED.reason, banned_by = EXCLUDED.banned_by`, id, target, req.Msg.Reason, p.UserID)
-		return err
-	})
-	if err != nil {
-		return nil, s.internal(ctx, "ban", err)
-	}
-	s.log.InfoContext(ctx, "member banned", "server", id, "user", target, "by", p.UserID, "reason", req.Msg.Reason)
-	return connect.NewResponse(&communityv1.BanMemberResponse{ZedToken: string(token)}), nil
 }
 
 // heldFlags is what the caller holds server-wide, as the graph computes it.

@@ -2167,6 +2167,797 @@ func (x *ListInvitesResponse) GetInvites() []*Invite {
 	return nil
 }
 
+// Member is a user's membership of a server.
+type Member struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Empty when the member has none.
+	Nickname string                 `protobuf:"bytes,2,opt,name=nickname,proto3" json:"nickname,omitempty"`
+	RoleIds  []string               `protobuf:"bytes,3,rep,name=role_ids,json=roleIds,proto3" json:"role_ids,omitempty"`
+	JoinedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=joined_at,json=joinedAt,proto3" json:"joined_at,omitempty"`
+	// Set while the member is timed out.
+	TimedOutUntil *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=timed_out_until,json=timedOutUntil,proto3" json:"timed_out_until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Member) Reset() {
+	*x = Member{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Member) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Member) ProtoMessage() {}
+
+func (x *Member) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Member.ProtoReflect.Descriptor instead.
+func (*Member) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *Member) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *Member) GetNickname() string {
+	if x != nil {
+		return x.Nickname
+	}
+	return ""
+}
+
+func (x *Member) GetRoleIds() []string {
+	if x != nil {
+		return x.RoleIds
+	}
+	return nil
+}
+
+func (x *Member) GetJoinedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.JoinedAt
+	}
+	return nil
+}
+
+func (x *Member) GetTimedOutUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TimedOutUntil
+	}
+	return nil
+}
+
+// ListMembersRequest asks for one page.
+type ListMembersRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ServerId string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// At most this many (default 100, at most 1000).
+	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMembersRequest) Reset() {
+	*x = ListMembersRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMembersRequest) ProtoMessage() {}
+
+func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
+func (*ListMembersRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ListMembersRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *ListMembersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListMembersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListMembersResponse is one page.
+type ListMembersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Members       []*Member              `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMembersResponse) Reset() {
+	*x = ListMembersResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMembersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMembersResponse) ProtoMessage() {}
+
+func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
+func (*ListMembersResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ListMembersResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *ListMembersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// LeaveServerRequest names the server.
+type LeaveServerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServerId      string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaveServerRequest) Reset() {
+	*x = LeaveServerRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaveServerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaveServerRequest) ProtoMessage() {}
+
+func (x *LeaveServerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaveServerRequest.ProtoReflect.Descriptor instead.
+func (*LeaveServerRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *LeaveServerRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+// LeaveServerResponse confirms.
+type LeaveServerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ZedToken      string                 `protobuf:"bytes,1,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaveServerResponse) Reset() {
+	*x = LeaveServerResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaveServerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaveServerResponse) ProtoMessage() {}
+
+func (x *LeaveServerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaveServerResponse.ProtoReflect.Descriptor instead.
+func (*LeaveServerResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *LeaveServerResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
+// KickMemberRequest names the server and the member.
+type KickMemberRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServerId      string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KickMemberRequest) Reset() {
+	*x = KickMemberRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KickMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KickMemberRequest) ProtoMessage() {}
+
+func (x *KickMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KickMemberRequest.ProtoReflect.Descriptor instead.
+func (*KickMemberRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *KickMemberRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *KickMemberRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *KickMemberRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// KickMemberResponse confirms.
+type KickMemberResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ZedToken      string                 `protobuf:"bytes,1,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KickMemberResponse) Reset() {
+	*x = KickMemberResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KickMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KickMemberResponse) ProtoMessage() {}
+
+func (x *KickMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KickMemberResponse.ProtoReflect.Descriptor instead.
+func (*KickMemberResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *KickMemberResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
+// UnbanMemberRequest names the server and the user.
+type UnbanMemberRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServerId      string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnbanMemberRequest) Reset() {
+	*x = UnbanMemberRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnbanMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnbanMemberRequest) ProtoMessage() {}
+
+func (x *UnbanMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnbanMemberRequest.ProtoReflect.Descriptor instead.
+func (*UnbanMemberRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *UnbanMemberRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *UnbanMemberRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// UnbanMemberResponse confirms.
+type UnbanMemberResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ZedToken      string                 `protobuf:"bytes,1,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnbanMemberResponse) Reset() {
+	*x = UnbanMemberResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnbanMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnbanMemberResponse) ProtoMessage() {}
+
+func (x *UnbanMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnbanMemberResponse.ProtoReflect.Descriptor instead.
+func (*UnbanMemberResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *UnbanMemberResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
+// TimeoutMemberRequest names the member and the end of the timeout.
+type TimeoutMemberRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ServerId string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	UserId   string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Unset ends the member's timeout.
+	Until         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=until,proto3" json:"until,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TimeoutMemberRequest) Reset() {
+	*x = TimeoutMemberRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TimeoutMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TimeoutMemberRequest) ProtoMessage() {}
+
+func (x *TimeoutMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TimeoutMemberRequest.ProtoReflect.Descriptor instead.
+func (*TimeoutMemberRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *TimeoutMemberRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *TimeoutMemberRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *TimeoutMemberRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *TimeoutMemberRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// TimeoutMemberResponse confirms.
+type TimeoutMemberResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ZedToken      string                 `protobuf:"bytes,1,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TimeoutMemberResponse) Reset() {
+	*x = TimeoutMemberResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TimeoutMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TimeoutMemberResponse) ProtoMessage() {}
+
+func (x *TimeoutMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TimeoutMemberResponse.ProtoReflect.Descriptor instead.
+func (*TimeoutMemberResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *TimeoutMemberResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
+// SetMyNicknameRequest gives the nickname ("" removes it).
+type SetMyNicknameRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServerId      string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	Nickname      string                 `protobuf:"bytes,2,opt,name=nickname,proto3" json:"nickname,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetMyNicknameRequest) Reset() {
+	*x = SetMyNicknameRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetMyNicknameRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetMyNicknameRequest) ProtoMessage() {}
+
+func (x *SetMyNicknameRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetMyNicknameRequest.ProtoReflect.Descriptor instead.
+func (*SetMyNicknameRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *SetMyNicknameRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *SetMyNicknameRequest) GetNickname() string {
+	if x != nil {
+		return x.Nickname
+	}
+	return ""
+}
+
+// SetMyNicknameResponse confirms.
+type SetMyNicknameResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetMyNicknameResponse) Reset() {
+	*x = SetMyNicknameResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetMyNicknameResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetMyNicknameResponse) ProtoMessage() {}
+
+func (x *SetMyNicknameResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetMyNicknameResponse.ProtoReflect.Descriptor instead.
+func (*SetMyNicknameResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{47}
+}
+
+// SetMemberNicknameRequest names the member and the nickname ("" removes it).
+type SetMemberNicknameRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServerId      string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Nickname      string                 `protobuf:"bytes,3,opt,name=nickname,proto3" json:"nickname,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetMemberNicknameRequest) Reset() {
+	*x = SetMemberNicknameRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetMemberNicknameRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetMemberNicknameRequest) ProtoMessage() {}
+
+func (x *SetMemberNicknameRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetMemberNicknameRequest.ProtoReflect.Descriptor instead.
+func (*SetMemberNicknameRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *SetMemberNicknameRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *SetMemberNicknameRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SetMemberNicknameRequest) GetNickname() string {
+	if x != nil {
+		return x.Nickname
+	}
+	return ""
+}
+
+// SetMemberNicknameResponse confirms.
+type SetMemberNicknameResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetMemberNicknameResponse) Reset() {
+	*x = SetMemberNicknameResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetMemberNicknameResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetMemberNicknameResponse) ProtoMessage() {}
+
+func (x *SetMemberNicknameResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetMemberNicknameResponse.ProtoReflect.Descriptor instead.
+func (*SetMemberNicknameResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{49}
+}
+
 var File_beep_community_v1_community_proto protoreflect.FileDescriptor
 
 const file_beep_community_v1_community_proto_rawDesc = "" +
@@ -2311,7 +3102,52 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\x12ListInvitesRequest\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\"J\n" +
 	"\x13ListInvitesResponse\x123\n" +
-	"\ainvites\x18\x01 \x03(\v2\x19.beep.community.v1.InviteR\ainvites*y\n" +
+	"\ainvites\x18\x01 \x03(\v2\x19.beep.community.v1.InviteR\ainvites\"\xd5\x01\n" +
+	"\x06Member\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
+	"\bnickname\x18\x02 \x01(\tR\bnickname\x12\x19\n" +
+	"\brole_ids\x18\x03 \x03(\tR\aroleIds\x127\n" +
+	"\tjoined_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bjoinedAt\x12B\n" +
+	"\x0ftimed_out_until\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rtimedOutUntil\"m\n" +
+	"\x12ListMembersRequest\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"r\n" +
+	"\x13ListMembersResponse\x123\n" +
+	"\amembers\x18\x01 \x03(\v2\x19.beep.community.v1.MemberR\amembers\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"1\n" +
+	"\x12LeaveServerRequest\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\"2\n" +
+	"\x13LeaveServerResponse\x12\x1b\n" +
+	"\tzed_token\x18\x01 \x01(\tR\bzedToken\"a\n" +
+	"\x11KickMemberRequest\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"1\n" +
+	"\x12KickMemberResponse\x12\x1b\n" +
+	"\tzed_token\x18\x01 \x01(\tR\bzedToken\"J\n" +
+	"\x12UnbanMemberRequest\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\"2\n" +
+	"\x13UnbanMemberResponse\x12\x1b\n" +
+	"\tzed_token\x18\x01 \x01(\tR\bzedToken\"\x96\x01\n" +
+	"\x14TimeoutMemberRequest\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x120\n" +
+	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"4\n" +
+	"\x15TimeoutMemberResponse\x12\x1b\n" +
+	"\tzed_token\x18\x01 \x01(\tR\bzedToken\"O\n" +
+	"\x14SetMyNicknameRequest\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x1a\n" +
+	"\bnickname\x18\x02 \x01(\tR\bnickname\"\x17\n" +
+	"\x15SetMyNicknameResponse\"l\n" +
+	"\x18SetMemberNicknameRequest\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +
+	"\bnickname\x18\x03 \x01(\tR\bnickname\"\x1b\n" +
+	"\x19SetMemberNicknameResponse*y\n" +
 	"\vChannelKind\x12\x1c\n" +
 	"\x18CHANNEL_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11CHANNEL_KIND_TEXT\x10\x01\x12\x16\n" +
@@ -2322,7 +3158,7 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\x17TARGET_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14TARGET_KIND_EVERYONE\x10\x01\x12\x14\n" +
 	"\x10TARGET_KIND_ROLE\x10\x02\x12\x16\n" +
-	"\x12TARGET_KIND_MEMBER\x10\x032\xc6\x0f\n" +
+	"\x12TARGET_KIND_MEMBER\x10\x032\xfb\x16\n" +
 	"\x10CommunityService\x12g\n" +
 	"\fCreateServer\x12&.beep.community.v1.CreateServerRequest\x1a'.beep.community.v1.CreateServerResponse\"\x06\xaa\xbb\x18\x02 \x01\x12t\n" +
 	"\tGetServer\x12#.beep.community.v1.GetServerRequest\x1a$.beep.community.v1.GetServerResponse\"\x1c\xaa\xbb\x18\x18\n" +
@@ -2330,7 +3166,22 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\rListMyServers\x12'.beep.community.v1.ListMyServersRequest\x1a(.beep.community.v1.ListMyServersResponse\"\x06\xaa\xbb\x18\x02 \x01\x12w\n" +
 	"\n" +
 	"JoinServer\x12$.beep.community.v1.JoinServerRequest\x1a%.beep.community.v1.JoinServerResponse\"\x1c\xaa\xbb\x18\x18\n" +
-	"\vserver#join\x12\tserver_id\x12{\n" +
+	"\vserver#join\x12\tserver_id\x12z\n" +
+	"\vListMembers\x12%.beep.community.v1.ListMembersRequest\x1a&.beep.community.v1.ListMembersResponse\"\x1c\xaa\xbb\x18\x18\n" +
+	"\vserver#view\x12\tserver_id\x12z\n" +
+	"\vLeaveServer\x12%.beep.community.v1.LeaveServerRequest\x1a&.beep.community.v1.LeaveServerResponse\"\x1c\xaa\xbb\x18\x18\n" +
+	"\vserver#view\x12\tserver_id\x12\x7f\n" +
+	"\n" +
+	"KickMember\x12$.beep.community.v1.KickMemberRequest\x1a%.beep.community.v1.KickMemberResponse\"$\xaa\xbb\x18 \n" +
+	"\x13server#kick_members\x12\tserver_id\x12\x81\x01\n" +
+	"\vUnbanMember\x12%.beep.community.v1.UnbanMemberRequest\x1a&.beep.community.v1.UnbanMemberResponse\"#\xaa\xbb\x18\x1f\n" +
+	"\x12server#ban_members\x12\tserver_id\x12\x8c\x01\n" +
+	"\rTimeoutMember\x12'.beep.community.v1.TimeoutMemberRequest\x1a(.beep.community.v1.TimeoutMemberResponse\"(\xaa\xbb\x18$\n" +
+	"\x17server#moderate_members\x12\tserver_id\x12\x8b\x01\n" +
+	"\rSetMyNickname\x12'.beep.community.v1.SetMyNicknameRequest\x1a(.beep.community.v1.SetMyNicknameResponse\"'\xaa\xbb\x18#\n" +
+	"\x16server#change_nickname\x12\tserver_id\x12\x98\x01\n" +
+	"\x11SetMemberNickname\x12+.beep.community.v1.SetMemberNicknameRequest\x1a,.beep.community.v1.SetMemberNicknameResponse\"(\xaa\xbb\x18$\n" +
+	"\x17server#manage_nicknames\x12\tserver_id\x12{\n" +
 	"\tBanMember\x12#.beep.community.v1.BanMemberRequest\x1a$.beep.community.v1.BanMemberResponse\"#\xaa\xbb\x18\x1f\n" +
 	"\x12server#ban_members\x12\tserver_id\x12\x7f\n" +
 	"\n" +
@@ -2372,7 +3223,7 @@ func file_beep_community_v1_community_proto_rawDescGZIP() []byte {
 }
 
 var file_beep_community_v1_community_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_beep_community_v1_community_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_beep_community_v1_community_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_beep_community_v1_community_proto_goTypes = []any{
 	(ChannelKind)(0),                        // 0: beep.community.v1.ChannelKind
 	(TargetKind)(0),                         // 1: beep.community.v1.TargetKind
@@ -2411,10 +3262,25 @@ var file_beep_community_v1_community_proto_goTypes = []any{
 	(*RevokeInviteResponse)(nil),            // 34: beep.community.v1.RevokeInviteResponse
 	(*ListInvitesRequest)(nil),              // 35: beep.community.v1.ListInvitesRequest
 	(*ListInvitesResponse)(nil),             // 36: beep.community.v1.ListInvitesResponse
-	(*timestamppb.Timestamp)(nil),           // 37: google.protobuf.Timestamp
+	(*Member)(nil),                          // 37: beep.community.v1.Member
+	(*ListMembersRequest)(nil),              // 38: beep.community.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),             // 39: beep.community.v1.ListMembersResponse
+	(*LeaveServerRequest)(nil),              // 40: beep.community.v1.LeaveServerRequest
+	(*LeaveServerResponse)(nil),             // 41: beep.community.v1.LeaveServerResponse
+	(*KickMemberRequest)(nil),               // 42: beep.community.v1.KickMemberRequest
+	(*KickMemberResponse)(nil),              // 43: beep.community.v1.KickMemberResponse
+	(*UnbanMemberRequest)(nil),              // 44: beep.community.v1.UnbanMemberRequest
+	(*UnbanMemberResponse)(nil),             // 45: beep.community.v1.UnbanMemberResponse
+	(*TimeoutMemberRequest)(nil),            // 46: beep.community.v1.TimeoutMemberRequest
+	(*TimeoutMemberResponse)(nil),           // 47: beep.community.v1.TimeoutMemberResponse
+	(*SetMyNicknameRequest)(nil),            // 48: beep.community.v1.SetMyNicknameRequest
+	(*SetMyNicknameResponse)(nil),           // 49: beep.community.v1.SetMyNicknameResponse
+	(*SetMemberNicknameRequest)(nil),        // 50: beep.community.v1.SetMemberNicknameRequest
+	(*SetMemberNicknameResponse)(nil),       // 51: beep.community.v1.SetMemberNicknameResponse
+	(*timestamppb.Timestamp)(nil),           // 52: google.protobuf.Timestamp
 }
 var file_beep_community_v1_community_proto_depIdxs = []int32{
-	37, // 0: beep.community.v1.Server.created_at:type_name -> google.protobuf.Timestamp
+	52, // 0: beep.community.v1.Server.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: beep.community.v1.Channel.kind:type_name -> beep.community.v1.ChannelKind
 	5,  // 2: beep.community.v1.Channel.overwrites:type_name -> beep.community.v1.PermissionOverwrite
 	1,  // 3: beep.community.v1.PermissionOverwrite.target_kind:type_name -> beep.community.v1.TargetKind
@@ -2429,45 +3295,63 @@ var file_beep_community_v1_community_proto_depIdxs = []int32{
 	4,  // 12: beep.community.v1.CreateChannelResponse.channel:type_name -> beep.community.v1.Channel
 	5,  // 13: beep.community.v1.SetPermissionOverwriteRequest.overwrite:type_name -> beep.community.v1.PermissionOverwrite
 	4,  // 14: beep.community.v1.SetPermissionOverwriteResponse.channel:type_name -> beep.community.v1.Channel
-	37, // 15: beep.community.v1.Invite.expires_at:type_name -> google.protobuf.Timestamp
+	52, // 15: beep.community.v1.Invite.expires_at:type_name -> google.protobuf.Timestamp
 	28, // 16: beep.community.v1.CreateInviteResponse.invite:type_name -> beep.community.v1.Invite
 	2,  // 17: beep.community.v1.JoinByInviteResponse.server:type_name -> beep.community.v1.Server
 	28, // 18: beep.community.v1.ListInvitesResponse.invites:type_name -> beep.community.v1.Invite
-	6,  // 19: beep.community.v1.CommunityService.CreateServer:input_type -> beep.community.v1.CreateServerRequest
-	8,  // 20: beep.community.v1.CommunityService.GetServer:input_type -> beep.community.v1.GetServerRequest
-	10, // 21: beep.community.v1.CommunityService.ListMyServers:input_type -> beep.community.v1.ListMyServersRequest
-	12, // 22: beep.community.v1.CommunityService.JoinServer:input_type -> beep.community.v1.JoinServerRequest
-	14, // 23: beep.community.v1.CommunityService.BanMember:input_type -> beep.community.v1.BanMemberRequest
-	16, // 24: beep.community.v1.CommunityService.CreateRole:input_type -> beep.community.v1.CreateRoleRequest
-	18, // 25: beep.community.v1.CommunityService.AddMemberRole:input_type -> beep.community.v1.AddMemberRoleRequest
-	20, // 26: beep.community.v1.CommunityService.RemoveMemberRole:input_type -> beep.community.v1.RemoveMemberRoleRequest
-	22, // 27: beep.community.v1.CommunityService.CreateChannel:input_type -> beep.community.v1.CreateChannelRequest
-	24, // 28: beep.community.v1.CommunityService.SetPermissionOverwrite:input_type -> beep.community.v1.SetPermissionOverwriteRequest
-	29, // 29: beep.community.v1.CommunityService.CreateInvite:input_type -> beep.community.v1.CreateInviteRequest
-	31, // 30: beep.community.v1.CommunityService.JoinByInvite:input_type -> beep.community.v1.JoinByInviteRequest
-	33, // 31: beep.community.v1.CommunityService.RevokeInvite:input_type -> beep.community.v1.RevokeInviteRequest
-	35, // 32: beep.community.v1.CommunityService.ListInvites:input_type -> beep.community.v1.ListInvitesRequest
-	26, // 33: beep.community.v1.CommunityService.GetEffectivePermissions:input_type -> beep.community.v1.GetEffectivePermissionsRequest
-	7,  // 34: beep.community.v1.CommunityService.CreateServer:output_type -> beep.community.v1.CreateServerResponse
-	9,  // 35: beep.community.v1.CommunityService.GetServer:output_type -> beep.community.v1.GetServerResponse
-	11, // 36: beep.community.v1.CommunityService.ListMyServers:output_type -> beep.community.v1.ListMyServersResponse
-	13, // 37: beep.community.v1.CommunityService.JoinServer:output_type -> beep.community.v1.JoinServerResponse
-	15, // 38: beep.community.v1.CommunityService.BanMember:output_type -> beep.community.v1.BanMemberResponse
-	17, // 39: beep.community.v1.CommunityService.CreateRole:output_type -> beep.community.v1.CreateRoleResponse
-	19, // 40: beep.community.v1.CommunityService.AddMemberRole:output_type -> beep.community.v1.AddMemberRoleResponse
-	21, // 41: beep.community.v1.CommunityService.RemoveMemberRole:output_type -> beep.community.v1.RemoveMemberRoleResponse
-	23, // 42: beep.community.v1.CommunityService.CreateChannel:output_type -> beep.community.v1.CreateChannelResponse
-	25, // 43: beep.community.v1.CommunityService.SetPermissionOverwrite:output_type -> beep.community.v1.SetPermissionOverwriteResponse
-	30, // 44: beep.community.v1.CommunityService.CreateInvite:output_type -> beep.community.v1.CreateInviteResponse
-	32, // 45: beep.community.v1.CommunityService.JoinByInvite:output_type -> beep.community.v1.JoinByInviteResponse
-	34, // 46: beep.community.v1.CommunityService.RevokeInvite:output_type -> beep.community.v1.RevokeInviteResponse
-	36, // 47: beep.community.v1.CommunityService.ListInvites:output_type -> beep.community.v1.ListInvitesResponse
-	27, // 48: beep.community.v1.CommunityService.GetEffectivePermissions:output_type -> beep.community.v1.GetEffectivePermissionsResponse
-	34, // [34:49] is the sub-list for method output_type
-	19, // [19:34] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	52, // 19: beep.community.v1.Member.joined_at:type_name -> google.protobuf.Timestamp
+	52, // 20: beep.community.v1.Member.timed_out_until:type_name -> google.protobuf.Timestamp
+	37, // 21: beep.community.v1.ListMembersResponse.members:type_name -> beep.community.v1.Member
+	52, // 22: beep.community.v1.TimeoutMemberRequest.until:type_name -> google.protobuf.Timestamp
+	6,  // 23: beep.community.v1.CommunityService.CreateServer:input_type -> beep.community.v1.CreateServerRequest
+	8,  // 24: beep.community.v1.CommunityService.GetServer:input_type -> beep.community.v1.GetServerRequest
+	10, // 25: beep.community.v1.CommunityService.ListMyServers:input_type -> beep.community.v1.ListMyServersRequest
+	12, // 26: beep.community.v1.CommunityService.JoinServer:input_type -> beep.community.v1.JoinServerRequest
+	38, // 27: beep.community.v1.CommunityService.ListMembers:input_type -> beep.community.v1.ListMembersRequest
+	40, // 28: beep.community.v1.CommunityService.LeaveServer:input_type -> beep.community.v1.LeaveServerRequest
+	42, // 29: beep.community.v1.CommunityService.KickMember:input_type -> beep.community.v1.KickMemberRequest
+	44, // 30: beep.community.v1.CommunityService.UnbanMember:input_type -> beep.community.v1.UnbanMemberRequest
+	46, // 31: beep.community.v1.CommunityService.TimeoutMember:input_type -> beep.community.v1.TimeoutMemberRequest
+	48, // 32: beep.community.v1.CommunityService.SetMyNickname:input_type -> beep.community.v1.SetMyNicknameRequest
+	50, // 33: beep.community.v1.CommunityService.SetMemberNickname:input_type -> beep.community.v1.SetMemberNicknameRequest
+	14, // 34: beep.community.v1.CommunityService.BanMember:input_type -> beep.community.v1.BanMemberRequest
+	16, // 35: beep.community.v1.CommunityService.CreateRole:input_type -> beep.community.v1.CreateRoleRequest
+	18, // 36: beep.community.v1.CommunityService.AddMemberRole:input_type -> beep.community.v1.AddMemberRoleRequest
+	20, // 37: beep.community.v1.CommunityService.RemoveMemberRole:input_type -> beep.community.v1.RemoveMemberRoleRequest
+	22, // 38: beep.community.v1.CommunityService.CreateChannel:input_type -> beep.community.v1.CreateChannelRequest
+	24, // 39: beep.community.v1.CommunityService.SetPermissionOverwrite:input_type -> beep.community.v1.SetPermissionOverwriteRequest
+	29, // 40: beep.community.v1.CommunityService.CreateInvite:input_type -> beep.community.v1.CreateInviteRequest
+	31, // 41: beep.community.v1.CommunityService.JoinByInvite:input_type -> beep.community.v1.JoinByInviteRequest
+	33, // 42: beep.community.v1.CommunityService.RevokeInvite:input_type -> beep.community.v1.RevokeInviteRequest
+	35, // 43: beep.community.v1.CommunityService.ListInvites:input_type -> beep.community.v1.ListInvitesRequest
+	26, // 44: beep.community.v1.CommunityService.GetEffectivePermissions:input_type -> beep.community.v1.GetEffectivePermissionsRequest
+	7,  // 45: beep.community.v1.CommunityService.CreateServer:output_type -> beep.community.v1.CreateServerResponse
+	9,  // 46: beep.community.v1.CommunityService.GetServer:output_type -> beep.community.v1.GetServerResponse
+	11, // 47: beep.community.v1.CommunityService.ListMyServers:output_type -> beep.community.v1.ListMyServersResponse
+	13, // 48: beep.community.v1.CommunityService.JoinServer:output_type -> beep.community.v1.JoinServerResponse
+	39, // 49: beep.community.v1.CommunityService.ListMembers:output_type -> beep.community.v1.ListMembersResponse
+	41, // 50: beep.community.v1.CommunityService.LeaveServer:output_type -> beep.community.v1.LeaveServerResponse
+	43, // 51: beep.community.v1.CommunityService.KickMember:output_type -> beep.community.v1.KickMemberResponse
+	45, // 52: beep.community.v1.CommunityService.UnbanMember:output_type -> beep.community.v1.UnbanMemberResponse
+	47, // 53: beep.community.v1.CommunityService.TimeoutMember:output_type -> beep.community.v1.TimeoutMemberResponse
+	49, // 54: beep.community.v1.CommunityService.SetMyNickname:output_type -> beep.community.v1.SetMyNicknameResponse
+	51, // 55: beep.community.v1.CommunityService.SetMemberNickname:output_type -> beep.community.v1.SetMemberNicknameResponse
+	15, // 56: beep.community.v1.CommunityService.BanMember:output_type -> beep.community.v1.BanMemberResponse
+	17, // 57: beep.community.v1.CommunityService.CreateRole:output_type -> beep.community.v1.CreateRoleResponse
+	19, // 58: beep.community.v1.CommunityService.AddMemberRole:output_type -> beep.community.v1.AddMemberRoleResponse
+	21, // 59: beep.community.v1.CommunityService.RemoveMemberRole:output_type -> beep.community.v1.RemoveMemberRoleResponse
+	23, // 60: beep.community.v1.CommunityService.CreateChannel:output_type -> beep.community.v1.CreateChannelResponse
+	25, // 61: beep.community.v1.CommunityService.SetPermissionOverwrite:output_type -> beep.community.v1.SetPermissionOverwriteResponse
+	30, // 62: beep.community.v1.CommunityService.CreateInvite:output_type -> beep.community.v1.CreateInviteResponse
+	32, // 63: beep.community.v1.CommunityService.JoinByInvite:output_type -> beep.community.v1.JoinByInviteResponse
+	34, // 64: beep.community.v1.CommunityService.RevokeInvite:output_type -> beep.community.v1.RevokeInviteResponse
+	36, // 65: beep.community.v1.CommunityService.ListInvites:output_type -> beep.community.v1.ListInvitesResponse
+	27, // 66: beep.community.v1.CommunityService.GetEffectivePermissions:output_type -> beep.community.v1.GetEffectivePermissionsResponse
+	45, // [45:67] is the sub-list for method output_type
+	23, // [23:45] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_beep_community_v1_community_proto_init() }
@@ -2481,7 +3365,7 @@ func file_beep_community_v1_community_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_beep_community_v1_community_proto_rawDesc), len(file_beep_community_v1_community_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   35,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

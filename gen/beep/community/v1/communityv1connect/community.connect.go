@@ -45,6 +45,27 @@ const (
 	// CommunityServiceJoinServerProcedure is the fully-qualified name of the CommunityService's
 	// JoinServer RPC.
 	CommunityServiceJoinServerProcedure = "/beep.community.v1.CommunityService/JoinServer"
+	// CommunityServiceListMembersProcedure is the fully-qualified name of the CommunityService's
+	// ListMembers RPC.
+	CommunityServiceListMembersProcedure = "/beep.community.v1.CommunityService/ListMembers"
+	// CommunityServiceLeaveServerProcedure is the fully-qualified name of the CommunityService's
+	// LeaveServer RPC.
+	CommunityServiceLeaveServerProcedure = "/beep.community.v1.CommunityService/LeaveServer"
+	// CommunityServiceKickMemberProcedure is the fully-qualified name of the CommunityService's
+	// KickMember RPC.
+	CommunityServiceKickMemberProcedure = "/beep.community.v1.CommunityService/KickMember"
+	// CommunityServiceUnbanMemberProcedure is the fully-qualified name of the CommunityService's
+	// UnbanMember RPC.
+	CommunityServiceUnbanMemberProcedure = "/beep.community.v1.CommunityService/UnbanMember"
+	// CommunityServiceTimeoutMemberProcedure is the fully-qualified name of the CommunityService's
+	// TimeoutMember RPC.
+	CommunityServiceTimeoutMemberProcedure = "/beep.community.v1.CommunityService/TimeoutMember"
+	// CommunityServiceSetMyNicknameProcedure is the fully-qualified name of the CommunityService's
+	// SetMyNickname RPC.
+	CommunityServiceSetMyNicknameProcedure = "/beep.community.v1.CommunityService/SetMyNickname"
+	// CommunityServiceSetMemberNicknameProcedure is the fully-qualified name of the CommunityService's
+	// SetMemberNickname RPC.
+	CommunityServiceSetMemberNicknameProcedure = "/beep.community.v1.CommunityService/SetMemberNickname"
 	// CommunityServiceBanMemberProcedure is the fully-qualified name of the CommunityService's
 	// BanMember RPC.
 	CommunityServiceBanMemberProcedure = "/beep.community.v1.CommunityService/BanMember"
@@ -91,6 +112,21 @@ type CommunityServiceClient interface {
 	ListMyServers(context.Context, *connect.Request[v1.ListMyServersRequest]) (*connect.Response[v1.ListMyServersResponse], error)
 	// JoinServer joins a public server; banned users are refused.
 	JoinServer(context.Context, *connect.Request[v1.JoinServerRequest]) (*connect.Response[v1.JoinServerResponse], error)
+	// ListMembers pages through a server's members, by join time.
+	ListMembers(context.Context, *connect.Request[v1.ListMembersRequest]) (*connect.Response[v1.ListMembersResponse], error)
+	// LeaveServer leaves a server; its owner must transfer it first.
+	LeaveServer(context.Context, *connect.Request[v1.LeaveServerRequest]) (*connect.Response[v1.LeaveServerResponse], error)
+	// KickMember removes a member below the caller's highest role.
+	KickMember(context.Context, *connect.Request[v1.KickMemberRequest]) (*connect.Response[v1.KickMemberResponse], error)
+	// UnbanMember lifts a ban.
+	UnbanMember(context.Context, *connect.Request[v1.UnbanMemberRequest]) (*connect.Response[v1.UnbanMemberResponse], error)
+	// TimeoutMember times a member below the caller out until a time (at
+	// most 28 days ahead), or ends their timeout (no time given).
+	TimeoutMember(context.Context, *connect.Request[v1.TimeoutMemberRequest]) (*connect.Response[v1.TimeoutMemberResponse], error)
+	// SetMyNickname changes the caller's nickname in a server.
+	SetMyNickname(context.Context, *connect.Request[v1.SetMyNicknameRequest]) (*connect.Response[v1.SetMyNicknameResponse], error)
+	// SetMemberNickname changes the nickname of a member below the caller.
+	SetMemberNickname(context.Context, *connect.Request[v1.SetMemberNicknameRequest]) (*connect.Response[v1.SetMemberNicknameResponse], error)
 	// BanMember removes a member below the caller's highest role and bans them.
 	BanMember(context.Context, *connect.Request[v1.BanMemberRequest]) (*connect.Response[v1.BanMemberResponse], error)
 	// CreateRole adds a role just above @everyone, with at most the
@@ -152,6 +188,48 @@ func NewCommunityServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			httpClient,
 			baseURL+CommunityServiceJoinServerProcedure,
 			connect.WithSchema(communityServiceMethods.ByName("JoinServer")),
+			connect.WithClientOptions(opts...),
+		),
+		listMembers: connect.NewClient[v1.ListMembersRequest, v1.ListMembersResponse](
+			httpClient,
+			baseURL+CommunityServiceListMembersProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("ListMembers")),
+			connect.WithClientOptions(opts...),
+		),
+		leaveServer: connect.NewClient[v1.LeaveServerRequest, v1.LeaveServerResponse](
+			httpClient,
+			baseURL+CommunityServiceLeaveServerProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("LeaveServer")),
+			connect.WithClientOptions(opts...),
+		),
+		kickMember: connect.NewClient[v1.KickMemberRequest, v1.KickMemberResponse](
+			httpClient,
+			baseURL+CommunityServiceKickMemberProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("KickMember")),
+			connect.WithClientOptions(opts...),
+		),
+		unbanMember: connect.NewClient[v1.UnbanMemberRequest, v1.UnbanMemberResponse](
+			httpClient,
+			baseURL+CommunityServiceUnbanMemberProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("UnbanMember")),
+			connect.WithClientOptions(opts...),
+		),
+		timeoutMember: connect.NewClient[v1.TimeoutMemberRequest, v1.TimeoutMemberResponse](
+			httpClient,
+			baseURL+CommunityServiceTimeoutMemberProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("TimeoutMember")),
+			connect.WithClientOptions(opts...),
+		),
+		setMyNickname: connect.NewClient[v1.SetMyNicknameRequest, v1.SetMyNicknameResponse](
+			httpClient,
+			baseURL+CommunityServiceSetMyNicknameProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("SetMyNickname")),
+			connect.WithClientOptions(opts...),
+		),
+		setMemberNickname: connect.NewClient[v1.SetMemberNicknameRequest, v1.SetMemberNicknameResponse](
+			httpClient,
+			baseURL+CommunityServiceSetMemberNicknameProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("SetMemberNickname")),
 			connect.WithClientOptions(opts...),
 		),
 		banMember: connect.NewClient[v1.BanMemberRequest, v1.BanMemberResponse](
@@ -229,6 +307,13 @@ type communityServiceClient struct {
 	getServer               *connect.Client[v1.GetServerRequest, v1.GetServerResponse]
 	listMyServers           *connect.Client[v1.ListMyServersRequest, v1.ListMyServersResponse]
 	joinServer              *connect.Client[v1.JoinServerRequest, v1.JoinServerResponse]
+	listMembers             *connect.Client[v1.ListMembersRequest, v1.ListMembersResponse]
+	leaveServer             *connect.Client[v1.LeaveServerRequest, v1.LeaveServerResponse]
+	kickMember              *connect.Client[v1.KickMemberRequest, v1.KickMemberResponse]
+	unbanMember             *connect.Client[v1.UnbanMemberRequest, v1.UnbanMemberResponse]
+	timeoutMember           *connect.Client[v1.TimeoutMemberRequest, v1.TimeoutMemberResponse]
+	setMyNickname           *connect.Client[v1.SetMyNicknameRequest, v1.SetMyNicknameResponse]
+	setMemberNickname       *connect.Client[v1.SetMemberNicknameRequest, v1.SetMemberNicknameResponse]
 	banMember               *connect.Client[v1.BanMemberRequest, v1.BanMemberResponse]
 	createRole              *connect.Client[v1.CreateRoleRequest, v1.CreateRoleResponse]
 	addMemberRole           *connect.Client[v1.AddMemberRoleRequest, v1.AddMemberRoleResponse]
@@ -260,6 +345,41 @@ func (c *communityServiceClient) ListMyServers(ctx context.Context, req *connect
 // JoinServer calls beep.community.v1.CommunityService.JoinServer.
 func (c *communityServiceClient) JoinServer(ctx context.Context, req *connect.Request[v1.JoinServerRequest]) (*connect.Response[v1.JoinServerResponse], error) {
 	return c.joinServer.CallUnary(ctx, req)
+}
+
+// ListMembers calls beep.community.v1.CommunityService.ListMembers.
+func (c *communityServiceClient) ListMembers(ctx context.Context, req *connect.Request[v1.ListMembersRequest]) (*connect.Response[v1.ListMembersResponse], error) {
+	return c.listMembers.CallUnary(ctx, req)
+}
+
+// LeaveServer calls beep.community.v1.CommunityService.LeaveServer.
+func (c *communityServiceClient) LeaveServer(ctx context.Context, req *connect.Request[v1.LeaveServerRequest]) (*connect.Response[v1.LeaveServerResponse], error) {
+	return c.leaveServer.CallUnary(ctx, req)
+}
+
+// KickMember calls beep.community.v1.CommunityService.KickMember.
+func (c *communityServiceClient) KickMember(ctx context.Context, req *connect.Request[v1.KickMemberRequest]) (*connect.Response[v1.KickMemberResponse], error) {
+	return c.kickMember.CallUnary(ctx, req)
+}
+
+// UnbanMember calls beep.community.v1.CommunityService.UnbanMember.
+func (c *communityServiceClient) UnbanMember(ctx context.Context, req *connect.Request[v1.UnbanMemberRequest]) (*connect.Response[v1.UnbanMemberResponse], error) {
+	return c.unbanMember.CallUnary(ctx, req)
+}
+
+// TimeoutMember calls beep.community.v1.CommunityService.TimeoutMember.
+func (c *communityServiceClient) TimeoutMember(ctx context.Context, req *connect.Request[v1.TimeoutMemberRequest]) (*connect.Response[v1.TimeoutMemberResponse], error) {
+	return c.timeoutMember.CallUnary(ctx, req)
+}
+
+// SetMyNickname calls beep.community.v1.CommunityService.SetMyNickname.
+func (c *communityServiceClient) SetMyNickname(ctx context.Context, req *connect.Request[v1.SetMyNicknameRequest]) (*connect.Response[v1.SetMyNicknameResponse], error) {
+	return c.setMyNickname.CallUnary(ctx, req)
+}
+
+// SetMemberNickname calls beep.community.v1.CommunityService.SetMemberNickname.
+func (c *communityServiceClient) SetMemberNickname(ctx context.Context, req *connect.Request[v1.SetMemberNicknameRequest]) (*connect.Response[v1.SetMemberNicknameResponse], error) {
+	return c.setMemberNickname.CallUnary(ctx, req)
 }
 
 // BanMember calls beep.community.v1.CommunityService.BanMember.
@@ -328,6 +448,21 @@ type CommunityServiceHandler interface {
 	ListMyServers(context.Context, *connect.Request[v1.ListMyServersRequest]) (*connect.Response[v1.ListMyServersResponse], error)
 	// JoinServer joins a public server; banned users are refused.
 	JoinServer(context.Context, *connect.Request[v1.JoinServerRequest]) (*connect.Response[v1.JoinServerResponse], error)
+	// ListMembers pages through a server's members, by join time.
+	ListMembers(context.Context, *connect.Request[v1.ListMembersRequest]) (*connect.Response[v1.ListMembersResponse], error)
+	// LeaveServer leaves a server; its owner must transfer it first.
+	LeaveServer(context.Context, *connect.Request[v1.LeaveServerRequest]) (*connect.Response[v1.LeaveServerResponse], error)
+	// KickMember removes a member below the caller's highest role.
+	KickMember(context.Context, *connect.Request[v1.KickMemberRequest]) (*connect.Response[v1.KickMemberResponse], error)
+	// UnbanMember lifts a ban.
+	UnbanMember(context.Context, *connect.Request[v1.UnbanMemberRequest]) (*connect.Response[v1.UnbanMemberResponse], error)
+	// TimeoutMember times a member below the caller out until a time (at
+	// most 28 days ahead), or ends their timeout (no time given).
+	TimeoutMember(context.Context, *connect.Request[v1.TimeoutMemberRequest]) (*connect.Response[v1.TimeoutMemberResponse], error)
+	// SetMyNickname changes the caller's nickname in a server.
+	SetMyNickname(context.Context, *connect.Request[v1.SetMyNicknameRequest]) (*connect.Response[v1.SetMyNicknameResponse], error)
+	// SetMemberNickname changes the nickname of a member below the caller.
+	SetMemberNickname(context.Context, *connect.Request[v1.SetMemberNicknameRequest]) (*connect.Response[v1.SetMemberNicknameResponse], error)
 	// BanMember removes a member below the caller's highest role and bans them.
 	BanMember(context.Context, *connect.Request[v1.BanMemberRequest]) (*connect.Response[v1.BanMemberResponse], error)
 	// CreateRole adds a role just above @everyone, with at most the
@@ -385,6 +520,48 @@ func NewCommunityServiceHandler(svc CommunityServiceHandler, opts ...connect.Han
 		CommunityServiceJoinServerProcedure,
 		svc.JoinServer,
 		connect.WithSchema(communityServiceMethods.ByName("JoinServer")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceListMembersHandler := connect.NewUnaryHandler(
+		CommunityServiceListMembersProcedure,
+		svc.ListMembers,
+		connect.WithSchema(communityServiceMethods.ByName("ListMembers")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceLeaveServerHandler := connect.NewUnaryHandler(
+		CommunityServiceLeaveServerProcedure,
+		svc.LeaveServer,
+		connect.WithSchema(communityServiceMethods.ByName("LeaveServer")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceKickMemberHandler := connect.NewUnaryHandler(
+		CommunityServiceKickMemberProcedure,
+		svc.KickMember,
+		connect.WithSchema(communityServiceMethods.ByName("KickMember")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceUnbanMemberHandler := connect.NewUnaryHandler(
+		CommunityServiceUnbanMemberProcedure,
+		svc.UnbanMember,
+		connect.WithSchema(communityServiceMethods.ByName("UnbanMember")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceTimeoutMemberHandler := connect.NewUnaryHandler(
+		CommunityServiceTimeoutMemberProcedure,
+		svc.TimeoutMember,
+		connect.WithSchema(communityServiceMethods.ByName("TimeoutMember")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceSetMyNicknameHandler := connect.NewUnaryHandler(
+		CommunityServiceSetMyNicknameProcedure,
+		svc.SetMyNickname,
+		connect.WithSchema(communityServiceMethods.ByName("SetMyNickname")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceSetMemberNicknameHandler := connect.NewUnaryHandler(
+		CommunityServiceSetMemberNicknameProcedure,
+		svc.SetMemberNickname,
+		connect.WithSchema(communityServiceMethods.ByName("SetMemberNickname")),
 		connect.WithHandlerOptions(opts...),
 	)
 	communityServiceBanMemberHandler := connect.NewUnaryHandler(
@@ -463,6 +640,20 @@ func NewCommunityServiceHandler(svc CommunityServiceHandler, opts ...connect.Han
 			communityServiceListMyServersHandler.ServeHTTP(w, r)
 		case CommunityServiceJoinServerProcedure:
 			communityServiceJoinServerHandler.ServeHTTP(w, r)
+		case CommunityServiceListMembersProcedure:
+			communityServiceListMembersHandler.ServeHTTP(w, r)
+		case CommunityServiceLeaveServerProcedure:
+			communityServiceLeaveServerHandler.ServeHTTP(w, r)
+		case CommunityServiceKickMemberProcedure:
+			communityServiceKickMemberHandler.ServeHTTP(w, r)
+		case CommunityServiceUnbanMemberProcedure:
+			communityServiceUnbanMemberHandler.ServeHTTP(w, r)
+		case CommunityServiceTimeoutMemberProcedure:
+			communityServiceTimeoutMemberHandler.ServeHTTP(w, r)
+		case CommunityServiceSetMyNicknameProcedure:
+			communityServiceSetMyNicknameHandler.ServeHTTP(w, r)
+		case CommunityServiceSetMemberNicknameProcedure:
+			communityServiceSetMemberNicknameHandler.ServeHTTP(w, r)
 		case CommunityServiceBanMemberProcedure:
 			communityServiceBanMemberHandler.ServeHTTP(w, r)
 		case CommunityServiceCreateRoleProcedure:
@@ -508,6 +699,34 @@ func (UnimplementedCommunityServiceHandler) ListMyServers(context.Context, *conn
 
 func (UnimplementedCommunityServiceHandler) JoinServer(context.Context, *connect.Request[v1.JoinServerRequest]) (*connect.Response[v1.JoinServerResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.JoinServer is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) ListMembers(context.Context, *connect.Request[v1.ListMembersRequest]) (*connect.Response[v1.ListMembersResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.ListMembers is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) LeaveServer(context.Context, *connect.Request[v1.LeaveServerRequest]) (*connect.Response[v1.LeaveServerResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.LeaveServer is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) KickMember(context.Context, *connect.Request[v1.KickMemberRequest]) (*connect.Response[v1.KickMemberResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.KickMember is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) UnbanMember(context.Context, *connect.Request[v1.UnbanMemberRequest]) (*connect.Response[v1.UnbanMemberResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.UnbanMember is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) TimeoutMember(context.Context, *connect.Request[v1.TimeoutMemberRequest]) (*connect.Response[v1.TimeoutMemberResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.TimeoutMember is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) SetMyNickname(context.Context, *connect.Request[v1.SetMyNicknameRequest]) (*connect.Response[v1.SetMyNicknameResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.SetMyNickname is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) SetMemberNickname(context.Context, *connect.Request[v1.SetMemberNicknameRequest]) (*connect.Response[v1.SetMemberNicknameResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.SetMemberNickname is not implemented"))
 }
 
 func (UnimplementedCommunityServiceHandler) BanMember(context.Context, *connect.Request[v1.BanMemberRequest]) (*connect.Response[v1.BanMemberResponse], error) {

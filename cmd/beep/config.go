@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -39,6 +40,9 @@ type Config struct {
 	DevTokenKey string
 	// CORSOrigins are the browser origins allowed to call the API.
 	CORSOrigins []string
+	// RateLimit and RateBurst bound each principal (or client IP), per second.
+	RateLimit float64
+	RateBurst int
 	// LogLevel is debug, info, warn or error.
 	LogLevel slog.Level
 	// noMetrics is set by short-lived commands (reconcile).
@@ -75,6 +79,9 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	str(&cfg.DevTokenKey, "dev-token-key", "BEEP_DEV_TOKEN_KEY", "", "accept development tokens signed with this key (16+ bytes; development only)")
 	origins := ""
 	str(&origins, "cors-origins", "BEEP_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the API (* for any)")
+	rate, burst := "50", "100"
+	str(&rate, "rate-limit", "BEEP_RATE_LIMIT", rate, "requests per second allowed to each principal (or client IP)")
+	str(&burst, "rate-burst", "BEEP_RATE_BURST", burst, "requests allowed at once above the rate")
 	insecure := os.Getenv("BEEP_SPICEDB_INSECURE") == "true"
 	fs.BoolVar(&cfg.SpiceDBInsecure, "spicedb-insecure", insecure, "talk to the remote SpiceDB without TLS ($BEEP_SPICEDB_INSECURE)")
 	level := "info"
@@ -89,6 +96,13 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 		if o = strings.TrimSpace(o); o != "" {
 			cfg.CORSOrigins = append(cfg.CORSOrigins, o)
 		}
+	}
+	var err error
+	if cfg.RateLimit, err = strconv.ParseFloat(rate, 64); err != nil || cfg.RateLimit <= 0 {
+		return Config{}, fmt.Errorf("-rate-limit %q: want a positive number", rate)
+	}
+	if cfg.RateBurst, err = strconv.Atoi(burst); err != nil || cfg.RateBurst <= 0 {
+		return Config{}, fmt.Errorf("-rate-burst %q: want a positive whole number", burst)
 	}
 	if cfg.DevTokenKey != "" && len(cfg.DevTokenKey) < 16 {
 		return Config{}, errors.New("-dev-token-key must be at least 16 bytes")

@@ -171,6 +171,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 		AllowedOrigins: cfg.CORSOrigins,
 		Log:            log.With("component", "gateway"),
 		Metrics:        metrics,
+		RatePerSecond:  cfg.RateLimit,
+		Burst:          cfg.RateBurst,
 	}, gateway.Service{Name: communityv1connect.CommunityServiceName, Path: path, Handler: handler})
 	gw.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") }))
 	gw.Handle("GET /readyz", readiness(inst.Authz, pool))

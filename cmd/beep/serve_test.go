@@ -129,6 +129,8 @@ func TestConfigErrors(t *testing.T) {
 		{"-spicedb-engine", "cassandra"},
 		{"-spicedb-endpoint", "spicedb:50051"},
 		{"-log-level", "loud"},
+		{"-rate-limit", "0"},
+		{"-rate-burst", "x"},
 		{"stray"},
 	} {
 		if _, err := parseConfig(args, io.Discard); err == nil {

@@ -396,3 +396,5 @@ func TestRebuildFromScratch(t *testing.T) {
 		t.Fatalf("bob in #staff after rebuild: %v %v", staff, err)
 	}
 }
+
+func mustUUID(s string) uuid.UUID { return uuid.MustParse(s) }

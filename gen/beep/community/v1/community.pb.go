@@ -2958,6 +2958,476 @@ func (*SetMemberNicknameResponse) Descriptor() ([]byte, []int) {
 	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{49}
 }
 
+// UpdateServerRequest sets the fields given.
+type UpdateServerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServerId      string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	Name          *string                `protobuf:"bytes,2,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	Public        *bool                  `protobuf:"varint,3,opt,name=public,proto3,oneof" json:"public,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateServerRequest) Reset() {
+	*x = UpdateServerRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateServerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateServerRequest) ProtoMessage() {}
+
+func (x *UpdateServerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateServerRequest.ProtoReflect.Descriptor instead.
+func (*UpdateServerRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *UpdateServerRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *UpdateServerRequest) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+func (x *UpdateServerRequest) GetPublic() bool {
+	if x != nil && x.Public != nil {
+		return *x.Public
+	}
+	return false
+}
+
+// UpdateServerResponse is the server as it now is.
+type UpdateServerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Server        *Server                `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"`
+	ZedToken      string                 `protobuf:"bytes,2,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateServerResponse) Reset() {
+	*x = UpdateServerResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateServerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateServerResponse) ProtoMessage() {}
+
+func (x *UpdateServerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateServerResponse.ProtoReflect.Descriptor instead.
+func (*UpdateServerResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *UpdateServerResponse) GetServer() *Server {
+	if x != nil {
+		return x.Server
+	}
+	return nil
+}
+
+func (x *UpdateServerResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
+// DeleteServerRequest names the server.
+type DeleteServerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServerId      string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteServerRequest) Reset() {
+	*x = DeleteServerRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteServerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteServerRequest) ProtoMessage() {}
+
+func (x *DeleteServerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteServerRequest.ProtoReflect.Descriptor instead.
+func (*DeleteServerRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *DeleteServerRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+// DeleteServerResponse confirms.
+type DeleteServerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ZedToken      string                 `protobuf:"bytes,1,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteServerResponse) Reset() {
+	*x = DeleteServerResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteServerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteServerResponse) ProtoMessage() {}
+
+func (x *DeleteServerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteServerResponse.ProtoReflect.Descriptor instead.
+func (*DeleteServerResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *DeleteServerResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
+// TransferOwnershipRequest names the new owner, a member.
+type TransferOwnershipRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServerId      string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	NewOwnerId    string                 `protobuf:"bytes,2,opt,name=new_owner_id,json=newOwnerId,proto3" json:"new_owner_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferOwnershipRequest) Reset() {
+	*x = TransferOwnershipRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferOwnershipRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferOwnershipRequest) ProtoMessage() {}
+
+func (x *TransferOwnershipRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferOwnershipRequest.ProtoReflect.Descriptor instead.
+func (*TransferOwnershipRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *TransferOwnershipRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *TransferOwnershipRequest) GetNewOwnerId() string {
+	if x != nil {
+		return x.NewOwnerId
+	}
+	return ""
+}
+
+// TransferOwnershipResponse is the server as it now is.
+type TransferOwnershipResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Server        *Server                `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"`
+	ZedToken      string                 `protobuf:"bytes,2,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferOwnershipResponse) Reset() {
+	*x = TransferOwnershipResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferOwnershipResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferOwnershipResponse) ProtoMessage() {}
+
+func (x *TransferOwnershipResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferOwnershipResponse.ProtoReflect.Descriptor instead.
+func (*TransferOwnershipResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *TransferOwnershipResponse) GetServer() *Server {
+	if x != nil {
+		return x.Server
+	}
+	return nil
+}
+
+func (x *TransferOwnershipResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
+// ExploreServersRequest asks for one page.
+type ExploreServersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many (default 50, at most 200).
+	PageSize      int32  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExploreServersRequest) Reset() {
+	*x = ExploreServersRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExploreServersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExploreServersRequest) ProtoMessage() {}
+
+func (x *ExploreServersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExploreServersRequest.ProtoReflect.Descriptor instead.
+func (*ExploreServersRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ExploreServersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ExploreServersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ExploredServer is a public server and its size.
+type ExploredServer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Server        *Server                `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"`
+	MemberCount   int64                  `protobuf:"varint,2,opt,name=member_count,json=memberCount,proto3" json:"member_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExploredServer) Reset() {
+	*x = ExploredServer{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExploredServer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExploredServer) ProtoMessage() {}
+
+func (x *ExploredServer) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExploredServer.ProtoReflect.Descriptor instead.
+func (*ExploredServer) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ExploredServer) GetServer() *Server {
+	if x != nil {
+		return x.Server
+	}
+	return nil
+}
+
+func (x *ExploredServer) GetMemberCount() int64 {
+	if x != nil {
+		return x.MemberCount
+	}
+	return 0
+}
+
+// ExploreServersResponse is one page.
+type ExploreServersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Servers       []*ExploredServer      `protobuf:"bytes,1,rep,name=servers,proto3" json:"servers,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExploreServersResponse) Reset() {
+	*x = ExploreServersResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExploreServersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExploreServersResponse) ProtoMessage() {}
+
+func (x *ExploreServersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExploreServersResponse.ProtoReflect.Descriptor instead.
+func (*ExploreServersResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ExploreServersResponse) GetServers() []*ExploredServer {
+	if x != nil {
+		return x.Servers
+	}
+	return nil
+}
+
+func (x *ExploreServersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_beep_community_v1_community_proto protoreflect.FileDescriptor
 
 const file_beep_community_v1_community_proto_rawDesc = "" +
@@ -3147,7 +3617,37 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +
 	"\bnickname\x18\x03 \x01(\tR\bnickname\"\x1b\n" +
-	"\x19SetMemberNicknameResponse*y\n" +
+	"\x19SetMemberNicknameResponse\"|\n" +
+	"\x13UpdateServerRequest\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x17\n" +
+	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12\x1b\n" +
+	"\x06public\x18\x03 \x01(\bH\x01R\x06public\x88\x01\x01B\a\n" +
+	"\x05_nameB\t\n" +
+	"\a_public\"f\n" +
+	"\x14UpdateServerResponse\x121\n" +
+	"\x06server\x18\x01 \x01(\v2\x19.beep.community.v1.ServerR\x06server\x12\x1b\n" +
+	"\tzed_token\x18\x02 \x01(\tR\bzedToken\"2\n" +
+	"\x13DeleteServerRequest\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\"3\n" +
+	"\x14DeleteServerResponse\x12\x1b\n" +
+	"\tzed_token\x18\x01 \x01(\tR\bzedToken\"Y\n" +
+	"\x18TransferOwnershipRequest\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12 \n" +
+	"\fnew_owner_id\x18\x02 \x01(\tR\n" +
+	"newOwnerId\"k\n" +
+	"\x19TransferOwnershipResponse\x121\n" +
+	"\x06server\x18\x01 \x01(\v2\x19.beep.community.v1.ServerR\x06server\x12\x1b\n" +
+	"\tzed_token\x18\x02 \x01(\tR\bzedToken\"S\n" +
+	"\x15ExploreServersRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"f\n" +
+	"\x0eExploredServer\x121\n" +
+	"\x06server\x18\x01 \x01(\v2\x19.beep.community.v1.ServerR\x06server\x12!\n" +
+	"\fmember_count\x18\x02 \x01(\x03R\vmemberCount\"}\n" +
+	"\x16ExploreServersResponse\x12;\n" +
+	"\aservers\x18\x01 \x03(\v2!.beep.community.v1.ExploredServerR\aservers\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*y\n" +
 	"\vChannelKind\x12\x1c\n" +
 	"\x18CHANNEL_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11CHANNEL_KIND_TEXT\x10\x01\x12\x16\n" +
@@ -3158,12 +3658,19 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\x17TARGET_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14TARGET_KIND_EVERYONE\x10\x01\x12\x14\n" +
 	"\x10TARGET_KIND_ROLE\x10\x02\x12\x16\n" +
-	"\x12TARGET_KIND_MEMBER\x10\x032\xfb\x16\n" +
+	"\x12TARGET_KIND_MEMBER\x10\x032\x99\x1b\n" +
 	"\x10CommunityService\x12g\n" +
 	"\fCreateServer\x12&.beep.community.v1.CreateServerRequest\x1a'.beep.community.v1.CreateServerResponse\"\x06\xaa\xbb\x18\x02 \x01\x12t\n" +
 	"\tGetServer\x12#.beep.community.v1.GetServerRequest\x1a$.beep.community.v1.GetServerResponse\"\x1c\xaa\xbb\x18\x18\n" +
 	"\vserver#view\x12\tserver_id\x12j\n" +
-	"\rListMyServers\x12'.beep.community.v1.ListMyServersRequest\x1a(.beep.community.v1.ListMyServersResponse\"\x06\xaa\xbb\x18\x02 \x01\x12w\n" +
+	"\rListMyServers\x12'.beep.community.v1.ListMyServersRequest\x1a(.beep.community.v1.ListMyServersResponse\"\x06\xaa\xbb\x18\x02 \x01\x12\x86\x01\n" +
+	"\fUpdateServer\x12&.beep.community.v1.UpdateServerRequest\x1a'.beep.community.v1.UpdateServerResponse\"%\xaa\xbb\x18!\n" +
+	"\x14server#manage_server\x12\tserver_id\x12\x86\x01\n" +
+	"\fDeleteServer\x12&.beep.community.v1.DeleteServerRequest\x1a'.beep.community.v1.DeleteServerResponse\"%\xaa\xbb\x18!\n" +
+	"\x14server#delete_server\x12\tserver_id\x12\x9a\x01\n" +
+	"\x11TransferOwnership\x12+.beep.community.v1.TransferOwnershipRequest\x1a,.beep.community.v1.TransferOwnershipResponse\"*\xaa\xbb\x18&\n" +
+	"\x19server#transfer_ownership\x12\tserver_id\x12m\n" +
+	"\x0eExploreServers\x12(.beep.community.v1.ExploreServersRequest\x1a).beep.community.v1.ExploreServersResponse\"\x06\xaa\xbb\x18\x02 \x01\x12w\n" +
 	"\n" +
 	"JoinServer\x12$.beep.community.v1.JoinServerRequest\x1a%.beep.community.v1.JoinServerResponse\"\x1c\xaa\xbb\x18\x18\n" +
 	"\vserver#join\x12\tserver_id\x12z\n" +
@@ -3223,7 +3730,7 @@ func file_beep_community_v1_community_proto_rawDescGZIP() []byte {
 }
 
 var file_beep_community_v1_community_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_beep_community_v1_community_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_beep_community_v1_community_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
 var file_beep_community_v1_community_proto_goTypes = []any{
 	(ChannelKind)(0),                        // 0: beep.community.v1.ChannelKind
 	(TargetKind)(0),                         // 1: beep.community.v1.TargetKind
@@ -3277,10 +3784,19 @@ var file_beep_community_v1_community_proto_goTypes = []any{
 	(*SetMyNicknameResponse)(nil),           // 49: beep.community.v1.SetMyNicknameResponse
 	(*SetMemberNicknameRequest)(nil),        // 50: beep.community.v1.SetMemberNicknameRequest
 	(*SetMemberNicknameResponse)(nil),       // 51: beep.community.v1.SetMemberNicknameResponse
-	(*timestamppb.Timestamp)(nil),           // 52: google.protobuf.Timestamp
+	(*UpdateServerRequest)(nil),             // 52: beep.community.v1.UpdateServerRequest
+	(*UpdateServerResponse)(nil),            // 53: beep.community.v1.UpdateServerResponse
+	(*DeleteServerRequest)(nil),             // 54: beep.community.v1.DeleteServerRequest
+	(*DeleteServerResponse)(nil),            // 55: beep.community.v1.DeleteServerResponse
+	(*TransferOwnershipRequest)(nil),        // 56: beep.community.v1.TransferOwnershipRequest
+	(*TransferOwnershipResponse)(nil),       // 57: beep.community.v1.TransferOwnershipResponse
+	(*ExploreServersRequest)(nil),           // 58: beep.community.v1.ExploreServersRequest
+	(*ExploredServer)(nil),                  // 59: beep.community.v1.ExploredServer
+	(*ExploreServersResponse)(nil),          // 60: beep.community.v1.ExploreServersResponse
+	(*timestamppb.Timestamp)(nil),           // 61: google.protobuf.Timestamp
 }
 var file_beep_community_v1_community_proto_depIdxs = []int32{
-	52, // 0: beep.community.v1.Server.created_at:type_name -> google.protobuf.Timestamp
+	61, // 0: beep.community.v1.Server.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: beep.community.v1.Channel.kind:type_name -> beep.community.v1.ChannelKind
 	5,  // 2: beep.community.v1.Channel.overwrites:type_name -> beep.community.v1.PermissionOverwrite
 	1,  // 3: beep.community.v1.PermissionOverwrite.target_kind:type_name -> beep.community.v1.TargetKind
@@ -3295,63 +3811,75 @@ var file_beep_community_v1_community_proto_depIdxs = []int32{
 	4,  // 12: beep.community.v1.CreateChannelResponse.channel:type_name -> beep.community.v1.Channel
 	5,  // 13: beep.community.v1.SetPermissionOverwriteRequest.overwrite:type_name -> beep.community.v1.PermissionOverwrite
 	4,  // 14: beep.community.v1.SetPermissionOverwriteResponse.channel:type_name -> beep.community.v1.Channel
-	52, // 15: beep.community.v1.Invite.expires_at:type_name -> google.protobuf.Timestamp
+	61, // 15: beep.community.v1.Invite.expires_at:type_name -> google.protobuf.Timestamp
 	28, // 16: beep.community.v1.CreateInviteResponse.invite:type_name -> beep.community.v1.Invite
 	2,  // 17: beep.community.v1.JoinByInviteResponse.server:type_name -> beep.community.v1.Server
 	28, // 18: beep.community.v1.ListInvitesResponse.invites:type_name -> beep.community.v1.Invite
-	52, // 19: beep.community.v1.Member.joined_at:type_name -> google.protobuf.Timestamp
-	52, // 20: beep.community.v1.Member.timed_out_until:type_name -> google.protobuf.Timestamp
+	61, // 19: beep.community.v1.Member.joined_at:type_name -> google.protobuf.Timestamp
+	61, // 20: beep.community.v1.Member.timed_out_until:type_name -> google.protobuf.Timestamp
 	37, // 21: beep.community.v1.ListMembersResponse.members:type_name -> beep.community.v1.Member
-	52, // 22: beep.community.v1.TimeoutMemberRequest.until:type_name -> google.protobuf.Timestamp
-	6,  // 23: beep.community.v1.CommunityService.CreateServer:input_type -> beep.community.v1.CreateServerRequest
-	8,  // 24: beep.community.v1.CommunityService.GetServer:input_type -> beep.community.v1.GetServerRequest
-	10, // 25: beep.community.v1.CommunityService.ListMyServers:input_type -> beep.community.v1.ListMyServersRequest
-	12, // 26: beep.community.v1.CommunityService.JoinServer:input_type -> beep.community.v1.JoinServerRequest
-	38, // 27: beep.community.v1.CommunityService.ListMembers:input_type -> beep.community.v1.ListMembersRequest
-	40, // 28: beep.community.v1.CommunityService.LeaveServer:input_type -> beep.community.v1.LeaveServerRequest
-	42, // 29: beep.community.v1.CommunityService.KickMember:input_type -> beep.community.v1.KickMemberRequest
-	44, // 30: beep.community.v1.CommunityService.UnbanMember:input_type -> beep.community.v1.UnbanMemberRequest
-	46, // 31: beep.community.v1.CommunityService.TimeoutMember:input_type -> beep.community.v1.TimeoutMemberRequest
-	48, // 32: beep.community.v1.CommunityService.SetMyNickname:input_type -> beep.community.v1.SetMyNicknameRequest
-	50, // 33: beep.community.v1.CommunityService.SetMemberNickname:input_type -> beep.community.v1.SetMemberNicknameRequest
-	14, // 34: beep.community.v1.CommunityService.BanMember:input_type -> beep.community.v1.BanMemberRequest
-	16, // 35: beep.community.v1.CommunityService.CreateRole:input_type -> beep.community.v1.CreateRoleRequest
-	18, // 36: beep.community.v1.CommunityService.AddMemberRole:input_type -> beep.community.v1.AddMemberRoleRequest
-	20, // 37: beep.community.v1.CommunityService.RemoveMemberRole:input_type -> beep.community.v1.RemoveMemberRoleRequest
-	22, // 38: beep.community.v1.CommunityService.CreateChannel:input_type -> beep.community.v1.CreateChannelRequest
-	24, // 39: beep.community.v1.CommunityService.SetPermissionOverwrite:input_type -> beep.community.v1.SetPermissionOverwriteRequest
-	29, // 40: beep.community.v1.CommunityService.CreateInvite:input_type -> beep.community.v1.CreateInviteRequest
-	31, // 41: beep.community.v1.CommunityService.JoinByInvite:input_type -> beep.community.v1.JoinByInviteRequest
-	33, // 42: beep.community.v1.CommunityService.RevokeInvite:input_type -> beep.community.v1.RevokeInviteRequest
-	35, // 43: beep.community.v1.CommunityService.ListInvites:input_type -> beep.community.v1.ListInvitesRequest
-	26, // 44: beep.community.v1.CommunityService.GetEffectivePermissions:input_type -> beep.community.v1.GetEffectivePermissionsRequest
-	7,  // 45: beep.community.v1.CommunityService.CreateServer:output_type -> beep.community.v1.CreateServerResponse
-	9,  // 46: beep.community.v1.CommunityService.GetServer:output_type -> beep.community.v1.GetServerResponse
-	11, // 47: beep.community.v1.CommunityService.ListMyServers:output_type -> beep.community.v1.ListMyServersResponse
-	13, // 48: beep.community.v1.CommunityService.JoinServer:output_type -> beep.community.v1.JoinServerResponse
-	39, // 49: beep.community.v1.CommunityService.ListMembers:output_type -> beep.community.v1.ListMembersResponse
-	41, // 50: beep.community.v1.CommunityService.LeaveServer:output_type -> beep.community.v1.LeaveServerResponse
-	43, // 51: beep.community.v1.CommunityService.KickMember:output_type -> beep.community.v1.KickMemberResponse
-	45, // 52: beep.community.v1.CommunityService.UnbanMember:output_type -> beep.community.v1.UnbanMemberResponse
-	47, // 53: beep.community.v1.CommunityService.TimeoutMember:output_type -> beep.community.v1.TimeoutMemberResponse
-	49, // 54: beep.community.v1.CommunityService.SetMyNickname:output_type -> beep.community.v1.SetMyNicknameResponse
-	51, // 55: beep.community.v1.CommunityService.SetMemberNickname:output_type -> beep.community.v1.SetMemberNicknameResponse
-	15, // 56: beep.community.v1.CommunityService.BanMember:output_type -> beep.community.v1.BanMemberResponse
-	17, // 57: beep.community.v1.CommunityService.CreateRole:output_type -> beep.community.v1.CreateRoleResponse
-	19, // 58: beep.community.v1.CommunityService.AddMemberRole:output_type -> beep.community.v1.AddMemberRoleResponse
-	21, // 59: beep.community.v1.CommunityService.RemoveMemberRole:output_type -> beep.community.v1.RemoveMemberRoleResponse
-	23, // 60: beep.community.v1.CommunityService.CreateChannel:output_type -> beep.community.v1.CreateChannelResponse
-	25, // 61: beep.community.v1.CommunityService.SetPermissionOverwrite:output_type -> beep.community.v1.SetPermissionOverwriteResponse
-	30, // 62: beep.community.v1.CommunityService.CreateInvite:output_type -> beep.community.v1.CreateInviteResponse
-	32, // 63: beep.community.v1.CommunityService.JoinByInvite:output_type -> beep.community.v1.JoinByInviteResponse
-	34, // 64: beep.community.v1.CommunityService.RevokeInvite:output_type -> beep.community.v1.RevokeInviteResponse
-	36, // 65: beep.community.v1.CommunityService.ListInvites:output_type -> beep.community.v1.ListInvitesResponse
-	27, // 66: beep.community.v1.CommunityService.GetEffectivePermissions:output_type -> beep.community.v1.GetEffectivePermissionsResponse
-	45, // [45:67] is the sub-list for method output_type
-	23, // [23:45] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	61, // 22: beep.community.v1.TimeoutMemberRequest.until:type_name -> google.protobuf.Timestamp
+	2,  // 23: beep.community.v1.UpdateServerResponse.server:type_name -> beep.community.v1.Server
+	2,  // 24: beep.community.v1.TransferOwnershipResponse.server:type_name -> beep.community.v1.Server
+	2,  // 25: beep.community.v1.ExploredServer.server:type_name -> beep.community.v1.Server
+	59, // 26: beep.community.v1.ExploreServersResponse.servers:type_name -> beep.community.v1.ExploredServer
+	6,  // 27: beep.community.v1.CommunityService.CreateServer:input_type -> beep.community.v1.CreateServerRequest
+	8,  // 28: beep.community.v1.CommunityService.GetServer:input_type -> beep.community.v1.GetServerRequest
+	10, // 29: beep.community.v1.CommunityService.ListMyServers:input_type -> beep.community.v1.ListMyServersRequest
+	52, // 30: beep.community.v1.CommunityService.UpdateServer:input_type -> beep.community.v1.UpdateServerRequest
+	54, // 31: beep.community.v1.CommunityService.DeleteServer:input_type -> beep.community.v1.DeleteServerRequest
+	56, // 32: beep.community.v1.CommunityService.TransferOwnership:input_type -> beep.community.v1.TransferOwnershipRequest
+	58, // 33: beep.community.v1.CommunityService.ExploreServers:input_type -> beep.community.v1.ExploreServersRequest
+	12, // 34: beep.community.v1.CommunityService.JoinServer:input_type -> beep.community.v1.JoinServerRequest
+	38, // 35: beep.community.v1.CommunityService.ListMembers:input_type -> beep.community.v1.ListMembersRequest
+	40, // 36: beep.community.v1.CommunityService.LeaveServer:input_type -> beep.community.v1.LeaveServerRequest
+	42, // 37: beep.community.v1.CommunityService.KickMember:input_type -> beep.community.v1.KickMemberRequest
+	44, // 38: beep.community.v1.CommunityService.UnbanMember:input_type -> beep.community.v1.UnbanMemberRequest
+	46, // 39: beep.community.v1.CommunityService.TimeoutMember:input_type -> beep.community.v1.TimeoutMemberRequest
+	48, // 40: beep.community.v1.CommunityService.SetMyNickname:input_type -> beep.community.v1.SetMyNicknameRequest
+	50, // 41: beep.community.v1.CommunityService.SetMemberNickname:input_type -> beep.community.v1.SetMemberNicknameRequest
+	14, // 42: beep.community.v1.CommunityService.BanMember:input_type -> beep.community.v1.BanMemberRequest
+	16, // 43: beep.community.v1.CommunityService.CreateRole:input_type -> beep.community.v1.CreateRoleRequest
+	18, // 44: beep.community.v1.CommunityService.AddMemberRole:input_type -> beep.community.v1.AddMemberRoleRequest
+	20, // 45: beep.community.v1.CommunityService.RemoveMemberRole:input_type -> beep.community.v1.RemoveMemberRoleRequest
+	22, // 46: beep.community.v1.CommunityService.CreateChannel:input_type -> beep.community.v1.CreateChannelRequest
+	24, // 47: beep.community.v1.CommunityService.SetPermissionOverwrite:input_type -> beep.community.v1.SetPermissionOverwriteRequest
+	29, // 48: beep.community.v1.CommunityService.CreateInvite:input_type -> beep.community.v1.CreateInviteRequest
+	31, // 49: beep.community.v1.CommunityService.JoinByInvite:input_type -> beep.community.v1.JoinByInviteRequest
+	33, // 50: beep.community.v1.CommunityService.RevokeInvite:input_type -> beep.community.v1.RevokeInviteRequest
+	35, // 51: beep.community.v1.CommunityService.ListInvites:input_type -> beep.community.v1.ListInvitesRequest
+	26, // 52: beep.community.v1.CommunityService.GetEffectivePermissions:input_type -> beep.community.v1.GetEffectivePermissionsRequest
+	7,  // 53: beep.community.v1.CommunityService.CreateServer:output_type -> beep.community.v1.CreateServerResponse
+	9,  // 54: beep.community.v1.CommunityService.GetServer:output_type -> beep.community.v1.GetServerResponse
+	11, // 55: beep.community.v1.CommunityService.ListMyServers:output_type -> beep.community.v1.ListMyServersResponse
+	53, // 56: beep.community.v1.CommunityService.UpdateServer:output_type -> beep.community.v1.UpdateServerResponse
+	55, // 57: beep.community.v1.CommunityService.DeleteServer:output_type -> beep.community.v1.DeleteServerResponse
+	57, // 58: beep.community.v1.CommunityService.TransferOwnership:output_type -> beep.community.v1.TransferOwnershipResponse
+	60, // 59: beep.community.v1.CommunityService.ExploreServers:output_type -> beep.community.v1.ExploreServersResponse
+	13, // 60: beep.community.v1.CommunityService.JoinServer:output_type -> beep.community.v1.JoinServerResponse
+	39, // 61: beep.community.v1.CommunityService.ListMembers:output_type -> beep.community.v1.ListMembersResponse
+	41, // 62: beep.community.v1.CommunityService.LeaveServer:output_type -> beep.community.v1.LeaveServerResponse
+	43, // 63: beep.community.v1.CommunityService.KickMember:output_type -> beep.community.v1.KickMemberResponse
+	45, // 64: beep.community.v1.CommunityService.UnbanMember:output_type -> beep.community.v1.UnbanMemberResponse
+	47, // 65: beep.community.v1.CommunityService.TimeoutMember:output_type -> beep.community.v1.TimeoutMemberResponse
+	49, // 66: beep.community.v1.CommunityService.SetMyNickname:output_type -> beep.community.v1.SetMyNicknameResponse
+	51, // 67: beep.community.v1.CommunityService.SetMemberNickname:output_type -> beep.community.v1.SetMemberNicknameResponse
+	15, // 68: beep.community.v1.CommunityService.BanMember:output_type -> beep.community.v1.BanMemberResponse
+	17, // 69: beep.community.v1.CommunityService.CreateRole:output_type -> beep.community.v1.CreateRoleResponse
+	19, // 70: beep.community.v1.CommunityService.AddMemberRole:output_type -> beep.community.v1.AddMemberRoleResponse
+	21, // 71: beep.community.v1.CommunityService.RemoveMemberRole:output_type -> beep.community.v1.RemoveMemberRoleResponse
+	23, // 72: beep.community.v1.CommunityService.CreateChannel:output_type -> beep.community.v1.CreateChannelResponse
+	25, // 73: beep.community.v1.CommunityService.SetPermissionOverwrite:output_type -> beep.community.v1.SetPermissionOverwriteResponse
+	30, // 74: beep.community.v1.CommunityService.CreateInvite:output_type -> beep.community.v1.CreateInviteResponse
+	32, // 75: beep.community.v1.CommunityService.JoinByInvite:output_type -> beep.community.v1.JoinByInviteResponse
+	34, // 76: beep.community.v1.CommunityService.RevokeInvite:output_type -> beep.community.v1.RevokeInviteResponse
+	36, // 77: beep.community.v1.CommunityService.ListInvites:output_type -> beep.community.v1.ListInvitesResponse
+	27, // 78: beep.community.v1.CommunityService.GetEffectivePermissions:output_type -> beep.community.v1.GetEffectivePermissionsResponse
+	53, // [53:79] is the sub-list for method output_type
+	27, // [27:53] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_beep_community_v1_community_proto_init() }
@@ -3359,13 +3887,14 @@ func file_beep_community_v1_community_proto_init() {
 	if File_beep_community_v1_community_proto != nil {
 		return
 	}
+	file_beep_community_v1_community_proto_msgTypes[50].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_beep_community_v1_community_proto_rawDesc), len(file_beep_community_v1_community_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   50,
+			NumMessages:   59,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -42,6 +42,18 @@ const (
 	// CommunityServiceListMyServersProcedure is the fully-qualified name of the CommunityService's
 	// ListMyServers RPC.
 	CommunityServiceListMyServersProcedure = "/beep.community.v1.CommunityService/ListMyServers"
+	// CommunityServiceUpdateServerProcedure is the fully-qualified name of the CommunityService's
+	// UpdateServer RPC.
+	CommunityServiceUpdateServerProcedure = "/beep.community.v1.CommunityService/UpdateServer"
+	// CommunityServiceDeleteServerProcedure is the fully-qualified name of the CommunityService's
+	// DeleteServer RPC.
+	CommunityServiceDeleteServerProcedure = "/beep.community.v1.CommunityService/DeleteServer"
+	// CommunityServiceTransferOwnershipProcedure is the fully-qualified name of the CommunityService's
+	// TransferOwnership RPC.
+	CommunityServiceTransferOwnershipProcedure = "/beep.community.v1.CommunityService/TransferOwnership"
+	// CommunityServiceExploreServersProcedure is the fully-qualified name of the CommunityService's
+	// ExploreServers RPC.
+	CommunityServiceExploreServersProcedure = "/beep.community.v1.CommunityService/ExploreServers"
 	// CommunityServiceJoinServerProcedure is the fully-qualified name of the CommunityService's
 	// JoinServer RPC.
 	CommunityServiceJoinServerProcedure = "/beep.community.v1.CommunityService/JoinServer"
@@ -110,6 +122,14 @@ type CommunityServiceClient interface {
 	GetServer(context.Context, *connect.Request[v1.GetServerRequest]) (*connect.Response[v1.GetServerResponse], error)
 	// ListMyServers lists the servers the caller is a member of, by join time.
 	ListMyServers(context.Context, *connect.Request[v1.ListMyServersRequest]) (*connect.Response[v1.ListMyServersResponse], error)
+	// UpdateServer renames a server or changes whether it is public.
+	UpdateServer(context.Context, *connect.Request[v1.UpdateServerRequest]) (*connect.Response[v1.UpdateServerResponse], error)
+	// DeleteServer deletes a server and everything in it (the owner only).
+	DeleteServer(context.Context, *connect.Request[v1.DeleteServerRequest]) (*connect.Response[v1.DeleteServerResponse], error)
+	// TransferOwnership gives a server to another member (the owner only).
+	TransferOwnership(context.Context, *connect.Request[v1.TransferOwnershipRequest]) (*connect.Response[v1.TransferOwnershipResponse], error)
+	// ExploreServers pages through public servers, newest first.
+	ExploreServers(context.Context, *connect.Request[v1.ExploreServersRequest]) (*connect.Response[v1.ExploreServersResponse], error)
 	// JoinServer joins a public server; banned users are refused.
 	JoinServer(context.Context, *connect.Request[v1.JoinServerRequest]) (*connect.Response[v1.JoinServerResponse], error)
 	// ListMembers pages through a server's members, by join time.
@@ -182,6 +202,30 @@ func NewCommunityServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			httpClient,
 			baseURL+CommunityServiceListMyServersProcedure,
 			connect.WithSchema(communityServiceMethods.ByName("ListMyServers")),
+			connect.WithClientOptions(opts...),
+		),
+		updateServer: connect.NewClient[v1.UpdateServerRequest, v1.UpdateServerResponse](
+			httpClient,
+			baseURL+CommunityServiceUpdateServerProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("UpdateServer")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteServer: connect.NewClient[v1.DeleteServerRequest, v1.DeleteServerResponse](
+			httpClient,
+			baseURL+CommunityServiceDeleteServerProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("DeleteServer")),
+			connect.WithClientOptions(opts...),
+		),
+		transferOwnership: connect.NewClient[v1.TransferOwnershipRequest, v1.TransferOwnershipResponse](
+			httpClient,
+			baseURL+CommunityServiceTransferOwnershipProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("TransferOwnership")),
+			connect.WithClientOptions(opts...),
+		),
+		exploreServers: connect.NewClient[v1.ExploreServersRequest, v1.ExploreServersResponse](
+			httpClient,
+			baseURL+CommunityServiceExploreServersProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("ExploreServers")),
 			connect.WithClientOptions(opts...),
 		),
 		joinServer: connect.NewClient[v1.JoinServerRequest, v1.JoinServerResponse](
@@ -306,6 +350,10 @@ type communityServiceClient struct {
 	createServer            *connect.Client[v1.CreateServerRequest, v1.CreateServerResponse]
 	getServer               *connect.Client[v1.GetServerRequest, v1.GetServerResponse]
 	listMyServers           *connect.Client[v1.ListMyServersRequest, v1.ListMyServersResponse]
+	updateServer            *connect.Client[v1.UpdateServerRequest, v1.UpdateServerResponse]
+	deleteServer            *connect.Client[v1.DeleteServerRequest, v1.DeleteServerResponse]
+	transferOwnership       *connect.Client[v1.TransferOwnershipRequest, v1.TransferOwnershipResponse]
+	exploreServers          *connect.Client[v1.ExploreServersRequest, v1.ExploreServersResponse]
 	joinServer              *connect.Client[v1.JoinServerRequest, v1.JoinServerResponse]
 	listMembers             *connect.Client[v1.ListMembersRequest, v1.ListMembersResponse]
 	leaveServer             *connect.Client[v1.LeaveServerRequest, v1.LeaveServerResponse]
@@ -340,6 +388,26 @@ func (c *communityServiceClient) GetServer(ctx context.Context, req *connect.Req
 // ListMyServers calls beep.community.v1.CommunityService.ListMyServers.
 func (c *communityServiceClient) ListMyServers(ctx context.Context, req *connect.Request[v1.ListMyServersRequest]) (*connect.Response[v1.ListMyServersResponse], error) {
 	return c.listMyServers.CallUnary(ctx, req)
+}
+
+// UpdateServer calls beep.community.v1.CommunityService.UpdateServer.
+func (c *communityServiceClient) UpdateServer(ctx context.Context, req *connect.Request[v1.UpdateServerRequest]) (*connect.Response[v1.UpdateServerResponse], error) {
+	return c.updateServer.CallUnary(ctx, req)
+}
+
+// DeleteServer calls beep.community.v1.CommunityService.DeleteServer.
+func (c *communityServiceClient) DeleteServer(ctx context.Context, req *connect.Request[v1.DeleteServerRequest]) (*connect.Response[v1.DeleteServerResponse], error) {
+	return c.deleteServer.CallUnary(ctx, req)
+}
+
+// TransferOwnership calls beep.community.v1.CommunityService.TransferOwnership.
+func (c *communityServiceClient) TransferOwnership(ctx context.Context, req *connect.Request[v1.TransferOwnershipRequest]) (*connect.Response[v1.TransferOwnershipResponse], error) {
+	return c.transferOwnership.CallUnary(ctx, req)
+}
+
+// ExploreServers calls beep.community.v1.CommunityService.ExploreServers.
+func (c *communityServiceClient) ExploreServers(ctx context.Context, req *connect.Request[v1.ExploreServersRequest]) (*connect.Response[v1.ExploreServersResponse], error) {
+	return c.exploreServers.CallUnary(ctx, req)
 }
 
 // JoinServer calls beep.community.v1.CommunityService.JoinServer.
@@ -446,6 +514,14 @@ type CommunityServiceHandler interface {
 	GetServer(context.Context, *connect.Request[v1.GetServerRequest]) (*connect.Response[v1.GetServerResponse], error)
 	// ListMyServers lists the servers the caller is a member of, by join time.
 	ListMyServers(context.Context, *connect.Request[v1.ListMyServersRequest]) (*connect.Response[v1.ListMyServersResponse], error)
+	// UpdateServer renames a server or changes whether it is public.
+	UpdateServer(context.Context, *connect.Request[v1.UpdateServerRequest]) (*connect.Response[v1.UpdateServerResponse], error)
+	// DeleteServer deletes a server and everything in it (the owner only).
+	DeleteServer(context.Context, *connect.Request[v1.DeleteServerRequest]) (*connect.Response[v1.DeleteServerResponse], error)
+	// TransferOwnership gives a server to another member (the owner only).
+	TransferOwnership(context.Context, *connect.Request[v1.TransferOwnershipRequest]) (*connect.Response[v1.TransferOwnershipResponse], error)
+	// ExploreServers pages through public servers, newest first.
+	ExploreServers(context.Context, *connect.Request[v1.ExploreServersRequest]) (*connect.Response[v1.ExploreServersResponse], error)
 	// JoinServer joins a public server; banned users are refused.
 	JoinServer(context.Context, *connect.Request[v1.JoinServerRequest]) (*connect.Response[v1.JoinServerResponse], error)
 	// ListMembers pages through a server's members, by join time.
@@ -514,6 +590,30 @@ func NewCommunityServiceHandler(svc CommunityServiceHandler, opts ...connect.Han
 		CommunityServiceListMyServersProcedure,
 		svc.ListMyServers,
 		connect.WithSchema(communityServiceMethods.ByName("ListMyServers")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceUpdateServerHandler := connect.NewUnaryHandler(
+		CommunityServiceUpdateServerProcedure,
+		svc.UpdateServer,
+		connect.WithSchema(communityServiceMethods.ByName("UpdateServer")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceDeleteServerHandler := connect.NewUnaryHandler(
+		CommunityServiceDeleteServerProcedure,
+		svc.DeleteServer,
+		connect.WithSchema(communityServiceMethods.ByName("DeleteServer")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceTransferOwnershipHandler := connect.NewUnaryHandler(
+		CommunityServiceTransferOwnershipProcedure,
+		svc.TransferOwnership,
+		connect.WithSchema(communityServiceMethods.ByName("TransferOwnership")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceExploreServersHandler := connect.NewUnaryHandler(
+		CommunityServiceExploreServersProcedure,
+		svc.ExploreServers,
+		connect.WithSchema(communityServiceMethods.ByName("ExploreServers")),
 		connect.WithHandlerOptions(opts...),
 	)
 	communityServiceJoinServerHandler := connect.NewUnaryHandler(
@@ -638,6 +738,14 @@ func NewCommunityServiceHandler(svc CommunityServiceHandler, opts ...connect.Han
 			communityServiceGetServerHandler.ServeHTTP(w, r)
 		case CommunityServiceListMyServersProcedure:
 			communityServiceListMyServersHandler.ServeHTTP(w, r)
+		case CommunityServiceUpdateServerProcedure:
+			communityServiceUpdateServerHandler.ServeHTTP(w, r)
+		case CommunityServiceDeleteServerProcedure:
+			communityServiceDeleteServerHandler.ServeHTTP(w, r)
+		case CommunityServiceTransferOwnershipProcedure:
+			communityServiceTransferOwnershipHandler.ServeHTTP(w, r)
+		case CommunityServiceExploreServersProcedure:
+			communityServiceExploreServersHandler.ServeHTTP(w, r)
 		case CommunityServiceJoinServerProcedure:
 			communityServiceJoinServerHandler.ServeHTTP(w, r)
 		case CommunityServiceListMembersProcedure:
@@ -695,6 +803,22 @@ func (UnimplementedCommunityServiceHandler) GetServer(context.Context, *connect.
 
 func (UnimplementedCommunityServiceHandler) ListMyServers(context.Context, *connect.Request[v1.ListMyServersRequest]) (*connect.Response[v1.ListMyServersResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.ListMyServers is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) UpdateServer(context.Context, *connect.Request[v1.UpdateServerRequest]) (*connect.Response[v1.UpdateServerResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.UpdateServer is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) DeleteServer(context.Context, *connect.Request[v1.DeleteServerRequest]) (*connect.Response[v1.DeleteServerResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.DeleteServer is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) TransferOwnership(context.Context, *connect.Request[v1.TransferOwnershipRequest]) (*connect.Response[v1.TransferOwnershipResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.TransferOwnership is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) ExploreServers(context.Context, *connect.Request[v1.ExploreServersRequest]) (*connect.Response[v1.ExploreServersResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.ExploreServers is not implemented"))
 }
 
 func (UnimplementedCommunityServiceHandler) JoinServer(context.Context, *connect.Request[v1.JoinServerRequest]) (*connect.Response[v1.JoinServerResponse], error) {

@@ -3428,6 +3428,341 @@ func (x *ExploreServersResponse) GetNextPageToken() string {
 	return ""
 }
 
+// UpdateRoleRequest sets the fields given.
+type UpdateRoleRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	RoleId string                 `protobuf:"bytes,1,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
+	Name   *string                `protobuf:"bytes,2,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	// When set, replaces the role's permissions.
+	Permissions    []string `protobuf:"bytes,3,rep,name=permissions,proto3" json:"permissions,omitempty"`
+	SetPermissions bool     `protobuf:"varint,4,opt,name=set_permissions,json=setPermissions,proto3" json:"set_permissions,omitempty"`
+	Color          *int32   `protobuf:"varint,5,opt,name=color,proto3,oneof" json:"color,omitempty"`
+	Hoist          *bool    `protobuf:"varint,6,opt,name=hoist,proto3,oneof" json:"hoist,omitempty"`
+	Mentionable    *bool    `protobuf:"varint,7,opt,name=mentionable,proto3,oneof" json:"mentionable,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *UpdateRoleRequest) Reset() {
+	*x = UpdateRoleRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRoleRequest) ProtoMessage() {}
+
+func (x *UpdateRoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRoleRequest.ProtoReflect.Descriptor instead.
+func (*UpdateRoleRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *UpdateRoleRequest) GetRoleId() string {
+	if x != nil {
+		return x.RoleId
+	}
+	return ""
+}
+
+func (x *UpdateRoleRequest) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+func (x *UpdateRoleRequest) GetPermissions() []string {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
+}
+
+func (x *UpdateRoleRequest) GetSetPermissions() bool {
+	if x != nil {
+		return x.SetPermissions
+	}
+	return false
+}
+
+func (x *UpdateRoleRequest) GetColor() int32 {
+	if x != nil && x.Color != nil {
+		return *x.Color
+	}
+	return 0
+}
+
+func (x *UpdateRoleRequest) GetHoist() bool {
+	if x != nil && x.Hoist != nil {
+		return *x.Hoist
+	}
+	return false
+}
+
+func (x *UpdateRoleRequest) GetMentionable() bool {
+	if x != nil && x.Mentionable != nil {
+		return *x.Mentionable
+	}
+	return false
+}
+
+// UpdateRoleResponse is the role as it now is.
+type UpdateRoleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          *Role                  `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	ZedToken      string                 `protobuf:"bytes,2,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateRoleResponse) Reset() {
+	*x = UpdateRoleResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRoleResponse) ProtoMessage() {}
+
+func (x *UpdateRoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRoleResponse.ProtoReflect.Descriptor instead.
+func (*UpdateRoleResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *UpdateRoleResponse) GetRole() *Role {
+	if x != nil {
+		return x.Role
+	}
+	return nil
+}
+
+func (x *UpdateRoleResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
+// DeleteRoleRequest names the role.
+type DeleteRoleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RoleId        string                 `protobuf:"bytes,1,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRoleRequest) Reset() {
+	*x = DeleteRoleRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRoleRequest) ProtoMessage() {}
+
+func (x *DeleteRoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRoleRequest.ProtoReflect.Descriptor instead.
+func (*DeleteRoleRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *DeleteRoleRequest) GetRoleId() string {
+	if x != nil {
+		return x.RoleId
+	}
+	return ""
+}
+
+// DeleteRoleResponse confirms.
+type DeleteRoleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ZedToken      string                 `protobuf:"bytes,1,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRoleResponse) Reset() {
+	*x = DeleteRoleResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRoleResponse) ProtoMessage() {}
+
+func (x *DeleteRoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRoleResponse.ProtoReflect.Descriptor instead.
+func (*DeleteRoleResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *DeleteRoleResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
+// MoveRoleRequest names the role and its new position (1 is just above @everyone).
+type MoveRoleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RoleId        string                 `protobuf:"bytes,1,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
+	Position      int32                  `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveRoleRequest) Reset() {
+	*x = MoveRoleRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveRoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveRoleRequest) ProtoMessage() {}
+
+func (x *MoveRoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveRoleRequest.ProtoReflect.Descriptor instead.
+func (*MoveRoleRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *MoveRoleRequest) GetRoleId() string {
+	if x != nil {
+		return x.RoleId
+	}
+	return ""
+}
+
+func (x *MoveRoleRequest) GetPosition() int32 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+// MoveRoleResponse lists the server's roles in their new order.
+type MoveRoleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Roles         []*Role                `protobuf:"bytes,1,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveRoleResponse) Reset() {
+	*x = MoveRoleResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveRoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveRoleResponse) ProtoMessage() {}
+
+func (x *MoveRoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveRoleResponse.ProtoReflect.Descriptor instead.
+func (*MoveRoleResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *MoveRoleResponse) GetRoles() []*Role {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
 var File_beep_community_v1_community_proto protoreflect.FileDescriptor
 
 const file_beep_community_v1_community_proto_rawDesc = "" +
@@ -3647,7 +3982,31 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\fmember_count\x18\x02 \x01(\x03R\vmemberCount\"}\n" +
 	"\x16ExploreServersResponse\x12;\n" +
 	"\aservers\x18\x01 \x03(\v2!.beep.community.v1.ExploredServerR\aservers\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*y\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9a\x02\n" +
+	"\x11UpdateRoleRequest\x12\x17\n" +
+	"\arole_id\x18\x01 \x01(\tR\x06roleId\x12\x17\n" +
+	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12 \n" +
+	"\vpermissions\x18\x03 \x03(\tR\vpermissions\x12'\n" +
+	"\x0fset_permissions\x18\x04 \x01(\bR\x0esetPermissions\x12\x19\n" +
+	"\x05color\x18\x05 \x01(\x05H\x01R\x05color\x88\x01\x01\x12\x19\n" +
+	"\x05hoist\x18\x06 \x01(\bH\x02R\x05hoist\x88\x01\x01\x12%\n" +
+	"\vmentionable\x18\a \x01(\bH\x03R\vmentionable\x88\x01\x01B\a\n" +
+	"\x05_nameB\b\n" +
+	"\x06_colorB\b\n" +
+	"\x06_hoistB\x0e\n" +
+	"\f_mentionable\"^\n" +
+	"\x12UpdateRoleResponse\x12+\n" +
+	"\x04role\x18\x01 \x01(\v2\x17.beep.community.v1.RoleR\x04role\x12\x1b\n" +
+	"\tzed_token\x18\x02 \x01(\tR\bzedToken\",\n" +
+	"\x11DeleteRoleRequest\x12\x17\n" +
+	"\arole_id\x18\x01 \x01(\tR\x06roleId\"1\n" +
+	"\x12DeleteRoleResponse\x12\x1b\n" +
+	"\tzed_token\x18\x01 \x01(\tR\bzedToken\"F\n" +
+	"\x0fMoveRoleRequest\x12\x17\n" +
+	"\arole_id\x18\x01 \x01(\tR\x06roleId\x12\x1a\n" +
+	"\bposition\x18\x02 \x01(\x05R\bposition\"A\n" +
+	"\x10MoveRoleResponse\x12-\n" +
+	"\x05roles\x18\x01 \x03(\v2\x17.beep.community.v1.RoleR\x05roles*y\n" +
 	"\vChannelKind\x12\x1c\n" +
 	"\x18CHANNEL_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11CHANNEL_KIND_TEXT\x10\x01\x12\x16\n" +
@@ -3658,7 +4017,7 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\x17TARGET_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14TARGET_KIND_EVERYONE\x10\x01\x12\x14\n" +
 	"\x10TARGET_KIND_ROLE\x10\x02\x12\x16\n" +
-	"\x12TARGET_KIND_MEMBER\x10\x032\x99\x1b\n" +
+	"\x12TARGET_KIND_MEMBER\x10\x032\xf8\x1d\n" +
 	"\x10CommunityService\x12g\n" +
 	"\fCreateServer\x12&.beep.community.v1.CreateServerRequest\x1a'.beep.community.v1.CreateServerResponse\"\x06\xaa\xbb\x18\x02 \x01\x12t\n" +
 	"\tGetServer\x12#.beep.community.v1.GetServerRequest\x1a$.beep.community.v1.GetServerResponse\"\x1c\xaa\xbb\x18\x18\n" +
@@ -3693,7 +4052,15 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\x12server#ban_members\x12\tserver_id\x12\x7f\n" +
 	"\n" +
 	"CreateRole\x12$.beep.community.v1.CreateRoleRequest\x1a%.beep.community.v1.CreateRoleResponse\"$\xaa\xbb\x18 \n" +
-	"\x13server#manage_roles\x12\tserver_id\x12~\n" +
+	"\x13server#manage_roles\x12\tserver_id\x12u\n" +
+	"\n" +
+	"UpdateRole\x12$.beep.community.v1.UpdateRoleRequest\x1a%.beep.community.v1.UpdateRoleResponse\"\x1a\xaa\xbb\x18\x16\n" +
+	"\vrole#manage\x12\arole_id\x12u\n" +
+	"\n" +
+	"DeleteRole\x12$.beep.community.v1.DeleteRoleRequest\x1a%.beep.community.v1.DeleteRoleResponse\"\x1a\xaa\xbb\x18\x16\n" +
+	"\vrole#manage\x12\arole_id\x12o\n" +
+	"\bMoveRole\x12\".beep.community.v1.MoveRoleRequest\x1a#.beep.community.v1.MoveRoleResponse\"\x1a\xaa\xbb\x18\x16\n" +
+	"\vrole#manage\x12\arole_id\x12~\n" +
 	"\rAddMemberRole\x12'.beep.community.v1.AddMemberRoleRequest\x1a(.beep.community.v1.AddMemberRoleResponse\"\x1a\xaa\xbb\x18\x16\n" +
 	"\vrole#assign\x12\arole_id\x12\x87\x01\n" +
 	"\x10RemoveMemberRole\x12*.beep.community.v1.RemoveMemberRoleRequest\x1a+.beep.community.v1.RemoveMemberRoleResponse\"\x1a\xaa\xbb\x18\x16\n" +
@@ -3730,7 +4097,7 @@ func file_beep_community_v1_community_proto_rawDescGZIP() []byte {
 }
 
 var file_beep_community_v1_community_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_beep_community_v1_community_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
+var file_beep_community_v1_community_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_beep_community_v1_community_proto_goTypes = []any{
 	(ChannelKind)(0),                        // 0: beep.community.v1.ChannelKind
 	(TargetKind)(0),                         // 1: beep.community.v1.TargetKind
@@ -3793,10 +4160,16 @@ var file_beep_community_v1_community_proto_goTypes = []any{
 	(*ExploreServersRequest)(nil),           // 58: beep.community.v1.ExploreServersRequest
 	(*ExploredServer)(nil),                  // 59: beep.community.v1.ExploredServer
 	(*ExploreServersResponse)(nil),          // 60: beep.community.v1.ExploreServersResponse
-	(*timestamppb.Timestamp)(nil),           // 61: google.protobuf.Timestamp
+	(*UpdateRoleRequest)(nil),               // 61: beep.community.v1.UpdateRoleRequest
+	(*UpdateRoleResponse)(nil),              // 62: beep.community.v1.UpdateRoleResponse
+	(*DeleteRoleRequest)(nil),               // 63: beep.community.v1.DeleteRoleRequest
+	(*DeleteRoleResponse)(nil),              // 64: beep.community.v1.DeleteRoleResponse
+	(*MoveRoleRequest)(nil),                 // 65: beep.community.v1.MoveRoleRequest
+	(*MoveRoleResponse)(nil),                // 66: beep.community.v1.MoveRoleResponse
+	(*timestamppb.Timestamp)(nil),           // 67: google.protobuf.Timestamp
 }
 var file_beep_community_v1_community_proto_depIdxs = []int32{
-	61, // 0: beep.community.v1.Server.created_at:type_name -> google.protobuf.Timestamp
+	67, // 0: beep.community.v1.Server.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: beep.community.v1.Channel.kind:type_name -> beep.community.v1.ChannelKind
 	5,  // 2: beep.community.v1.Channel.overwrites:type_name -> beep.community.v1.PermissionOverwrite
 	1,  // 3: beep.community.v1.PermissionOverwrite.target_kind:type_name -> beep.community.v1.TargetKind
@@ -3811,75 +4184,83 @@ var file_beep_community_v1_community_proto_depIdxs = []int32{
 	4,  // 12: beep.community.v1.CreateChannelResponse.channel:type_name -> beep.community.v1.Channel
 	5,  // 13: beep.community.v1.SetPermissionOverwriteRequest.overwrite:type_name -> beep.community.v1.PermissionOverwrite
 	4,  // 14: beep.community.v1.SetPermissionOverwriteResponse.channel:type_name -> beep.community.v1.Channel
-	61, // 15: beep.community.v1.Invite.expires_at:type_name -> google.protobuf.Timestamp
+	67, // 15: beep.community.v1.Invite.expires_at:type_name -> google.protobuf.Timestamp
 	28, // 16: beep.community.v1.CreateInviteResponse.invite:type_name -> beep.community.v1.Invite
 	2,  // 17: beep.community.v1.JoinByInviteResponse.server:type_name -> beep.community.v1.Server
 	28, // 18: beep.community.v1.ListInvitesResponse.invites:type_name -> beep.community.v1.Invite
-	61, // 19: beep.community.v1.Member.joined_at:type_name -> google.protobuf.Timestamp
-	61, // 20: beep.community.v1.Member.timed_out_until:type_name -> google.protobuf.Timestamp
+	67, // 19: beep.community.v1.Member.joined_at:type_name -> google.protobuf.Timestamp
+	67, // 20: beep.community.v1.Member.timed_out_until:type_name -> google.protobuf.Timestamp
 	37, // 21: beep.community.v1.ListMembersResponse.members:type_name -> beep.community.v1.Member
-	61, // 22: beep.community.v1.TimeoutMemberRequest.until:type_name -> google.protobuf.Timestamp
+	67, // 22: beep.community.v1.TimeoutMemberRequest.until:type_name -> google.protobuf.Timestamp
 	2,  // 23: beep.community.v1.UpdateServerResponse.server:type_name -> beep.community.v1.Server
 	2,  // 24: beep.community.v1.TransferOwnershipResponse.server:type_name -> beep.community.v1.Server
 	2,  // 25: beep.community.v1.ExploredServer.server:type_name -> beep.community.v1.Server
 	59, // 26: beep.community.v1.ExploreServersResponse.servers:type_name -> beep.community.v1.ExploredServer
-	6,  // 27: beep.community.v1.CommunityService.CreateServer:input_type -> beep.community.v1.CreateServerRequest
-	8,  // 28: beep.community.v1.CommunityService.GetServer:input_type -> beep.community.v1.GetServerRequest
-	10, // 29: beep.community.v1.CommunityService.ListMyServers:input_type -> beep.community.v1.ListMyServersRequest
-	52, // 30: beep.community.v1.CommunityService.UpdateServer:input_type -> beep.community.v1.UpdateServerRequest
-	54, // 31: beep.community.v1.CommunityService.DeleteServer:input_type -> beep.community.v1.DeleteServerRequest
-	56, // 32: beep.community.v1.CommunityService.TransferOwnership:input_type -> beep.community.v1.TransferOwnershipRequest
-	58, // 33: beep.community.v1.CommunityService.ExploreServers:input_type -> beep.community.v1.ExploreServersRequest
-	12, // 34: beep.community.v1.CommunityService.JoinServer:input_type -> beep.community.v1.JoinServerRequest
-	38, // 35: beep.community.v1.CommunityService.ListMembers:input_type -> beep.community.v1.ListMembersRequest
-	40, // 36: beep.community.v1.CommunityService.LeaveServer:input_type -> beep.community.v1.LeaveServerRequest
-	42, // 37: beep.community.v1.CommunityService.KickMember:input_type -> beep.community.v1.KickMemberRequest
-	44, // 38: beep.community.v1.CommunityService.UnbanMember:input_type -> beep.community.v1.UnbanMemberRequest
-	46, // 39: beep.community.v1.CommunityService.TimeoutMember:input_type -> beep.community.v1.TimeoutMemberRequest
-	48, // 40: beep.community.v1.CommunityService.SetMyNickname:input_type -> beep.community.v1.SetMyNicknameRequest
-	50, // 41: beep.community.v1.CommunityService.SetMemberNickname:input_type -> beep.community.v1.SetMemberNicknameRequest
-	14, // 42: beep.community.v1.CommunityService.BanMember:input_type -> beep.community.v1.BanMemberRequest
-	16, // 43: beep.community.v1.CommunityService.CreateRole:input_type -> beep.community.v1.CreateRoleRequest
-	18, // 44: beep.community.v1.CommunityService.AddMemberRole:input_type -> beep.community.v1.AddMemberRoleRequest
-	20, // 45: beep.community.v1.CommunityService.RemoveMemberRole:input_type -> beep.community.v1.RemoveMemberRoleRequest
-	22, // 46: beep.community.v1.CommunityService.CreateChannel:input_type -> beep.community.v1.CreateChannelRequest
-	24, // 47: beep.community.v1.CommunityService.SetPermissionOverwrite:input_type -> beep.community.v1.SetPermissionOverwriteRequest
-	29, // 48: beep.community.v1.CommunityService.CreateInvite:input_type -> beep.community.v1.CreateInviteRequest
-	31, // 49: beep.community.v1.CommunityService.JoinByInvite:input_type -> beep.community.v1.JoinByInviteRequest
-	33, // 50: beep.community.v1.CommunityService.RevokeInvite:input_type -> beep.community.v1.RevokeInviteRequest
-	35, // 51: beep.community.v1.CommunityService.ListInvites:input_type -> beep.community.v1.ListInvitesRequest
-	26, // 52: beep.community.v1.CommunityService.GetEffectivePermissions:input_type -> beep.community.v1.GetEffectivePermissionsRequest
-	7,  // 53: beep.community.v1.CommunityService.CreateServer:output_type -> beep.community.v1.CreateServerResponse
-	9,  // 54: beep.community.v1.CommunityService.GetServer:output_type -> beep.community.v1.GetServerResponse
-	11, // 55: beep.community.v1.CommunityService.ListMyServers:output_type -> beep.community.v1.ListMyServersResponse
-	53, // 56: beep.community.v1.CommunityService.UpdateServer:output_type -> beep.community.v1.UpdateServerResponse
-	55, // 57: beep.community.v1.CommunityService.DeleteServer:output_type -> beep.community.v1.DeleteServerResponse
-	57, // 58: beep.community.v1.CommunityService.TransferOwnership:output_type -> beep.community.v1.TransferOwnershipResponse
-	60, // 59: beep.community.v1.CommunityService.ExploreServers:output_type -> beep.community.v1.ExploreServersResponse
-	13, // 60: beep.community.v1.CommunityService.JoinServer:output_type -> beep.community.v1.JoinServerResponse
-	39, // 61: beep.community.v1.CommunityService.ListMembers:output_type -> beep.community.v1.ListMembersResponse
-	41, // 62: beep.community.v1.CommunityService.LeaveServer:output_type -> beep.community.v1.LeaveServerResponse
-	43, // 63: beep.community.v1.CommunityService.KickMember:output_type -> beep.community.v1.KickMemberResponse
-	45, // 64: beep.community.v1.CommunityService.UnbanMember:output_type -> beep.community.v1.UnbanMemberResponse
-	47, // 65: beep.community.v1.CommunityService.TimeoutMember:output_type -> beep.community.v1.TimeoutMemberResponse
-	49, // 66: beep.community.v1.CommunityService.SetMyNickname:output_type -> beep.community.v1.SetMyNicknameResponse
-	51, // 67: beep.community.v1.CommunityService.SetMemberNickname:output_type -> beep.community.v1.SetMemberNicknameResponse
-	15, // 68: beep.community.v1.CommunityService.BanMember:output_type -> beep.community.v1.BanMemberResponse
-	17, // 69: beep.community.v1.CommunityService.CreateRole:output_type -> beep.community.v1.CreateRoleResponse
-	19, // 70: beep.community.v1.CommunityService.AddMemberRole:output_type -> beep.community.v1.AddMemberRoleResponse
-	21, // 71: beep.community.v1.CommunityService.RemoveMemberRole:output_type -> beep.community.v1.RemoveMemberRoleResponse
-	23, // 72: beep.community.v1.CommunityService.CreateChannel:output_type -> beep.community.v1.CreateChannelResponse
-	25, // 73: beep.community.v1.CommunityService.SetPermissionOverwrite:output_type -> beep.community.v1.SetPermissionOverwriteResponse
-	30, // 74: beep.community.v1.CommunityService.CreateInvite:output_type -> beep.community.v1.CreateInviteResponse
-	32, // 75: beep.community.v1.CommunityService.JoinByInvite:output_type -> beep.community.v1.JoinByInviteResponse
-	34, // 76: beep.community.v1.CommunityService.RevokeInvite:output_type -> beep.community.v1.RevokeInviteResponse
-	36, // 77: beep.community.v1.CommunityService.ListInvites:output_type -> beep.community.v1.ListInvitesResponse
-	27, // 78: beep.community.v1.CommunityService.GetEffectivePermissions:output_type -> beep.community.v1.GetEffectivePermissionsResponse
-	53, // [53:79] is the sub-list for method output_type
-	27, // [27:53] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	3,  // 27: beep.community.v1.UpdateRoleResponse.role:type_name -> beep.community.v1.Role
+	3,  // 28: beep.community.v1.MoveRoleResponse.roles:type_name -> beep.community.v1.Role
+	6,  // 29: beep.community.v1.CommunityService.CreateServer:input_type -> beep.community.v1.CreateServerRequest
+	8,  // 30: beep.community.v1.CommunityService.GetServer:input_type -> beep.community.v1.GetServerRequest
+	10, // 31: beep.community.v1.CommunityService.ListMyServers:input_type -> beep.community.v1.ListMyServersRequest
+	52, // 32: beep.community.v1.CommunityService.UpdateServer:input_type -> beep.community.v1.UpdateServerRequest
+	54, // 33: beep.community.v1.CommunityService.DeleteServer:input_type -> beep.community.v1.DeleteServerRequest
+	56, // 34: beep.community.v1.CommunityService.TransferOwnership:input_type -> beep.community.v1.TransferOwnershipRequest
+	58, // 35: beep.community.v1.CommunityService.ExploreServers:input_type -> beep.community.v1.ExploreServersRequest
+	12, // 36: beep.community.v1.CommunityService.JoinServer:input_type -> beep.community.v1.JoinServerRequest
+	38, // 37: beep.community.v1.CommunityService.ListMembers:input_type -> beep.community.v1.ListMembersRequest
+	40, // 38: beep.community.v1.CommunityService.LeaveServer:input_type -> beep.community.v1.LeaveServerRequest
+	42, // 39: beep.community.v1.CommunityService.KickMember:input_type -> beep.community.v1.KickMemberRequest
+	44, // 40: beep.community.v1.CommunityService.UnbanMember:input_type -> beep.community.v1.UnbanMemberRequest
+	46, // 41: beep.community.v1.CommunityService.TimeoutMember:input_type -> beep.community.v1.TimeoutMemberRequest
+	48, // 42: beep.community.v1.CommunityService.SetMyNickname:input_type -> beep.community.v1.SetMyNicknameRequest
+	50, // 43: beep.community.v1.CommunityService.SetMemberNickname:input_type -> beep.community.v1.SetMemberNicknameRequest
+	14, // 44: beep.community.v1.CommunityService.BanMember:input_type -> beep.community.v1.BanMemberRequest
+	16, // 45: beep.community.v1.CommunityService.CreateRole:input_type -> beep.community.v1.CreateRoleRequest
+	61, // 46: beep.community.v1.CommunityService.UpdateRole:input_type -> beep.community.v1.UpdateRoleRequest
+	63, // 47: beep.community.v1.CommunityService.DeleteRole:input_type -> beep.community.v1.DeleteRoleRequest
+	65, // 48: beep.community.v1.CommunityService.MoveRole:input_type -> beep.community.v1.MoveRoleRequest
+	18, // 49: beep.community.v1.CommunityService.AddMemberRole:input_type -> beep.community.v1.AddMemberRoleRequest
+	20, // 50: beep.community.v1.CommunityService.RemoveMemberRole:input_type -> beep.community.v1.RemoveMemberRoleRequest
+	22, // 51: beep.community.v1.CommunityService.CreateChannel:input_type -> beep.community.v1.CreateChannelRequest
+	24, // 52: beep.community.v1.CommunityService.SetPermissionOverwrite:input_type -> beep.community.v1.SetPermissionOverwriteRequest
+	29, // 53: beep.community.v1.CommunityService.CreateInvite:input_type -> beep.community.v1.CreateInviteRequest
+	31, // 54: beep.community.v1.CommunityService.JoinByInvite:input_type -> beep.community.v1.JoinByInviteRequest
+	33, // 55: beep.community.v1.CommunityService.RevokeInvite:input_type -> beep.community.v1.RevokeInviteRequest
+	35, // 56: beep.community.v1.CommunityService.ListInvites:input_type -> beep.community.v1.ListInvitesRequest
+	26, // 57: beep.community.v1.CommunityService.GetEffectivePermissions:input_type -> beep.community.v1.GetEffectivePermissionsRequest
+	7,  // 58: beep.community.v1.CommunityService.CreateServer:output_type -> beep.community.v1.CreateServerResponse
+	9,  // 59: beep.community.v1.CommunityService.GetServer:output_type -> beep.community.v1.GetServerResponse
+	11, // 60: beep.community.v1.CommunityService.ListMyServers:output_type -> beep.community.v1.ListMyServersResponse
+	53, // 61: beep.community.v1.CommunityService.UpdateServer:output_type -> beep.community.v1.UpdateServerResponse
+	55, // 62: beep.community.v1.CommunityService.DeleteServer:output_type -> beep.community.v1.DeleteServerResponse
+	57, // 63: beep.community.v1.CommunityService.TransferOwnership:output_type -> beep.community.v1.TransferOwnershipResponse
+	60, // 64: beep.community.v1.CommunityService.ExploreServers:output_type -> beep.community.v1.ExploreServersResponse
+	13, // 65: beep.community.v1.CommunityService.JoinServer:output_type -> beep.community.v1.JoinServerResponse
+	39, // 66: beep.community.v1.CommunityService.ListMembers:output_type -> beep.community.v1.ListMembersResponse
+	41, // 67: beep.community.v1.CommunityService.LeaveServer:output_type -> beep.community.v1.LeaveServerResponse
+	43, // 68: beep.community.v1.CommunityService.KickMember:output_type -> beep.community.v1.KickMemberResponse
+	45, // 69: beep.community.v1.CommunityService.UnbanMember:output_type -> beep.community.v1.UnbanMemberResponse
+	47, // 70: beep.community.v1.CommunityService.TimeoutMember:output_type -> beep.community.v1.TimeoutMemberResponse
+	49, // 71: beep.community.v1.CommunityService.SetMyNickname:output_type -> beep.community.v1.SetMyNicknameResponse
+	51, // 72: beep.community.v1.CommunityService.SetMemberNickname:output_type -> beep.community.v1.SetMemberNicknameResponse
+	15, // 73: beep.community.v1.CommunityService.BanMember:output_type -> beep.community.v1.BanMemberResponse
+	17, // 74: beep.community.v1.CommunityService.CreateRole:output_type -> beep.community.v1.CreateRoleResponse
+	62, // 75: beep.community.v1.CommunityService.UpdateRole:output_type -> beep.community.v1.UpdateRoleResponse
+	64, // 76: beep.community.v1.CommunityService.DeleteRole:output_type -> beep.community.v1.DeleteRoleResponse
+	66, // 77: beep.community.v1.CommunityService.MoveRole:output_type -> beep.community.v1.MoveRoleResponse
+	19, // 78: beep.community.v1.CommunityService.AddMemberRole:output_type -> beep.community.v1.AddMemberRoleResponse
+	21, // 79: beep.community.v1.CommunityService.RemoveMemberRole:output_type -> beep.community.v1.RemoveMemberRoleResponse
+	23, // 80: beep.community.v1.CommunityService.CreateChannel:output_type -> beep.community.v1.CreateChannelResponse
+	25, // 81: beep.community.v1.CommunityService.SetPermissionOverwrite:output_type -> beep.community.v1.SetPermissionOverwriteResponse
+	30, // 82: beep.community.v1.CommunityService.CreateInvite:output_type -> beep.community.v1.CreateInviteResponse
+	32, // 83: beep.community.v1.CommunityService.JoinByInvite:output_type -> beep.community.v1.JoinByInviteResponse
+	34, // 84: beep.community.v1.CommunityService.RevokeInvite:output_type -> beep.community.v1.RevokeInviteResponse
+	36, // 85: beep.community.v1.CommunityService.ListInvites:output_type -> beep.community.v1.ListInvitesResponse
+	27, // 86: beep.community.v1.CommunityService.GetEffectivePermissions:output_type -> beep.community.v1.GetEffectivePermissionsResponse
+	58, // [58:87] is the sub-list for method output_type
+	29, // [29:58] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_beep_community_v1_community_proto_init() }
@@ -3888,13 +4269,14 @@ func file_beep_community_v1_community_proto_init() {
 		return
 	}
 	file_beep_community_v1_community_proto_msgTypes[50].OneofWrappers = []any{}
+	file_beep_community_v1_community_proto_msgTypes[59].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_beep_community_v1_community_proto_rawDesc), len(file_beep_community_v1_community_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   59,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

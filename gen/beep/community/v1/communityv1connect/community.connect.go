@@ -84,6 +84,15 @@ const (
 	// CommunityServiceCreateRoleProcedure is the fully-qualified name of the CommunityService's
 	// CreateRole RPC.
 	CommunityServiceCreateRoleProcedure = "/beep.community.v1.CommunityService/CreateRole"
+	// CommunityServiceUpdateRoleProcedure is the fully-qualified name of the CommunityService's
+	// UpdateRole RPC.
+	CommunityServiceUpdateRoleProcedure = "/beep.community.v1.CommunityService/UpdateRole"
+	// CommunityServiceDeleteRoleProcedure is the fully-qualified name of the CommunityService's
+	// DeleteRole RPC.
+	CommunityServiceDeleteRoleProcedure = "/beep.community.v1.CommunityService/DeleteRole"
+	// CommunityServiceMoveRoleProcedure is the fully-qualified name of the CommunityService's MoveRole
+	// RPC.
+	CommunityServiceMoveRoleProcedure = "/beep.community.v1.CommunityService/MoveRole"
 	// CommunityServiceAddMemberRoleProcedure is the fully-qualified name of the CommunityService's
 	// AddMemberRole RPC.
 	CommunityServiceAddMemberRoleProcedure = "/beep.community.v1.CommunityService/AddMemberRole"
@@ -152,6 +161,14 @@ type CommunityServiceClient interface {
 	// CreateRole adds a role just above @everyone, with at most the
 	// permissions the caller holds.
 	CreateRole(context.Context, *connect.Request[v1.CreateRoleRequest]) (*connect.Response[v1.CreateRoleResponse], error)
+	// UpdateRole changes a role below the caller's highest role; added
+	// permissions must be ones the caller holds.
+	UpdateRole(context.Context, *connect.Request[v1.UpdateRoleRequest]) (*connect.Response[v1.UpdateRoleResponse], error)
+	// DeleteRole deletes a role below the caller's highest role (not @everyone).
+	DeleteRole(context.Context, *connect.Request[v1.DeleteRoleRequest]) (*connect.Response[v1.DeleteRoleResponse], error)
+	// MoveRole moves a role to a position; both where it is and where it goes
+	// must be below the caller's highest role.
+	MoveRole(context.Context, *connect.Request[v1.MoveRoleRequest]) (*connect.Response[v1.MoveRoleResponse], error)
 	// AddMemberRole gives a member a role below the caller's highest role.
 	AddMemberRole(context.Context, *connect.Request[v1.AddMemberRoleRequest]) (*connect.Response[v1.AddMemberRoleResponse], error)
 	// RemoveMemberRole takes a role (below the caller's highest) from a member.
@@ -288,6 +305,24 @@ func NewCommunityServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(communityServiceMethods.ByName("CreateRole")),
 			connect.WithClientOptions(opts...),
 		),
+		updateRole: connect.NewClient[v1.UpdateRoleRequest, v1.UpdateRoleResponse](
+			httpClient,
+			baseURL+CommunityServiceUpdateRoleProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("UpdateRole")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteRole: connect.NewClient[v1.DeleteRoleRequest, v1.DeleteRoleResponse](
+			httpClient,
+			baseURL+CommunityServiceDeleteRoleProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("DeleteRole")),
+			connect.WithClientOptions(opts...),
+		),
+		moveRole: connect.NewClient[v1.MoveRoleRequest, v1.MoveRoleResponse](
+			httpClient,
+			baseURL+CommunityServiceMoveRoleProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("MoveRole")),
+			connect.WithClientOptions(opts...),
+		),
 		addMemberRole: connect.NewClient[v1.AddMemberRoleRequest, v1.AddMemberRoleResponse](
 			httpClient,
 			baseURL+CommunityServiceAddMemberRoleProcedure,
@@ -364,6 +399,9 @@ type communityServiceClient struct {
 	setMemberNickname       *connect.Client[v1.SetMemberNicknameRequest, v1.SetMemberNicknameResponse]
 	banMember               *connect.Client[v1.BanMemberRequest, v1.BanMemberResponse]
 	createRole              *connect.Client[v1.CreateRoleRequest, v1.CreateRoleResponse]
+	updateRole              *connect.Client[v1.UpdateRoleRequest, v1.UpdateRoleResponse]
+	deleteRole              *connect.Client[v1.DeleteRoleRequest, v1.DeleteRoleResponse]
+	moveRole                *connect.Client[v1.MoveRoleRequest, v1.MoveRoleResponse]
 	addMemberRole           *connect.Client[v1.AddMemberRoleRequest, v1.AddMemberRoleResponse]
 	removeMemberRole        *connect.Client[v1.RemoveMemberRoleRequest, v1.RemoveMemberRoleResponse]
 	createChannel           *connect.Client[v1.CreateChannelRequest, v1.CreateChannelResponse]
@@ -460,6 +498,21 @@ func (c *communityServiceClient) CreateRole(ctx context.Context, req *connect.Re
 	return c.createRole.CallUnary(ctx, req)
 }
 
+// UpdateRole calls beep.community.v1.CommunityService.UpdateRole.
+func (c *communityServiceClient) UpdateRole(ctx context.Context, req *connect.Request[v1.UpdateRoleRequest]) (*connect.Response[v1.UpdateRoleResponse], error) {
+	return c.updateRole.CallUnary(ctx, req)
+}
+
+// DeleteRole calls beep.community.v1.CommunityService.DeleteRole.
+func (c *communityServiceClient) DeleteRole(ctx context.Context, req *connect.Request[v1.DeleteRoleRequest]) (*connect.Response[v1.DeleteRoleResponse], error) {
+	return c.deleteRole.CallUnary(ctx, req)
+}
+
+// MoveRole calls beep.community.v1.CommunityService.MoveRole.
+func (c *communityServiceClient) MoveRole(ctx context.Context, req *connect.Request[v1.MoveRoleRequest]) (*connect.Response[v1.MoveRoleResponse], error) {
+	return c.moveRole.CallUnary(ctx, req)
+}
+
 // AddMemberRole calls beep.community.v1.CommunityService.AddMemberRole.
 func (c *communityServiceClient) AddMemberRole(ctx context.Context, req *connect.Request[v1.AddMemberRoleRequest]) (*connect.Response[v1.AddMemberRoleResponse], error) {
 	return c.addMemberRole.CallUnary(ctx, req)
@@ -544,6 +597,14 @@ type CommunityServiceHandler interface {
 	// CreateRole adds a role just above @everyone, with at most the
 	// permissions the caller holds.
 	CreateRole(context.Context, *connect.Request[v1.CreateRoleRequest]) (*connect.Response[v1.CreateRoleResponse], error)
+	// UpdateRole changes a role below the caller's highest role; added
+	// permissions must be ones the caller holds.
+	UpdateRole(context.Context, *connect.Request[v1.UpdateRoleRequest]) (*connect.Response[v1.UpdateRoleResponse], error)
+	// DeleteRole deletes a role below the caller's highest role (not @everyone).
+	DeleteRole(context.Context, *connect.Request[v1.DeleteRoleRequest]) (*connect.Response[v1.DeleteRoleResponse], error)
+	// MoveRole moves a role to a position; both where it is and where it goes
+	// must be below the caller's highest role.
+	MoveRole(context.Context, *connect.Request[v1.MoveRoleRequest]) (*connect.Response[v1.MoveRoleResponse], error)
 	// AddMemberRole gives a member a role below the caller's highest role.
 	AddMemberRole(context.Context, *connect.Request[v1.AddMemberRoleRequest]) (*connect.Response[v1.AddMemberRoleResponse], error)
 	// RemoveMemberRole takes a role (below the caller's highest) from a member.
@@ -676,6 +737,24 @@ func NewCommunityServiceHandler(svc CommunityServiceHandler, opts ...connect.Han
 		connect.WithSchema(communityServiceMethods.ByName("CreateRole")),
 		connect.WithHandlerOptions(opts...),
 	)
+	communityServiceUpdateRoleHandler := connect.NewUnaryHandler(
+		CommunityServiceUpdateRoleProcedure,
+		svc.UpdateRole,
+		connect.WithSchema(communityServiceMethods.ByName("UpdateRole")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceDeleteRoleHandler := connect.NewUnaryHandler(
+		CommunityServiceDeleteRoleProcedure,
+		svc.DeleteRole,
+		connect.WithSchema(communityServiceMethods.ByName("DeleteRole")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceMoveRoleHandler := connect.NewUnaryHandler(
+		CommunityServiceMoveRoleProcedure,
+		svc.MoveRole,
+		connect.WithSchema(communityServiceMethods.ByName("MoveRole")),
+		connect.WithHandlerOptions(opts...),
+	)
 	communityServiceAddMemberRoleHandler := connect.NewUnaryHandler(
 		CommunityServiceAddMemberRoleProcedure,
 		svc.AddMemberRole,
@@ -766,6 +845,12 @@ func NewCommunityServiceHandler(svc CommunityServiceHandler, opts ...connect.Han
 			communityServiceBanMemberHandler.ServeHTTP(w, r)
 		case CommunityServiceCreateRoleProcedure:
 			communityServiceCreateRoleHandler.ServeHTTP(w, r)
+		case CommunityServiceUpdateRoleProcedure:
+			communityServiceUpdateRoleHandler.ServeHTTP(w, r)
+		case CommunityServiceDeleteRoleProcedure:
+			communityServiceDeleteRoleHandler.ServeHTTP(w, r)
+		case CommunityServiceMoveRoleProcedure:
+			communityServiceMoveRoleHandler.ServeHTTP(w, r)
 		case CommunityServiceAddMemberRoleProcedure:
 			communityServiceAddMemberRoleHandler.ServeHTTP(w, r)
 		case CommunityServiceRemoveMemberRoleProcedure:
@@ -859,6 +944,18 @@ func (UnimplementedCommunityServiceHandler) BanMember(context.Context, *connect.
 
 func (UnimplementedCommunityServiceHandler) CreateRole(context.Context, *connect.Request[v1.CreateRoleRequest]) (*connect.Response[v1.CreateRoleResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.CreateRole is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) UpdateRole(context.Context, *connect.Request[v1.UpdateRoleRequest]) (*connect.Response[v1.UpdateRoleResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.UpdateRole is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) DeleteRole(context.Context, *connect.Request[v1.DeleteRoleRequest]) (*connect.Response[v1.DeleteRoleResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.DeleteRole is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) MoveRole(context.Context, *connect.Request[v1.MoveRoleRequest]) (*connect.Response[v1.MoveRoleResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.MoveRole is not implemented"))
 }
 
 func (UnimplementedCommunityServiceHandler) AddMemberRole(context.Context, *connect.Request[v1.AddMemberRoleRequest]) (*connect.Response[v1.AddMemberRoleResponse], error) {

@@ -200,10 +200,7 @@ func (s *Service) RevokeInvite(ctx context.Context, req *connect.Request[communi
 	if inv.usable(time.Now()) {
 		d.remove = []authz.Relationship{usableRelationship(inv)}
 	}
-	token, err := s.commit(ctx, inv.serverID, d, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE invites SET revoked = true WHERE code = $1`, inv.code)
-		return err
-	})
+	token, err := s.commitExec(ctx, inv.serverID, d, `UPDATE invites SET revoked = true WHERE code = $1`, inv.code)
 	if err != nil {
 		return nil, s.internal(ctx, "revoke invite", err)
 	}

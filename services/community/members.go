@@ -258,10 +258,7 @@ func (s *Service) UnbanMember(ctx context.Context, req *connect.Request[communit
 	if !banned {
 		return nil, connect.NewError(connect.CodeNotFound, errors.New("that user is not banned"))
 	}
-	token, err := s.commit(ctx, id, delta{remove: []authz.Relationship{banRelationship(id, req.Msg.UserId)}}, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `DELETE FROM bans WHERE server_id = $1 AND user_id = $2`, id, req.Msg.UserId)
-		return err
-	})
+	token, err := s.commitExec(ctx, id, delta{remove: []authz.Relationship{banRelationship(id, req.Msg.UserId)}}, `DELETE FROM bans WHERE server_id = $1 AND user_id = $2`, id, req.Msg.UserId)
 	if err != nil {
 		return nil, s.internal(ctx, "unban", err)
 	}
@@ -298,10 +295,7 @@ func (s *Service) TimeoutMember(ctx context.Context, req *connect.Request[commun
 			d.remove = []authz.Relationship{authz.Timeout(srv.id.String(), target, current.UTC().Truncate(time.Second))}
 		}
 	}
-	token, err := s.commit(ctx, srv.id, d, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE members SET timed_out_until = $3 WHERE server_id = $1 AND user_id = $2`, srv.id, target, until)
-		return err
-	})
+	token, err := s.commitExec(ctx, srv.id, d, `UPDATE members SET timed_out_until = $3 WHERE server_id = $1 AND user_id = $2`, srv.id, target, until)
 	if err != nil {
 		return nil, s.internal(ctx, "timeout", err)
 	}

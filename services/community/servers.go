@@ -38,10 +38,7 @@ func (s *Service) UpdateServer(ctx context.Context, req *connect.Request[communi
 	}
 	var d delta
 	d.add, d.remove = diff(serverRelationships(srv), before)
-	token, err := s.commit(ctx, id, d, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE servers SET name = $2, public = $3 WHERE id = $1`, id, srv.name, srv.public)
-		return err
-	})
+	token, err := s.commitExec(ctx, id, d, `UPDATE servers SET name = $2, public = $3 WHERE id = $1`, id, srv.name, srv.public)
 	if err != nil {
 		return nil, s.internal(ctx, "update server", err)
 	}
@@ -63,10 +60,7 @@ func (s *Service) DeleteServer(ctx context.Context, req *connect.Request[communi
 		return nil, s.internal(ctx, "delete server", err)
 	}
 	// Grants go before the rows, denies after: nobody gains access meanwhile.
-	token, err := s.commit(ctx, id, delta{remove: rels}, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `DELETE FROM servers WHERE id = $1`, id)
-		return err
-	})
+	token, err := s.commitExec(ctx, id, delta{remove: rels}, `DELETE FROM servers WHERE id = $1`, id)
 	if err != nil {
 		return nil, s.internal(ctx, "delete server", err)
 	}

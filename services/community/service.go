@@ -386,10 +386,7 @@ func (s *Service) AddMemberRole(ctx context.Context, req *connect.Request[commun
 		return nil, s.internal(ctx, "add role", err)
 	}
 	d := delta{add: []authz.Relationship{memberRoleRelationship(role.id, req.Msg.UserId)}}
-	token, err := s.commit(ctx, srv.id, d, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO member_roles (server_id, user_id, role_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, srv.id, req.Msg.UserId, role.id)
-		return err
-	})
+	token, err := s.commitExec(ctx, srv.id, d, `INSERT INTO member_roles (server_id, user_id, role_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, srv.id, req.Msg.UserId, role.id)
 	if err != nil {
 		return nil, s.internal(ctx, "add role", err)
 	}
@@ -403,10 +400,7 @@ func (s *Service) RemoveMemberRole(ctx context.Context, req *connect.Request[com
 		return nil, s.internal(ctx, "remove role", err)
 	}
 	d := delta{remove: []authz.Relationship{memberRoleRelationship(role.id, req.Msg.UserId)}}
-	token, err := s.commit(ctx, srv.id, d, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `DELETE FROM member_roles WHERE role_id = $1 AND user_id = $2`, role.id, req.Msg.UserId)
-		return err
-	})
+	token, err := s.commitExec(ctx, srv.id, d, `DELETE FROM member_roles WHERE role_id = $1 AND user_id = $2`, role.id, req.Msg.UserId)
 	if err != nil {
 		return nil, s.internal(ctx, "remove role", err)
 	}

@@ -67,6 +67,14 @@ func (s *Service) commit(ctx context.Context, serverID uuid.UUID, d delta, domai
 	return token, nil
 }
 
+// commitExec is commit for a mutation whose database half is one statement.
+func (s *Service) commitExec(ctx context.Context, serverID uuid.UUID, d delta, sql string, args ...any) (authz.ZedToken, error) {
+	return s.commit(ctx, serverID, d, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, sql, args...)
+		return err
+	})
+}
+
 // converge tries to bring SpiceDB back to the database after a failed
 // mutation, keeping cause as the error to report.
 func (s *Service) converge(ctx context.Context, serverID, mark uuid.UUID, cause error) error {

@@ -160,3 +160,9 @@ func (c *Client) flagsOn(ctx context.Context, subject Subject, t ObjectType, id 
 	}
 	return out, nil
 }
+
+// CategoryFlags is the set of channel permissions subject holds on category
+// categoryID: what its synced channels give them, before channel-only rules.
+func (c *Client) CategoryFlags(ctx context.Context, subject Subject, categoryID string, consistency Consistency) (Flags, error) {
+	return c.flagsOn(ctx, subject, TypeCategory, categoryID, consistency, func(f Flag) bool { return f.Overwritable() })
+}

@@ -17,7 +17,7 @@ type Rank struct {
 }
 
 // Outranks reports whether a may act on member b (kick, ban, time out,
-// change nickname, assign or remove roles): the owner outranks everyone else;
+// change nickname): the owner outranks everyone else;
 // otherwise a's highest role must be strictly above b's, and nobody outranks
 // the owner.
 func (a Rank) Outranks(b Rank) bool {

@@ -24,9 +24,12 @@ type serverState struct {
 	bans        []string
 	roles       []roleRow
 	memberRoles []memberRoleRow
-	channels    []channelRow
-	overwrites  []overwriteRow
-	invites     []inviteRow
+	categories   []categoryRow
+	channels     []channelRow
+	overwrites   []overwriteRow
+	invites      []inviteRow
+	threads      []threadRow
+	participants []participantRow
 }
 
 type serverRow struct {
@@ -63,6 +66,24 @@ type channelRow struct {
 	kind, name   string
 	position     int
 	synced       bool
+}
+
+type categoryRow struct {
+	id, serverID uuid.UUID
+	name         string
+	position     int
+}
+
+type threadRow struct {
+	id, serverID, channelID   uuid.UUID
+	creatorID, name           string
+	private, locked, archived bool
+	createdAt                 time.Time
+}
+
+type participantRow struct {
+	threadID uuid.UUID
+	userID   string
 }
 
 type overwriteRow struct {
@@ -131,6 +152,34 @@ func channelRelationships(c channelRow) []authz.Relationship {
 	}
 }
 
+func categoryRelationship(c categoryRow) authz.Relationship {
+	return rel(authz.Category.Server, c.id.String(), authz.TypeServer.Object(c.serverID.String()).Subject())
+}
+
+// threadRelationships are a thread's own edges; participants have theirs.
+func threadRelationships(t threadRow) []authz.Relationship {
+	id := t.id.String()
+	out := []authz.Relationship{
+		rel(authz.Thread.Parent, id, authz.TypeChannel.Object(t.channelID.String()).Subject()),
+		rel(authz.Thread.Creator, id, authz.UserSubject(t.creatorID)),
+	}
+	if !t.private {
+		out = append(out, rel(authz.Thread.Public, id, authz.Wildcard(authz.TypeUser)))
+	}
+	if t.locked {
+		out = append(out, lockedRelationship(t.id))
+	}
+	return out
+}
+
+func lockedRelationship(threadID uuid.UUID) authz.Relationship {
+	return rel(authz.Thread.Locked, threadID.String(), authz.Wildcard(authz.TypeUser))
+}
+
+func participantRelationship(p participantRow) authz.Relationship {
+	return rel(authz.Thread.Participant, p.threadID.String(), authz.UserSubject(p.userID))
+}
+
 func overwriteRelationships(o overwriteRow) ([]authz.Relationship, error) {
 	allow, err := authz.ParseFlags(o.allow)
 	if err != nil {
@@ -171,8 +220,17 @@ func (st *serverState) desired(now time.Time) ([]authz.Relationship, error) {
 	for _, mr := range st.memberRoles {
 		out = append(out, memberRoleRelationship(mr.roleID, mr.userID))
 	}
+	for _, c := range st.categories {
+		out = append(out, categoryRelationship(c))
+	}
 	for _, c := range st.channels {
 		out = append(out, channelRelationships(c)...)
+	}
+	for _, t := range st.threads {
+		out = append(out, threadRelationships(t)...)
+	}
+	for _, p := range st.participants {
+		out = append(out, participantRelationship(p))
 	}
 	for _, o := range st.overwrites {
 		rels, err := overwriteRelationships(o)
@@ -188,10 +246,12 @@ func (st *serverState) desired(now time.Time) ([]authz.Relationship, error) {
 }
 
 // restrictive relationships take permissions away when present (denies,
-// bans, timeouts); every other relationship of the model only gives them.
+// bans, timeouts, locks); every other relationship of the model only gives
+// them.
 func restrictive(r authz.Relationship) bool {
 	n := r.Relation.Name
-	return strings.Contains(n, "_deny_") || r.Relation == authz.Server.Banned || r.Relation == authz.Server.TimedOut
+	return strings.Contains(n, "_deny_") || r.Relation == authz.Server.Banned || r.Relation == authz.Server.TimedOut ||
+		r.Relation == authz.Thread.Locked
 }
 
 // delta is what a mutation changes in the graph.
@@ -240,7 +300,9 @@ func diff(want, have []authz.Relationship) (missing, extra []authz.Relationship)
 		}
 	}
 	for _, r := range have {
-		if !wantSet[key(r)] {
+		k := key(r)
+		if !wantSet[k] {
+			wantSet[k] = true // once
 			extra = append(extra, r)
 		}
 	}

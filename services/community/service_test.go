@@ -57,7 +57,7 @@ func start(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(communityv1connect.NewCommunityServiceHandler(svc, connect.WithInterceptors(connectauthz.New(spice.Client(), log))))
+	mux.Handle(svc.Handler(connect.WithInterceptors(connectauthz.New(spice.Client(), log))))
 	srv := httptest.NewServer(testAuthentication(mux))
 	t.Cleanup(srv.Close)
 	return &harness{svc: svc, client: communityv1connect.NewCommunityServiceClient(srv.Client(), srv.URL), authz: spice.Client()}

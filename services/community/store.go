@@ -45,6 +45,38 @@ func scanChannel(row scanner) (channelRow, error) {
 	return c, err
 }
 
+const categoryColumns = `id, server_id, name, position`
+
+func scanCategory(row scanner) (categoryRow, error) {
+	var c categoryRow
+	err := row.Scan(&c.id, &c.serverID, &c.name, &c.position)
+	return c, err
+}
+
+func getCategory(ctx context.Context, q querier, id uuid.UUID) (categoryRow, error) {
+	c, err := scanCategory(q.QueryRow(ctx, `SELECT `+categoryColumns+` FROM categories WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, errNotFound
+	}
+	return c, err
+}
+
+const threadColumns = `id, server_id, channel_id, creator_id, name, private, locked, archived, created_at`
+
+func scanThread(row scanner) (threadRow, error) {
+	var t threadRow
+	err := row.Scan(&t.id, &t.serverID, &t.channelID, &t.creatorID, &t.name, &t.private, &t.locked, &t.archived, &t.createdAt)
+	return t, err
+}
+
+func getThread(ctx context.Context, q querier, id uuid.UUID) (threadRow, error) {
+	t, err := scanThread(q.QueryRow(ctx, `SELECT `+threadColumns+` FROM threads WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, errNotFound
+	}
+	return t, err
+}
+
 const overwriteColumns = `holder_id, holder_kind, target_kind, target_id, allow, deny`
 
 func scanOverwrite(row scanner) (overwriteRow, error) {
@@ -134,6 +166,27 @@ func loadServerState(ctx context.Context, q querier, id uuid.UUID) (*serverState
 	if st.memberRoles, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (memberRoleRow, error) {
 		var mr memberRoleRow
 		return mr, row.Scan(&mr.roleID, &mr.userID)
+	}); err != nil {
+		return nil, err
+	}
+	if rows, err = q.Query(ctx, `SELECT `+categoryColumns+` FROM categories WHERE server_id = $1`, id); err != nil {
+		return nil, err
+	}
+	if st.categories, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (categoryRow, error) { return scanCategory(row) }); err != nil {
+		return nil, err
+	}
+	if rows, err = q.Query(ctx, `SELECT `+threadColumns+` FROM threads WHERE server_id = $1`, id); err != nil {
+		return nil, err
+	}
+	if st.threads, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (threadRow, error) { return scanThread(row) }); err != nil {
+		return nil, err
+	}
+	if rows, err = q.Query(ctx, `SELECT thread_id, user_id FROM thread_participants WHERE server_id = $1`, id); err != nil {
+		return nil, err
+	}
+	if st.participants, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (participantRow, error) {
+		var p participantRow
+		return p, row.Scan(&p.threadID, &p.userID)
 	}); err != nil {
 		return nil, err
 	}

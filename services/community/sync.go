@@ -16,15 +16,18 @@ import (
 //
 //  1. mark the server dirty (committed), so that a crash anywhere after this
 //     leaves a trace the reconciler finds;
-//  2. write the narrowing half of the delta to SpiceDB;
-//  3. run the database transaction (the source of truth);
-//  4. write the widening half to SpiceDB;
-//  5. clear the mark.
+//  2. open the database transaction and make its changes (which lock and
+//     check what the mutation was computed from: errConflict if it moved);
+//  3. write the narrowing half of the delta to SpiceDB;
+//  4. commit the transaction (the database is the source of truth);
+//  5. write the widening half to SpiceDB;
+//  6. clear the mark.
 //
 // Between any two steps SpiceDB grants no more than the database, before or
-// after the change, allows. A failure at 3 or 4 converges the server at once
-// (and later, by the reconciler, if SpiceDB is down). It returns the ZedToken
-// of the last SpiceDB write.
+// after the change, allows. A conflict at 2 changes nothing anywhere. A
+// failure at 3, 4 or 5 converges the server at once (and later, by the
+// reconciler, if SpiceDB is down). It returns the ZedToken of the last
+// SpiceDB write.
 func (s *Service) commit(ctx context.Context, serverID uuid.UUID, d delta, domain func(pgx.Tx) error) (authz.ZedToken, error) {
 	mark, err := uuid.NewV7()
 	if err != nil {
@@ -34,21 +37,30 @@ func (s *Service) commit(ctx context.Context, serverID uuid.UUID, d delta, domai
 		return "", fmt.Errorf("marking server %s: %w", serverID, err)
 	}
 	narrow, widen := d.phases()
-	var token authz.ZedToken
-	if len(narrow) > 0 {
-		if token, err = s.authz.Write(ctx, narrow); err != nil {
-			return "", s.converge(ctx, serverID, mark, fmt.Errorf("authorization write: %w", err))
-		}
-	}
-	if err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+	var (
+		token   authz.ZedToken
+		touched bool // SpiceDB was written
+	)
+	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		if err := domain(tx); err != nil {
 			return err
+		}
+		if len(narrow) > 0 {
+			touched = true
+			if token, err = s.authz.Write(ctx, narrow); err != nil {
+				return fmt.Errorf("authorization write: %w", err)
+			}
 		}
 		if s.beforeCommit != nil {
 			return s.beforeCommit()
 		}
 		return nil
-	}); err != nil {
+	})
+	if err != nil && !touched {
+		s.unmark(ctx, serverID, mark)
+		return "", err
+	}
+	if err != nil {
 		return "", s.converge(ctx, serverID, mark, err)
 	}
 	if s.afterCommit != nil {
@@ -61,10 +73,15 @@ func (s *Service) commit(ctx context.Context, serverID uuid.UUID, d delta, domai
 			return "", s.converge(ctx, serverID, mark, fmt.Errorf("saved, but applying its permissions failed (they will be applied shortly): %w", err))
 		}
 	}
-	if _, err := s.db.Exec(ctx, `DELETE FROM authz_dirty WHERE id = $1`, mark); err != nil {
+	s.unmark(ctx, serverID, mark)
+	return token, nil
+}
+
+// unmark clears a dirty mark once both stores agree.
+func (s *Service) unmark(ctx context.Context, serverID, mark uuid.UUID) {
+	if _, err := s.db.Exec(context.WithoutCancel(ctx), `DELETE FROM authz_dirty WHERE id = $1`, mark); err != nil {
 		s.log.WarnContext(ctx, "clearing a dirty mark", "server", serverID, "err", err)
 	}
-	return token, nil
 }
 
 // commitExec is commit for a mutation whose database half is one statement.
@@ -82,9 +99,7 @@ func (s *Service) converge(ctx context.Context, serverID, mark uuid.UUID, cause 
 		s.log.ErrorContext(ctx, "converging after a failed write; the reconciler will retry", "server", serverID, "err", err)
 		return cause
 	}
-	if _, err := s.db.Exec(context.WithoutCancel(ctx), `DELETE FROM authz_dirty WHERE id = $1`, mark); err != nil {
-		s.log.WarnContext(ctx, "clearing a dirty mark", "server", serverID, "err", err)
-	}
+	s.unmark(ctx, serverID, mark)
 	return cause
 }
 
@@ -160,17 +175,41 @@ func (s *Service) graphOf(ctx context.Context, serverID uuid.UUID) ([]authz.Rela
 	if err := read(authz.Filter{ResourceType: authz.TypeServer, ResourceID: sid}); err != nil {
 		return nil, err
 	}
-	for _, t := range []authz.ObjectType{authz.TypeRole, authz.TypeChannel, authz.TypeCategory, authz.TypeInvite} {
+	// pointing lists the ids of the objects of type t whose relation points
+	// at the subject.
+	pointing := func(t authz.ObjectType, relation string, subject authz.SubjectFilter) ([]string, error) {
 		var ids []string
-		for r, err := range s.authz.ReadRelationships(ctx, authz.Filter{ResourceType: t, Relation: "server",
-			Subject: &authz.SubjectFilter{Type: authz.TypeServer, ID: sid}}, authz.FullyConsistent()) {
+		for r, err := range s.authz.ReadRelationships(ctx, authz.Filter{ResourceType: t, Relation: relation, Subject: &subject}, authz.FullyConsistent()) {
 			if err != nil {
 				return nil, err
 			}
 			ids = append(ids, r.ResourceID)
 		}
+		return ids, nil
+	}
+	var channels []string
+	for _, t := range []authz.ObjectType{authz.TypeRole, authz.TypeChannel, authz.TypeCategory, authz.TypeInvite} {
+		ids, err := pointing(t, "server", authz.SubjectFilter{Type: authz.TypeServer, ID: sid})
+		if err != nil {
+			return nil, err
+		}
+		if t == authz.TypeChannel {
+			channels = ids
+		}
 		for _, id := range ids {
 			if err := read(authz.Filter{ResourceType: t, ResourceID: id}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// Threads point at their channel.
+	for _, channel := range channels {
+		ids, err := pointing(authz.TypeThread, authz.Thread.Parent.Name, authz.SubjectFilter{Type: authz.TypeChannel, ID: channel})
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			if err := read(authz.Filter{ResourceType: authz.TypeThread, ResourceID: id}); err != nil {
 				return nil, err
 			}
 		}

@@ -1344,11 +1344,16 @@ func (x *RemoveMemberRoleResponse) GetZedToken() string {
 
 // CreateChannelRequest describes the channel.
 type CreateChannelRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ServerId      string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Kind          ChannelKind            `protobuf:"varint,3,opt,name=kind,proto3,enum=beep.community.v1.ChannelKind" json:"kind,omitempty"`
-	Overwrites    []*PermissionOverwrite `protobuf:"bytes,4,rep,name=overwrites,proto3" json:"overwrites,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ServerId   string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	Name       string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Kind       ChannelKind            `protobuf:"varint,3,opt,name=kind,proto3,enum=beep.community.v1.ChannelKind" json:"kind,omitempty"`
+	Overwrites []*PermissionOverwrite `protobuf:"bytes,4,rep,name=overwrites,proto3" json:"overwrites,omitempty"`
+	// The category to create it in (empty: none; creating there also needs
+	// manage_channels in it). Without overwrites the channel is synced with the
+	// category; with them it starts from the category's overwrites, these
+	// replacing the category's for their targets.
+	CategoryId    string `protobuf:"bytes,5,opt,name=category_id,json=categoryId,proto3" json:"category_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1409,6 +1414,13 @@ func (x *CreateChannelRequest) GetOverwrites() []*PermissionOverwrite {
 		return x.Overwrites
 	}
 	return nil
+}
+
+func (x *CreateChannelRequest) GetCategoryId() string {
+	if x != nil {
+		return x.CategoryId
+	}
+	return ""
 }
 
 // CreateChannelResponse is the new channel.
@@ -3763,6 +3775,1816 @@ func (x *MoveRoleResponse) GetRoles() []*Role {
 	return nil
 }
 
+// Category groups channels; synced channels take its overwrites.
+type Category struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	ServerId      string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Position      int32                  `protobuf:"varint,4,opt,name=position,proto3" json:"position,omitempty"`
+	Overwrites    []*PermissionOverwrite `protobuf:"bytes,5,rep,name=overwrites,proto3" json:"overwrites,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Category) Reset() {
+	*x = Category{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Category) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Category) ProtoMessage() {}
+
+func (x *Category) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Category.ProtoReflect.Descriptor instead.
+func (*Category) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *Category) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Category) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *Category) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Category) GetPosition() int32 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *Category) GetOverwrites() []*PermissionOverwrite {
+	if x != nil {
+		return x.Overwrites
+	}
+	return nil
+}
+
+// Thread is a conversation inside a channel.
+type Thread struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	ChannelId string                 `protobuf:"bytes,2,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	Name      string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	CreatorId string                 `protobuf:"bytes,4,opt,name=creator_id,json=creatorId,proto3" json:"creator_id,omitempty"`
+	// Private threads are seen only by participants and manage_threads holders.
+	Private bool `protobuf:"varint,5,opt,name=private,proto3" json:"private,omitempty"`
+	// Locked threads take messages only from manage_threads holders.
+	Locked        bool                   `protobuf:"varint,6,opt,name=locked,proto3" json:"locked,omitempty"`
+	Archived      bool                   `protobuf:"varint,7,opt,name=archived,proto3" json:"archived,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Thread) Reset() {
+	*x = Thread{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Thread) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Thread) ProtoMessage() {}
+
+func (x *Thread) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Thread.ProtoReflect.Descriptor instead.
+func (*Thread) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *Thread) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Thread) GetChannelId() string {
+	if x != nil {
+		return x.ChannelId
+	}
+	return ""
+}
+
+func (x *Thread) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Thread) GetCreatorId() string {
+	if x != nil {
+		return x.CreatorId
+	}
+	return ""
+}
+
+func (x *Thread) GetPrivate() bool {
+	if x != nil {
+		return x.Private
+	}
+	return false
+}
+
+func (x *Thread) GetLocked() bool {
+	if x != nil {
+		return x.Locked
+	}
+	return false
+}
+
+func (x *Thread) GetArchived() bool {
+	if x != nil {
+		return x.Archived
+	}
+	return false
+}
+
+func (x *Thread) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+// ListChannelsRequest names the server.
+type ListChannelsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServerId      string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListChannelsRequest) Reset() {
+	*x = ListChannelsRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListChannelsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListChannelsRequest) ProtoMessage() {}
+
+func (x *ListChannelsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListChannelsRequest.ProtoReflect.Descriptor instead.
+func (*ListChannelsRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *ListChannelsRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+// ListChannelsResponse is the server's visible structure, in display order
+// (categories by position; channels by category, then position).
+type ListChannelsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Categories    []*Category            `protobuf:"bytes,1,rep,name=categories,proto3" json:"categories,omitempty"`
+	Channels      []*Channel             `protobuf:"bytes,2,rep,name=channels,proto3" json:"channels,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListChannelsResponse) Reset() {
+	*x = ListChannelsResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListChannelsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListChannelsResponse) ProtoMessage() {}
+
+func (x *ListChannelsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListChannelsResponse.ProtoReflect.Descriptor instead.
+func (*ListChannelsResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *ListChannelsResponse) GetCategories() []*Category {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+func (x *ListChannelsResponse) GetChannels() []*Channel {
+	if x != nil {
+		return x.Channels
+	}
+	return nil
+}
+
+// GetChannelRequest names the channel.
+type GetChannelRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChannelId     string                 `protobuf:"bytes,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetChannelRequest) Reset() {
+	*x = GetChannelRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetChannelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetChannelRequest) ProtoMessage() {}
+
+func (x *GetChannelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetChannelRequest.ProtoReflect.Descriptor instead.
+func (*GetChannelRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *GetChannelRequest) GetChannelId() string {
+	if x != nil {
+		return x.ChannelId
+	}
+	return ""
+}
+
+// GetChannelResponse is the channel.
+type GetChannelResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Channel       *Channel               `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetChannelResponse) Reset() {
+	*x = GetChannelResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetChannelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetChannelResponse) ProtoMessage() {}
+
+func (x *GetChannelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetChannelResponse.ProtoReflect.Descriptor instead.
+func (*GetChannelResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *GetChannelResponse) GetChannel() *Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return nil
+}
+
+// UpdateChannelRequest names the channel and its new name.
+type UpdateChannelRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChannelId     string                 `protobuf:"bytes,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateChannelRequest) Reset() {
+	*x = UpdateChannelRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateChannelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateChannelRequest) ProtoMessage() {}
+
+func (x *UpdateChannelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateChannelRequest.ProtoReflect.Descriptor instead.
+func (*UpdateChannelRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *UpdateChannelRequest) GetChannelId() string {
+	if x != nil {
+		return x.ChannelId
+	}
+	return ""
+}
+
+func (x *UpdateChannelRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// UpdateChannelResponse is the channel as it now is.
+type UpdateChannelResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Channel       *Channel               `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateChannelResponse) Reset() {
+	*x = UpdateChannelResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateChannelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateChannelResponse) ProtoMessage() {}
+
+func (x *UpdateChannelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateChannelResponse.ProtoReflect.Descriptor instead.
+func (*UpdateChannelResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *UpdateChannelResponse) GetChannel() *Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return nil
+}
+
+// MoveChannelRequest says where the channel goes.
+type MoveChannelRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ChannelId string                 `protobuf:"bytes,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	// The destination category; empty for none.
+	CategoryId string `protobuf:"bytes,2,opt,name=category_id,json=categoryId,proto3" json:"category_id,omitempty"`
+	// The position among the destination's channels (0 is first; past the
+	// end is last).
+	Position int32 `protobuf:"varint,3,opt,name=position,proto3" json:"position,omitempty"`
+	// Take the destination category's overwrites.
+	Sync          bool `protobuf:"varint,4,opt,name=sync,proto3" json:"sync,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveChannelRequest) Reset() {
+	*x = MoveChannelRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveChannelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveChannelRequest) ProtoMessage() {}
+
+func (x *MoveChannelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveChannelRequest.ProtoReflect.Descriptor instead.
+func (*MoveChannelRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *MoveChannelRequest) GetChannelId() string {
+	if x != nil {
+		return x.ChannelId
+	}
+	return ""
+}
+
+func (x *MoveChannelRequest) GetCategoryId() string {
+	if x != nil {
+		return x.CategoryId
+	}
+	return ""
+}
+
+func (x *MoveChannelRequest) GetPosition() int32 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *MoveChannelRequest) GetSync() bool {
+	if x != nil {
+		return x.Sync
+	}
+	return false
+}
+
+// MoveChannelResponse is the channel as it now is.
+type MoveChannelResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Channel       *Channel               `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	ZedToken      string                 `protobuf:"bytes,2,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveChannelResponse) Reset() {
+	*x = MoveChannelResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveChannelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveChannelResponse) ProtoMessage() {}
+
+func (x *MoveChannelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveChannelResponse.ProtoReflect.Descriptor instead.
+func (*MoveChannelResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *MoveChannelResponse) GetChannel() *Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return nil
+}
+
+func (x *MoveChannelResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
+// SyncChannelRequest names the channel.
+type SyncChannelRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChannelId     string                 `protobuf:"bytes,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncChannelRequest) Reset() {
+	*x = SyncChannelRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncChannelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncChannelRequest) ProtoMessage() {}
+
+func (x *SyncChannelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncChannelRequest.ProtoReflect.Descriptor instead.
+func (*SyncChannelRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *SyncChannelRequest) GetChannelId() string {
+	if x != nil {
+		return x.ChannelId
+	}
+	return ""
+}
+
+// SyncChannelResponse is the channel as it now is.
+type SyncChannelResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Channel       *Channel               `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	ZedToken      string                 `protobuf:"bytes,2,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncChannelResponse) Reset() {
+	*x = SyncChannelResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncChannelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncChannelResponse) ProtoMessage() {}
+
+func (x *SyncChannelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncChannelResponse.ProtoReflect.Descriptor instead.
+func (*SyncChannelResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *SyncChannelResponse) GetChannel() *Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return nil
+}
+
+func (x *SyncChannelResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
+// DeleteChannelRequest names the channel.
+type DeleteChannelRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChannelId     string                 `protobuf:"bytes,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteChannelRequest) Reset() {
+	*x = DeleteChannelRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteChannelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteChannelRequest) ProtoMessage() {}
+
+func (x *DeleteChannelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteChannelRequest.ProtoReflect.Descriptor instead.
+func (*DeleteChannelRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *DeleteChannelRequest) GetChannelId() string {
+	if x != nil {
+		return x.ChannelId
+	}
+	return ""
+}
+
+// DeleteChannelResponse confirms.
+type DeleteChannelResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ZedToken      string                 `protobuf:"bytes,1,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteChannelResponse) Reset() {
+	*x = DeleteChannelResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteChannelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteChannelResponse) ProtoMessage() {}
+
+func (x *DeleteChannelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteChannelResponse.ProtoReflect.Descriptor instead.
+func (*DeleteChannelResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *DeleteChannelResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
+// CreateCategoryRequest describes the category.
+type CreateCategoryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServerId      string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Overwrites    []*PermissionOverwrite `protobuf:"bytes,3,rep,name=overwrites,proto3" json:"overwrites,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCategoryRequest) Reset() {
+	*x = CreateCategoryRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCategoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCategoryRequest) ProtoMessage() {}
+
+func (x *CreateCategoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCategoryRequest.ProtoReflect.Descriptor instead.
+func (*CreateCategoryRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *CreateCategoryRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *CreateCategoryRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateCategoryRequest) GetOverwrites() []*PermissionOverwrite {
+	if x != nil {
+		return x.Overwrites
+	}
+	return nil
+}
+
+// CreateCategoryResponse is the new category.
+type CreateCategoryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Category      *Category              `protobuf:"bytes,1,opt,name=category,proto3" json:"category,omitempty"`
+	ZedToken      string                 `protobuf:"bytes,2,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCategoryResponse) Reset() {
+	*x = CreateCategoryResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCategoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCategoryResponse) ProtoMessage() {}
+
+func (x *CreateCategoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCategoryResponse.ProtoReflect.Descriptor instead.
+func (*CreateCategoryResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *CreateCategoryResponse) GetCategory() *Category {
+	if x != nil {
+		return x.Category
+	}
+	return nil
+}
+
+func (x *CreateCategoryResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
+// UpdateCategoryRequest names the category and its new name.
+type UpdateCategoryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CategoryId    string                 `protobuf:"bytes,1,opt,name=category_id,json=categoryId,proto3" json:"category_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateCategoryRequest) Reset() {
+	*x = UpdateCategoryRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateCategoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateCategoryRequest) ProtoMessage() {}
+
+func (x *UpdateCategoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateCategoryRequest.ProtoReflect.Descriptor instead.
+func (*UpdateCategoryRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *UpdateCategoryRequest) GetCategoryId() string {
+	if x != nil {
+		return x.CategoryId
+	}
+	return ""
+}
+
+func (x *UpdateCategoryRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// UpdateCategoryResponse is the category as it now is.
+type UpdateCategoryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Category      *Category              `protobuf:"bytes,1,opt,name=category,proto3" json:"category,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateCategoryResponse) Reset() {
+	*x = UpdateCategoryResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateCategoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateCategoryResponse) ProtoMessage() {}
+
+func (x *UpdateCategoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateCategoryResponse.ProtoReflect.Descriptor instead.
+func (*UpdateCategoryResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *UpdateCategoryResponse) GetCategory() *Category {
+	if x != nil {
+		return x.Category
+	}
+	return nil
+}
+
+// MoveCategoryRequest names the category and its new position (0 is first).
+type MoveCategoryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CategoryId    string                 `protobuf:"bytes,1,opt,name=category_id,json=categoryId,proto3" json:"category_id,omitempty"`
+	Position      int32                  `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveCategoryRequest) Reset() {
+	*x = MoveCategoryRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveCategoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveCategoryRequest) ProtoMessage() {}
+
+func (x *MoveCategoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveCategoryRequest.ProtoReflect.Descriptor instead.
+func (*MoveCategoryRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *MoveCategoryRequest) GetCategoryId() string {
+	if x != nil {
+		return x.CategoryId
+	}
+	return ""
+}
+
+func (x *MoveCategoryRequest) GetPosition() int32 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+// MoveCategoryResponse lists the server's categories in their new order.
+type MoveCategoryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Categories    []*Category            `protobuf:"bytes,1,rep,name=categories,proto3" json:"categories,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveCategoryResponse) Reset() {
+	*x = MoveCategoryResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveCategoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveCategoryResponse) ProtoMessage() {}
+
+func (x *MoveCategoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveCategoryResponse.ProtoReflect.Descriptor instead.
+func (*MoveCategoryResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *MoveCategoryResponse) GetCategories() []*Category {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+// DeleteCategoryRequest names the category.
+type DeleteCategoryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CategoryId    string                 `protobuf:"bytes,1,opt,name=category_id,json=categoryId,proto3" json:"category_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteCategoryRequest) Reset() {
+	*x = DeleteCategoryRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteCategoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteCategoryRequest) ProtoMessage() {}
+
+func (x *DeleteCategoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteCategoryRequest.ProtoReflect.Descriptor instead.
+func (*DeleteCategoryRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *DeleteCategoryRequest) GetCategoryId() string {
+	if x != nil {
+		return x.CategoryId
+	}
+	return ""
+}
+
+// DeleteCategoryResponse confirms.
+type DeleteCategoryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ZedToken      string                 `protobuf:"bytes,1,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteCategoryResponse) Reset() {
+	*x = DeleteCategoryResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteCategoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteCategoryResponse) ProtoMessage() {}
+
+func (x *DeleteCategoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteCategoryResponse.ProtoReflect.Descriptor instead.
+func (*DeleteCategoryResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *DeleteCategoryResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
+// SetCategoryPermissionOverwriteRequest replaces the overwrite of one target.
+type SetCategoryPermissionOverwriteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CategoryId    string                 `protobuf:"bytes,1,opt,name=category_id,json=categoryId,proto3" json:"category_id,omitempty"`
+	Overwrite     *PermissionOverwrite   `protobuf:"bytes,2,opt,name=overwrite,proto3" json:"overwrite,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetCategoryPermissionOverwriteRequest) Reset() {
+	*x = SetCategoryPermissionOverwriteRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetCategoryPermissionOverwriteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetCategoryPermissionOverwriteRequest) ProtoMessage() {}
+
+func (x *SetCategoryPermissionOverwriteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetCategoryPermissionOverwriteRequest.ProtoReflect.Descriptor instead.
+func (*SetCategoryPermissionOverwriteRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *SetCategoryPermissionOverwriteRequest) GetCategoryId() string {
+	if x != nil {
+		return x.CategoryId
+	}
+	return ""
+}
+
+func (x *SetCategoryPermissionOverwriteRequest) GetOverwrite() *PermissionOverwrite {
+	if x != nil {
+		return x.Overwrite
+	}
+	return nil
+}
+
+// SetCategoryPermissionOverwriteResponse is the category as it now is.
+type SetCategoryPermissionOverwriteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Category      *Category              `protobuf:"bytes,1,opt,name=category,proto3" json:"category,omitempty"`
+	ZedToken      string                 `protobuf:"bytes,2,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetCategoryPermissionOverwriteResponse) Reset() {
+	*x = SetCategoryPermissionOverwriteResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetCategoryPermissionOverwriteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetCategoryPermissionOverwriteResponse) ProtoMessage() {}
+
+func (x *SetCategoryPermissionOverwriteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetCategoryPermissionOverwriteResponse.ProtoReflect.Descriptor instead.
+func (*SetCategoryPermissionOverwriteResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *SetCategoryPermissionOverwriteResponse) GetCategory() *Category {
+	if x != nil {
+		return x.Category
+	}
+	return nil
+}
+
+func (x *SetCategoryPermissionOverwriteResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
+// CreateThreadRequest describes the thread.
+type CreateThreadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChannelId     string                 `protobuf:"bytes,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Private       bool                   `protobuf:"varint,3,opt,name=private,proto3" json:"private,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateThreadRequest) Reset() {
+	*x = CreateThreadRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateThreadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateThreadRequest) ProtoMessage() {}
+
+func (x *CreateThreadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateThreadRequest.ProtoReflect.Descriptor instead.
+func (*CreateThreadRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *CreateThreadRequest) GetChannelId() string {
+	if x != nil {
+		return x.ChannelId
+	}
+	return ""
+}
+
+func (x *CreateThreadRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateThreadRequest) GetPrivate() bool {
+	if x != nil {
+		return x.Private
+	}
+	return false
+}
+
+// CreateThreadResponse is the new thread.
+type CreateThreadResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Thread        *Thread                `protobuf:"bytes,1,opt,name=thread,proto3" json:"thread,omitempty"`
+	ZedToken      string                 `protobuf:"bytes,2,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateThreadResponse) Reset() {
+	*x = CreateThreadResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateThreadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateThreadResponse) ProtoMessage() {}
+
+func (x *CreateThreadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateThreadResponse.ProtoReflect.Descriptor instead.
+func (*CreateThreadResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{90}
+}
+
+func (x *CreateThreadResponse) GetThread() *Thread {
+	if x != nil {
+		return x.Thread
+	}
+	return nil
+}
+
+func (x *CreateThreadResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
+// ListThreadsRequest names the channel.
+type ListThreadsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ChannelId string                 `protobuf:"bytes,1,opt,name=channel_id,json=channelId,proto3" json:"channel_id,omitempty"`
+	// Include archived threads.
+	IncludeArchived bool `protobuf:"varint,2,opt,name=include_archived,json=includeArchived,proto3" json:"include_archived,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ListThreadsRequest) Reset() {
+	*x = ListThreadsRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListThreadsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListThreadsRequest) ProtoMessage() {}
+
+func (x *ListThreadsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListThreadsRequest.ProtoReflect.Descriptor instead.
+func (*ListThreadsRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{91}
+}
+
+func (x *ListThreadsRequest) GetChannelId() string {
+	if x != nil {
+		return x.ChannelId
+	}
+	return ""
+}
+
+func (x *ListThreadsRequest) GetIncludeArchived() bool {
+	if x != nil {
+		return x.IncludeArchived
+	}
+	return false
+}
+
+// ListThreadsResponse lists the visible threads, newest first.
+type ListThreadsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Threads       []*Thread              `protobuf:"bytes,1,rep,name=threads,proto3" json:"threads,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListThreadsResponse) Reset() {
+	*x = ListThreadsResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[92]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListThreadsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListThreadsResponse) ProtoMessage() {}
+
+func (x *ListThreadsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[92]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListThreadsResponse.ProtoReflect.Descriptor instead.
+func (*ListThreadsResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{92}
+}
+
+func (x *ListThreadsResponse) GetThreads() []*Thread {
+	if x != nil {
+		return x.Threads
+	}
+	return nil
+}
+
+// UpdateThreadRequest changes what is set; unset fields stay.
+type UpdateThreadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ThreadId      string                 `protobuf:"bytes,1,opt,name=thread_id,json=threadId,proto3" json:"thread_id,omitempty"`
+	Name          *string                `protobuf:"bytes,2,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	Locked        *bool                  `protobuf:"varint,3,opt,name=locked,proto3,oneof" json:"locked,omitempty"`
+	Archived      *bool                  `protobuf:"varint,4,opt,name=archived,proto3,oneof" json:"archived,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateThreadRequest) Reset() {
+	*x = UpdateThreadRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[93]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateThreadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateThreadRequest) ProtoMessage() {}
+
+func (x *UpdateThreadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[93]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateThreadRequest.ProtoReflect.Descriptor instead.
+func (*UpdateThreadRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{93}
+}
+
+func (x *UpdateThreadRequest) GetThreadId() string {
+	if x != nil {
+		return x.ThreadId
+	}
+	return ""
+}
+
+func (x *UpdateThreadRequest) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+func (x *UpdateThreadRequest) GetLocked() bool {
+	if x != nil && x.Locked != nil {
+		return *x.Locked
+	}
+	return false
+}
+
+func (x *UpdateThreadRequest) GetArchived() bool {
+	if x != nil && x.Archived != nil {
+		return *x.Archived
+	}
+	return false
+}
+
+// UpdateThreadResponse is the thread as it now is.
+type UpdateThreadResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Thread        *Thread                `protobuf:"bytes,1,opt,name=thread,proto3" json:"thread,omitempty"`
+	ZedToken      string                 `protobuf:"bytes,2,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateThreadResponse) Reset() {
+	*x = UpdateThreadResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[94]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateThreadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateThreadResponse) ProtoMessage() {}
+
+func (x *UpdateThreadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[94]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateThreadResponse.ProtoReflect.Descriptor instead.
+func (*UpdateThreadResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{94}
+}
+
+func (x *UpdateThreadResponse) GetThread() *Thread {
+	if x != nil {
+		return x.Thread
+	}
+	return nil
+}
+
+func (x *UpdateThreadResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
+// AddThreadParticipantRequest names the thread and the user.
+type AddThreadParticipantRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ThreadId      string                 `protobuf:"bytes,1,opt,name=thread_id,json=threadId,proto3" json:"thread_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddThreadParticipantRequest) Reset() {
+	*x = AddThreadParticipantRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[95]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddThreadParticipantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddThreadParticipantRequest) ProtoMessage() {}
+
+func (x *AddThreadParticipantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[95]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddThreadParticipantRequest.ProtoReflect.Descriptor instead.
+func (*AddThreadParticipantRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{95}
+}
+
+func (x *AddThreadParticipantRequest) GetThreadId() string {
+	if x != nil {
+		return x.ThreadId
+	}
+	return ""
+}
+
+func (x *AddThreadParticipantRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// AddThreadParticipantResponse confirms.
+type AddThreadParticipantResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ZedToken      string                 `protobuf:"bytes,1,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddThreadParticipantResponse) Reset() {
+	*x = AddThreadParticipantResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddThreadParticipantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddThreadParticipantResponse) ProtoMessage() {}
+
+func (x *AddThreadParticipantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddThreadParticipantResponse.ProtoReflect.Descriptor instead.
+func (*AddThreadParticipantResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{96}
+}
+
+func (x *AddThreadParticipantResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
+// DeleteThreadRequest names the thread.
+type DeleteThreadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ThreadId      string                 `protobuf:"bytes,1,opt,name=thread_id,json=threadId,proto3" json:"thread_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteThreadRequest) Reset() {
+	*x = DeleteThreadRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[97]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteThreadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteThreadRequest) ProtoMessage() {}
+
+func (x *DeleteThreadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[97]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteThreadRequest.ProtoReflect.Descriptor instead.
+func (*DeleteThreadRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{97}
+}
+
+func (x *DeleteThreadRequest) GetThreadId() string {
+	if x != nil {
+		return x.ThreadId
+	}
+	return ""
+}
+
+// DeleteThreadResponse confirms.
+type DeleteThreadResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ZedToken      string                 `protobuf:"bytes,1,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteThreadResponse) Reset() {
+	*x = DeleteThreadResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteThreadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteThreadResponse) ProtoMessage() {}
+
+func (x *DeleteThreadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteThreadResponse.ProtoReflect.Descriptor instead.
+func (*DeleteThreadResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *DeleteThreadResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
 var File_beep_community_v1_community_proto protoreflect.FileDescriptor
 
 const file_beep_community_v1_community_proto_rawDesc = "" +
@@ -3851,14 +5673,16 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\arole_id\x18\x01 \x01(\tR\x06roleId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\"7\n" +
 	"\x18RemoveMemberRoleResponse\x12\x1b\n" +
-	"\tzed_token\x18\x01 \x01(\tR\bzedToken\"\xc3\x01\n" +
+	"\tzed_token\x18\x01 \x01(\tR\bzedToken\"\xe4\x01\n" +
 	"\x14CreateChannelRequest\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x122\n" +
 	"\x04kind\x18\x03 \x01(\x0e2\x1e.beep.community.v1.ChannelKindR\x04kind\x12F\n" +
 	"\n" +
 	"overwrites\x18\x04 \x03(\v2&.beep.community.v1.PermissionOverwriteR\n" +
-	"overwrites\"j\n" +
+	"overwrites\x12\x1f\n" +
+	"\vcategory_id\x18\x05 \x01(\tR\n" +
+	"categoryId\"j\n" +
 	"\x15CreateChannelResponse\x124\n" +
 	"\achannel\x18\x01 \x01(\v2\x1a.beep.community.v1.ChannelR\achannel\x12\x1b\n" +
 	"\tzed_token\x18\x02 \x01(\tR\bzedToken\"\x84\x01\n" +
@@ -4006,7 +5830,135 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\arole_id\x18\x01 \x01(\tR\x06roleId\x12\x1a\n" +
 	"\bposition\x18\x02 \x01(\x05R\bposition\"A\n" +
 	"\x10MoveRoleResponse\x12-\n" +
-	"\x05roles\x18\x01 \x03(\v2\x17.beep.community.v1.RoleR\x05roles*y\n" +
+	"\x05roles\x18\x01 \x03(\v2\x17.beep.community.v1.RoleR\x05roles\"\xaf\x01\n" +
+	"\bCategory\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1a\n" +
+	"\bposition\x18\x04 \x01(\x05R\bposition\x12F\n" +
+	"\n" +
+	"overwrites\x18\x05 \x03(\v2&.beep.community.v1.PermissionOverwriteR\n" +
+	"overwrites\"\xf3\x01\n" +
+	"\x06Thread\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x02 \x01(\tR\tchannelId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"creator_id\x18\x04 \x01(\tR\tcreatorId\x12\x18\n" +
+	"\aprivate\x18\x05 \x01(\bR\aprivate\x12\x16\n" +
+	"\x06locked\x18\x06 \x01(\bR\x06locked\x12\x1a\n" +
+	"\barchived\x18\a \x01(\bR\barchived\x129\n" +
+	"\n" +
+	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"2\n" +
+	"\x13ListChannelsRequest\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\"\x8b\x01\n" +
+	"\x14ListChannelsResponse\x12;\n" +
+	"\n" +
+	"categories\x18\x01 \x03(\v2\x1b.beep.community.v1.CategoryR\n" +
+	"categories\x126\n" +
+	"\bchannels\x18\x02 \x03(\v2\x1a.beep.community.v1.ChannelR\bchannels\"2\n" +
+	"\x11GetChannelRequest\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\tR\tchannelId\"J\n" +
+	"\x12GetChannelResponse\x124\n" +
+	"\achannel\x18\x01 \x01(\v2\x1a.beep.community.v1.ChannelR\achannel\"I\n" +
+	"\x14UpdateChannelRequest\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\tR\tchannelId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"M\n" +
+	"\x15UpdateChannelResponse\x124\n" +
+	"\achannel\x18\x01 \x01(\v2\x1a.beep.community.v1.ChannelR\achannel\"\x84\x01\n" +
+	"\x12MoveChannelRequest\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\tR\tchannelId\x12\x1f\n" +
+	"\vcategory_id\x18\x02 \x01(\tR\n" +
+	"categoryId\x12\x1a\n" +
+	"\bposition\x18\x03 \x01(\x05R\bposition\x12\x12\n" +
+	"\x04sync\x18\x04 \x01(\bR\x04sync\"h\n" +
+	"\x13MoveChannelResponse\x124\n" +
+	"\achannel\x18\x01 \x01(\v2\x1a.beep.community.v1.ChannelR\achannel\x12\x1b\n" +
+	"\tzed_token\x18\x02 \x01(\tR\bzedToken\"3\n" +
+	"\x12SyncChannelRequest\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\tR\tchannelId\"h\n" +
+	"\x13SyncChannelResponse\x124\n" +
+	"\achannel\x18\x01 \x01(\v2\x1a.beep.community.v1.ChannelR\achannel\x12\x1b\n" +
+	"\tzed_token\x18\x02 \x01(\tR\bzedToken\"5\n" +
+	"\x14DeleteChannelRequest\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\tR\tchannelId\"4\n" +
+	"\x15DeleteChannelResponse\x12\x1b\n" +
+	"\tzed_token\x18\x01 \x01(\tR\bzedToken\"\x90\x01\n" +
+	"\x15CreateCategoryRequest\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12F\n" +
+	"\n" +
+	"overwrites\x18\x03 \x03(\v2&.beep.community.v1.PermissionOverwriteR\n" +
+	"overwrites\"n\n" +
+	"\x16CreateCategoryResponse\x127\n" +
+	"\bcategory\x18\x01 \x01(\v2\x1b.beep.community.v1.CategoryR\bcategory\x12\x1b\n" +
+	"\tzed_token\x18\x02 \x01(\tR\bzedToken\"L\n" +
+	"\x15UpdateCategoryRequest\x12\x1f\n" +
+	"\vcategory_id\x18\x01 \x01(\tR\n" +
+	"categoryId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"Q\n" +
+	"\x16UpdateCategoryResponse\x127\n" +
+	"\bcategory\x18\x01 \x01(\v2\x1b.beep.community.v1.CategoryR\bcategory\"R\n" +
+	"\x13MoveCategoryRequest\x12\x1f\n" +
+	"\vcategory_id\x18\x01 \x01(\tR\n" +
+	"categoryId\x12\x1a\n" +
+	"\bposition\x18\x02 \x01(\x05R\bposition\"S\n" +
+	"\x14MoveCategoryResponse\x12;\n" +
+	"\n" +
+	"categories\x18\x01 \x03(\v2\x1b.beep.community.v1.CategoryR\n" +
+	"categories\"8\n" +
+	"\x15DeleteCategoryRequest\x12\x1f\n" +
+	"\vcategory_id\x18\x01 \x01(\tR\n" +
+	"categoryId\"5\n" +
+	"\x16DeleteCategoryResponse\x12\x1b\n" +
+	"\tzed_token\x18\x01 \x01(\tR\bzedToken\"\x8e\x01\n" +
+	"%SetCategoryPermissionOverwriteRequest\x12\x1f\n" +
+	"\vcategory_id\x18\x01 \x01(\tR\n" +
+	"categoryId\x12D\n" +
+	"\toverwrite\x18\x02 \x01(\v2&.beep.community.v1.PermissionOverwriteR\toverwrite\"~\n" +
+	"&SetCategoryPermissionOverwriteResponse\x127\n" +
+	"\bcategory\x18\x01 \x01(\v2\x1b.beep.community.v1.CategoryR\bcategory\x12\x1b\n" +
+	"\tzed_token\x18\x02 \x01(\tR\bzedToken\"b\n" +
+	"\x13CreateThreadRequest\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\tR\tchannelId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
+	"\aprivate\x18\x03 \x01(\bR\aprivate\"f\n" +
+	"\x14CreateThreadResponse\x121\n" +
+	"\x06thread\x18\x01 \x01(\v2\x19.beep.community.v1.ThreadR\x06thread\x12\x1b\n" +
+	"\tzed_token\x18\x02 \x01(\tR\bzedToken\"^\n" +
+	"\x12ListThreadsRequest\x12\x1d\n" +
+	"\n" +
+	"channel_id\x18\x01 \x01(\tR\tchannelId\x12)\n" +
+	"\x10include_archived\x18\x02 \x01(\bR\x0fincludeArchived\"J\n" +
+	"\x13ListThreadsResponse\x123\n" +
+	"\athreads\x18\x01 \x03(\v2\x19.beep.community.v1.ThreadR\athreads\"\xaa\x01\n" +
+	"\x13UpdateThreadRequest\x12\x1b\n" +
+	"\tthread_id\x18\x01 \x01(\tR\bthreadId\x12\x17\n" +
+	"\x04name\x18\x02 \x01(\tH\x00R\x04name\x88\x01\x01\x12\x1b\n" +
+	"\x06locked\x18\x03 \x01(\bH\x01R\x06locked\x88\x01\x01\x12\x1f\n" +
+	"\barchived\x18\x04 \x01(\bH\x02R\barchived\x88\x01\x01B\a\n" +
+	"\x05_nameB\t\n" +
+	"\a_lockedB\v\n" +
+	"\t_archived\"f\n" +
+	"\x14UpdateThreadResponse\x121\n" +
+	"\x06thread\x18\x01 \x01(\v2\x19.beep.community.v1.ThreadR\x06thread\x12\x1b\n" +
+	"\tzed_token\x18\x02 \x01(\tR\bzedToken\"S\n" +
+	"\x1bAddThreadParticipantRequest\x12\x1b\n" +
+	"\tthread_id\x18\x01 \x01(\tR\bthreadId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\";\n" +
+	"\x1cAddThreadParticipantResponse\x12\x1b\n" +
+	"\tzed_token\x18\x01 \x01(\tR\bzedToken\"2\n" +
+	"\x13DeleteThreadRequest\x12\x1b\n" +
+	"\tthread_id\x18\x01 \x01(\tR\bthreadId\"3\n" +
+	"\x14DeleteThreadResponse\x12\x1b\n" +
+	"\tzed_token\x18\x01 \x01(\tR\bzedToken*y\n" +
 	"\vChannelKind\x12\x1c\n" +
 	"\x18CHANNEL_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11CHANNEL_KIND_TEXT\x10\x01\x12\x16\n" +
@@ -4017,7 +5969,7 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\x17TARGET_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14TARGET_KIND_EVERYONE\x10\x01\x12\x14\n" +
 	"\x10TARGET_KIND_ROLE\x10\x02\x12\x16\n" +
-	"\x12TARGET_KIND_MEMBER\x10\x032\xf8\x1d\n" +
+	"\x12TARGET_KIND_MEMBER\x10\x032\xf5/\n" +
 	"\x10CommunityService\x12g\n" +
 	"\fCreateServer\x12&.beep.community.v1.CreateServerRequest\x1a'.beep.community.v1.CreateServerResponse\"\x06\xaa\xbb\x18\x02 \x01\x12t\n" +
 	"\tGetServer\x12#.beep.community.v1.GetServerRequest\x1a$.beep.community.v1.GetServerResponse\"\x1c\xaa\xbb\x18\x18\n" +
@@ -4078,7 +6030,47 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\fRevokeInvite\x12&.beep.community.v1.RevokeInviteRequest\x1a'.beep.community.v1.RevokeInviteResponse\"\x19\xaa\xbb\x18\x15\n" +
 	"\rinvite#manage\x12\x04code\x12\x83\x01\n" +
 	"\vListInvites\x12%.beep.community.v1.ListInvitesRequest\x1a&.beep.community.v1.ListInvitesResponse\"%\xaa\xbb\x18!\n" +
-	"\x14server#manage_server\x12\tserver_id\x12\xa8\x01\n" +
+	"\x14server#manage_server\x12\tserver_id\x12}\n" +
+	"\fListChannels\x12&.beep.community.v1.ListChannelsRequest\x1a'.beep.community.v1.ListChannelsResponse\"\x1c\xaa\xbb\x18\x18\n" +
+	"\vserver#view\x12\tserver_id\x12\x81\x01\n" +
+	"\n" +
+	"GetChannel\x12$.beep.community.v1.GetChannelRequest\x1a%.beep.community.v1.GetChannelResponse\"&\xaa\xbb\x18\"\n" +
+	"\x14channel#view_channel\x12\n" +
+	"channel_id\x12\x8d\x01\n" +
+	"\rUpdateChannel\x12'.beep.community.v1.UpdateChannelRequest\x1a(.beep.community.v1.UpdateChannelResponse\")\xaa\xbb\x18%\n" +
+	"\x17channel#manage_channels\x12\n" +
+	"channel_id\x12\x87\x01\n" +
+	"\vMoveChannel\x12%.beep.community.v1.MoveChannelRequest\x1a&.beep.community.v1.MoveChannelResponse\")\xaa\xbb\x18%\n" +
+	"\x17channel#manage_channels\x12\n" +
+	"channel_id\x12\x84\x01\n" +
+	"\vSyncChannel\x12%.beep.community.v1.SyncChannelRequest\x1a&.beep.community.v1.SyncChannelResponse\"&\xaa\xbb\x18\"\n" +
+	"\x14channel#manage_roles\x12\n" +
+	"channel_id\x12\x8d\x01\n" +
+	"\rDeleteChannel\x12'.beep.community.v1.DeleteChannelRequest\x1a(.beep.community.v1.DeleteChannelResponse\")\xaa\xbb\x18%\n" +
+	"\x17channel#manage_channels\x12\n" +
+	"channel_id\x12\x8e\x01\n" +
+	"\x0eCreateCategory\x12(.beep.community.v1.CreateCategoryRequest\x1a).beep.community.v1.CreateCategoryResponse\"'\xaa\xbb\x18#\n" +
+	"\x16server#manage_channels\x12\tserver_id\x12\x92\x01\n" +
+	"\x0eUpdateCategory\x12(.beep.community.v1.UpdateCategoryRequest\x1a).beep.community.v1.UpdateCategoryResponse\"+\xaa\xbb\x18'\n" +
+	"\x18category#manage_channels\x12\vcategory_id\x12\x8c\x01\n" +
+	"\fMoveCategory\x12&.beep.community.v1.MoveCategoryRequest\x1a'.beep.community.v1.MoveCategoryResponse\"+\xaa\xbb\x18'\n" +
+	"\x18category#manage_channels\x12\vcategory_id\x12\x92\x01\n" +
+	"\x0eDeleteCategory\x12(.beep.community.v1.DeleteCategoryRequest\x1a).beep.community.v1.DeleteCategoryResponse\"+\xaa\xbb\x18'\n" +
+	"\x18category#manage_channels\x12\vcategory_id\x12\xbf\x01\n" +
+	"\x1eSetCategoryPermissionOverwrite\x128.beep.community.v1.SetCategoryPermissionOverwriteRequest\x1a9.beep.community.v1.SetCategoryPermissionOverwriteResponse\"(\xaa\xbb\x18$\n" +
+	"\x15category#manage_roles\x12\vcategory_id\x12\x89\x01\n" +
+	"\fCreateThread\x12&.beep.community.v1.CreateThreadRequest\x1a'.beep.community.v1.CreateThreadResponse\"(\xaa\xbb\x18$\n" +
+	"\x16channel#create_threads\x12\n" +
+	"channel_id\x12\x84\x01\n" +
+	"\vListThreads\x12%.beep.community.v1.ListThreadsRequest\x1a&.beep.community.v1.ListThreadsResponse\"&\xaa\xbb\x18\"\n" +
+	"\x14channel#view_channel\x12\n" +
+	"channel_id\x12}\n" +
+	"\fUpdateThread\x12&.beep.community.v1.UpdateThreadRequest\x1a'.beep.community.v1.UpdateThreadResponse\"\x1c\xaa\xbb\x18\x18\n" +
+	"\vthread#edit\x12\tthread_id\x12\x9e\x01\n" +
+	"\x14AddThreadParticipant\x12..beep.community.v1.AddThreadParticipantRequest\x1a/.beep.community.v1.AddThreadParticipantResponse\"%\xaa\xbb\x18!\n" +
+	"\x14thread#send_messages\x12\tthread_id\x12\x87\x01\n" +
+	"\fDeleteThread\x12&.beep.community.v1.DeleteThreadRequest\x1a'.beep.community.v1.DeleteThreadResponse\"&\xaa\xbb\x18\"\n" +
+	"\x15thread#manage_threads\x12\tthread_id\x12\xa8\x01\n" +
 	"\x17GetEffectivePermissions\x121.beep.community.v1.GetEffectivePermissionsRequest\x1a2.beep.community.v1.GetEffectivePermissionsResponse\"&\xaa\xbb\x18\"\n" +
 	"\x14channel#view_channel\x12\n" +
 	"channel_idB\xc9\x01\n" +
@@ -4097,170 +6089,253 @@ func file_beep_community_v1_community_proto_rawDescGZIP() []byte {
 }
 
 var file_beep_community_v1_community_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_beep_community_v1_community_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
+var file_beep_community_v1_community_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
 var file_beep_community_v1_community_proto_goTypes = []any{
-	(ChannelKind)(0),                        // 0: beep.community.v1.ChannelKind
-	(TargetKind)(0),                         // 1: beep.community.v1.TargetKind
-	(*Server)(nil),                          // 2: beep.community.v1.Server
-	(*Role)(nil),                            // 3: beep.community.v1.Role
-	(*Channel)(nil),                         // 4: beep.community.v1.Channel
-	(*PermissionOverwrite)(nil),             // 5: beep.community.v1.PermissionOverwrite
-	(*CreateServerRequest)(nil),             // 6: beep.community.v1.CreateServerRequest
-	(*CreateServerResponse)(nil),            // 7: beep.community.v1.CreateServerResponse
-	(*GetServerRequest)(nil),                // 8: beep.community.v1.GetServerRequest
-	(*GetServerResponse)(nil),               // 9: beep.community.v1.GetServerResponse
-	(*ListMyServersRequest)(nil),            // 10: beep.community.v1.ListMyServersRequest
-	(*ListMyServersResponse)(nil),           // 11: beep.community.v1.ListMyServersResponse
-	(*JoinServerRequest)(nil),               // 12: beep.community.v1.JoinServerRequest
-	(*JoinServerResponse)(nil),              // 13: beep.community.v1.JoinServerResponse
-	(*BanMemberRequest)(nil),                // 14: beep.community.v1.BanMemberRequest
-	(*BanMemberResponse)(nil),               // 15: beep.community.v1.BanMemberResponse
-	(*CreateRoleRequest)(nil),               // 16: beep.community.v1.CreateRoleRequest
-	(*CreateRoleResponse)(nil),              // 17: beep.community.v1.CreateRoleResponse
-	(*AddMemberRoleRequest)(nil),            // 18: beep.community.v1.AddMemberRoleRequest
-	(*AddMemberRoleResponse)(nil),           // 19: beep.community.v1.AddMemberRoleResponse
-	(*RemoveMemberRoleRequest)(nil),         // 20: beep.community.v1.RemoveMemberRoleRequest
-	(*RemoveMemberRoleResponse)(nil),        // 21: beep.community.v1.RemoveMemberRoleResponse
-	(*CreateChannelRequest)(nil),            // 22: beep.community.v1.CreateChannelRequest
-	(*CreateChannelResponse)(nil),           // 23: beep.community.v1.CreateChannelResponse
-	(*SetPermissionOverwriteRequest)(nil),   // 24: beep.community.v1.SetPermissionOverwriteRequest
-	(*SetPermissionOverwriteResponse)(nil),  // 25: beep.community.v1.SetPermissionOverwriteResponse
-	(*GetEffectivePermissionsRequest)(nil),  // 26: beep.community.v1.GetEffectivePermissionsRequest
-	(*GetEffectivePermissionsResponse)(nil), // 27: beep.community.v1.GetEffectivePermissionsResponse
-	(*Invite)(nil),                          // 28: beep.community.v1.Invite
-	(*CreateInviteRequest)(nil),             // 29: beep.community.v1.CreateInviteRequest
-	(*CreateInviteResponse)(nil),            // 30: beep.community.v1.CreateInviteResponse
-	(*JoinByInviteRequest)(nil),             // 31: beep.community.v1.JoinByInviteRequest
-	(*JoinByInviteResponse)(nil),            // 32: beep.community.v1.JoinByInviteResponse
-	(*RevokeInviteRequest)(nil),             // 33: beep.community.v1.RevokeInviteRequest
-	(*RevokeInviteResponse)(nil),            // 34: beep.community.v1.RevokeInviteResponse
-	(*ListInvitesRequest)(nil),              // 35: beep.community.v1.ListInvitesRequest
-	(*ListInvitesResponse)(nil),             // 36: beep.community.v1.ListInvitesResponse
-	(*Member)(nil),                          // 37: beep.community.v1.Member
-	(*ListMembersRequest)(nil),              // 38: beep.community.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),             // 39: beep.community.v1.ListMembersResponse
-	(*LeaveServerRequest)(nil),              // 40: beep.community.v1.LeaveServerRequest
-	(*LeaveServerResponse)(nil),             // 41: beep.community.v1.LeaveServerResponse
-	(*KickMemberRequest)(nil),               // 42: beep.community.v1.KickMemberRequest
-	(*KickMemberResponse)(nil),              // 43: beep.community.v1.KickMemberResponse
-	(*UnbanMemberRequest)(nil),              // 44: beep.community.v1.UnbanMemberRequest
-	(*UnbanMemberResponse)(nil),             // 45: beep.community.v1.UnbanMemberResponse
-	(*TimeoutMemberRequest)(nil),            // 46: beep.community.v1.TimeoutMemberRequest
-	(*TimeoutMemberResponse)(nil),           // 47: beep.community.v1.TimeoutMemberResponse
-	(*SetMyNicknameRequest)(nil),            // 48: beep.community.v1.SetMyNicknameRequest
-	(*SetMyNicknameResponse)(nil),           // 49: beep.community.v1.SetMyNicknameResponse
-	(*SetMemberNicknameRequest)(nil),        // 50: beep.community.v1.SetMemberNicknameRequest
-	(*SetMemberNicknameResponse)(nil),       // 51: beep.community.v1.SetMemberNicknameResponse
-	(*UpdateServerRequest)(nil),             // 52: beep.community.v1.UpdateServerRequest
-	(*UpdateServerResponse)(nil),            // 53: beep.community.v1.UpdateServerResponse
-	(*DeleteServerRequest)(nil),             // 54: beep.community.v1.DeleteServerRequest
-	(*DeleteServerResponse)(nil),            // 55: beep.community.v1.DeleteServerResponse
-	(*TransferOwnershipRequest)(nil),        // 56: beep.community.v1.TransferOwnershipRequest
-	(*TransferOwnershipResponse)(nil),       // 57: beep.community.v1.TransferOwnershipResponse
-	(*ExploreServersRequest)(nil),           // 58: beep.community.v1.ExploreServersRequest
-	(*ExploredServer)(nil),                  // 59: beep.community.v1.ExploredServer
-	(*ExploreServersResponse)(nil),          // 60: beep.community.v1.ExploreServersResponse
-	(*UpdateRoleRequest)(nil),               // 61: beep.community.v1.UpdateRoleRequest
-	(*UpdateRoleResponse)(nil),              // 62: beep.community.v1.UpdateRoleResponse
-	(*DeleteRoleRequest)(nil),               // 63: beep.community.v1.DeleteRoleRequest
-	(*DeleteRoleResponse)(nil),              // 64: beep.community.v1.DeleteRoleResponse
-	(*MoveRoleRequest)(nil),                 // 65: beep.community.v1.MoveRoleRequest
-	(*MoveRoleResponse)(nil),                // 66: beep.community.v1.MoveRoleResponse
-	(*timestamppb.Timestamp)(nil),           // 67: google.protobuf.Timestamp
+	(ChannelKind)(0),                               // 0: beep.community.v1.ChannelKind
+	(TargetKind)(0),                                // 1: beep.community.v1.TargetKind
+	(*Server)(nil),                                 // 2: beep.community.v1.Server
+	(*Role)(nil),                                   // 3: beep.community.v1.Role
+	(*Channel)(nil),                                // 4: beep.community.v1.Channel
+	(*PermissionOverwrite)(nil),                    // 5: beep.community.v1.PermissionOverwrite
+	(*CreateServerRequest)(nil),                    // 6: beep.community.v1.CreateServerRequest
+	(*CreateServerResponse)(nil),                   // 7: beep.community.v1.CreateServerResponse
+	(*GetServerRequest)(nil),                       // 8: beep.community.v1.GetServerRequest
+	(*GetServerResponse)(nil),                      // 9: beep.community.v1.GetServerResponse
+	(*ListMyServersRequest)(nil),                   // 10: beep.community.v1.ListMyServersRequest
+	(*ListMyServersResponse)(nil),                  // 11: beep.community.v1.ListMyServersResponse
+	(*JoinServerRequest)(nil),                      // 12: beep.community.v1.JoinServerRequest
+	(*JoinServerResponse)(nil),                     // 13: beep.community.v1.JoinServerResponse
+	(*BanMemberRequest)(nil),                       // 14: beep.community.v1.BanMemberRequest
+	(*BanMemberResponse)(nil),                      // 15: beep.community.v1.BanMemberResponse
+	(*CreateRoleRequest)(nil),                      // 16: beep.community.v1.CreateRoleRequest
+	(*CreateRoleResponse)(nil),                     // 17: beep.community.v1.CreateRoleResponse
+	(*AddMemberRoleRequest)(nil),                   // 18: beep.community.v1.AddMemberRoleRequest
+	(*AddMemberRoleResponse)(nil),                  // 19: beep.community.v1.AddMemberRoleResponse
+	(*RemoveMemberRoleRequest)(nil),                // 20: beep.community.v1.RemoveMemberRoleRequest
+	(*RemoveMemberRoleResponse)(nil),               // 21: beep.community.v1.RemoveMemberRoleResponse
+	(*CreateChannelRequest)(nil),                   // 22: beep.community.v1.CreateChannelRequest
+	(*CreateChannelResponse)(nil),                  // 23: beep.community.v1.CreateChannelResponse
+	(*SetPermissionOverwriteRequest)(nil),          // 24: beep.community.v1.SetPermissionOverwriteRequest
+	(*SetPermissionOverwriteResponse)(nil),         // 25: beep.community.v1.SetPermissionOverwriteResponse
+	(*GetEffectivePermissionsRequest)(nil),         // 26: beep.community.v1.GetEffectivePermissionsRequest
+	(*GetEffectivePermissionsResponse)(nil),        // 27: beep.community.v1.GetEffectivePermissionsResponse
+	(*Invite)(nil),                                 // 28: beep.community.v1.Invite
+	(*CreateInviteRequest)(nil),                    // 29: beep.community.v1.CreateInviteRequest
+	(*CreateInviteResponse)(nil),                   // 30: beep.community.v1.CreateInviteResponse
+	(*JoinByInviteRequest)(nil),                    // 31: beep.community.v1.JoinByInviteRequest
+	(*JoinByInviteResponse)(nil),                   // 32: beep.community.v1.JoinByInviteResponse
+	(*RevokeInviteRequest)(nil),                    // 33: beep.community.v1.RevokeInviteRequest
+	(*RevokeInviteResponse)(nil),                   // 34: beep.community.v1.RevokeInviteResponse
+	(*ListInvitesRequest)(nil),                     // 35: beep.community.v1.ListInvitesRequest
+	(*ListInvitesResponse)(nil),                    // 36: beep.community.v1.ListInvitesResponse
+	(*Member)(nil),                                 // 37: beep.community.v1.Member
+	(*ListMembersRequest)(nil),                     // 38: beep.community.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),                    // 39: beep.community.v1.ListMembersResponse
+	(*LeaveServerRequest)(nil),                     // 40: beep.community.v1.LeaveServerRequest
+	(*LeaveServerResponse)(nil),                    // 41: beep.community.v1.LeaveServerResponse
+	(*KickMemberRequest)(nil),                      // 42: beep.community.v1.KickMemberRequest
+	(*KickMemberResponse)(nil),                     // 43: beep.community.v1.KickMemberResponse
+	(*UnbanMemberRequest)(nil),                     // 44: beep.community.v1.UnbanMemberRequest
+	(*UnbanMemberResponse)(nil),                    // 45: beep.community.v1.UnbanMemberResponse
+	(*TimeoutMemberRequest)(nil),                   // 46: beep.community.v1.TimeoutMemberRequest
+	(*TimeoutMemberResponse)(nil),                  // 47: beep.community.v1.TimeoutMemberResponse
+	(*SetMyNicknameRequest)(nil),                   // 48: beep.community.v1.SetMyNicknameRequest
+	(*SetMyNicknameResponse)(nil),                  // 49: beep.community.v1.SetMyNicknameResponse
+	(*SetMemberNicknameRequest)(nil),               // 50: beep.community.v1.SetMemberNicknameRequest
+	(*SetMemberNicknameResponse)(nil),              // 51: beep.community.v1.SetMemberNicknameResponse
+	(*UpdateServerRequest)(nil),                    // 52: beep.community.v1.UpdateServerRequest
+	(*UpdateServerResponse)(nil),                   // 53: beep.community.v1.UpdateServerResponse
+	(*DeleteServerRequest)(nil),                    // 54: beep.community.v1.DeleteServerRequest
+	(*DeleteServerResponse)(nil),                   // 55: beep.community.v1.DeleteServerResponse
+	(*TransferOwnershipRequest)(nil),               // 56: beep.community.v1.TransferOwnershipRequest
+	(*TransferOwnershipResponse)(nil),              // 57: beep.community.v1.TransferOwnershipResponse
+	(*ExploreServersRequest)(nil),                  // 58: beep.community.v1.ExploreServersRequest
+	(*ExploredServer)(nil),                         // 59: beep.community.v1.ExploredServer
+	(*ExploreServersResponse)(nil),                 // 60: beep.community.v1.ExploreServersResponse
+	(*UpdateRoleRequest)(nil),                      // 61: beep.community.v1.UpdateRoleRequest
+	(*UpdateRoleResponse)(nil),                     // 62: beep.community.v1.UpdateRoleResponse
+	(*DeleteRoleRequest)(nil),                      // 63: beep.community.v1.DeleteRoleRequest
+	(*DeleteRoleResponse)(nil),                     // 64: beep.community.v1.DeleteRoleResponse
+	(*MoveRoleRequest)(nil),                        // 65: beep.community.v1.MoveRoleRequest
+	(*MoveRoleResponse)(nil),                       // 66: beep.community.v1.MoveRoleResponse
+	(*Category)(nil),                               // 67: beep.community.v1.Category
+	(*Thread)(nil),                                 // 68: beep.community.v1.Thread
+	(*ListChannelsRequest)(nil),                    // 69: beep.community.v1.ListChannelsRequest
+	(*ListChannelsResponse)(nil),                   // 70: beep.community.v1.ListChannelsResponse
+	(*GetChannelRequest)(nil),                      // 71: beep.community.v1.GetChannelRequest
+	(*GetChannelResponse)(nil),                     // 72: beep.community.v1.GetChannelResponse
+	(*UpdateChannelRequest)(nil),                   // 73: beep.community.v1.UpdateChannelRequest
+	(*UpdateChannelResponse)(nil),                  // 74: beep.community.v1.UpdateChannelResponse
+	(*MoveChannelRequest)(nil),                     // 75: beep.community.v1.MoveChannelRequest
+	(*MoveChannelResponse)(nil),                    // 76: beep.community.v1.MoveChannelResponse
+	(*SyncChannelRequest)(nil),                     // 77: beep.community.v1.SyncChannelRequest
+	(*SyncChannelResponse)(nil),                    // 78: beep.community.v1.SyncChannelResponse
+	(*DeleteChannelRequest)(nil),                   // 79: beep.community.v1.DeleteChannelRequest
+	(*DeleteChannelResponse)(nil),                  // 80: beep.community.v1.DeleteChannelResponse
+	(*CreateCategoryRequest)(nil),                  // 81: beep.community.v1.CreateCategoryRequest
+	(*CreateCategoryResponse)(nil),                 // 82: beep.community.v1.CreateCategoryResponse
+	(*UpdateCategoryRequest)(nil),                  // 83: beep.community.v1.UpdateCategoryRequest
+	(*UpdateCategoryResponse)(nil),                 // 84: beep.community.v1.UpdateCategoryResponse
+	(*MoveCategoryRequest)(nil),                    // 85: beep.community.v1.MoveCategoryRequest
+	(*MoveCategoryResponse)(nil),                   // 86: beep.community.v1.MoveCategoryResponse
+	(*DeleteCategoryRequest)(nil),                  // 87: beep.community.v1.DeleteCategoryRequest
+	(*DeleteCategoryResponse)(nil),                 // 88: beep.community.v1.DeleteCategoryResponse
+	(*SetCategoryPermissionOverwriteRequest)(nil),  // 89: beep.community.v1.SetCategoryPermissionOverwriteRequest
+	(*SetCategoryPermissionOverwriteResponse)(nil), // 90: beep.community.v1.SetCategoryPermissionOverwriteResponse
+	(*CreateThreadRequest)(nil),                    // 91: beep.community.v1.CreateThreadRequest
+	(*CreateThreadResponse)(nil),                   // 92: beep.community.v1.CreateThreadResponse
+	(*ListThreadsRequest)(nil),                     // 93: beep.community.v1.ListThreadsRequest
+	(*ListThreadsResponse)(nil),                    // 94: beep.community.v1.ListThreadsResponse
+	(*UpdateThreadRequest)(nil),                    // 95: beep.community.v1.UpdateThreadRequest
+	(*UpdateThreadResponse)(nil),                   // 96: beep.community.v1.UpdateThreadResponse
+	(*AddThreadParticipantRequest)(nil),            // 97: beep.community.v1.AddThreadParticipantRequest
+	(*AddThreadParticipantResponse)(nil),           // 98: beep.community.v1.AddThreadParticipantResponse
+	(*DeleteThreadRequest)(nil),                    // 99: beep.community.v1.DeleteThreadRequest
+	(*DeleteThreadResponse)(nil),                   // 100: beep.community.v1.DeleteThreadResponse
+	(*timestamppb.Timestamp)(nil),                  // 101: google.protobuf.Timestamp
 }
 var file_beep_community_v1_community_proto_depIdxs = []int32{
-	67, // 0: beep.community.v1.Server.created_at:type_name -> google.protobuf.Timestamp
-	0,  // 1: beep.community.v1.Channel.kind:type_name -> beep.community.v1.ChannelKind
-	5,  // 2: beep.community.v1.Channel.overwrites:type_name -> beep.community.v1.PermissionOverwrite
-	1,  // 3: beep.community.v1.PermissionOverwrite.target_kind:type_name -> beep.community.v1.TargetKind
-	2,  // 4: beep.community.v1.CreateServerResponse.server:type_name -> beep.community.v1.Server
-	4,  // 5: beep.community.v1.CreateServerResponse.general_channel:type_name -> beep.community.v1.Channel
-	2,  // 6: beep.community.v1.GetServerResponse.server:type_name -> beep.community.v1.Server
-	2,  // 7: beep.community.v1.ListMyServersResponse.servers:type_name -> beep.community.v1.Server
-	2,  // 8: beep.community.v1.JoinServerResponse.server:type_name -> beep.community.v1.Server
-	3,  // 9: beep.community.v1.CreateRoleResponse.role:type_name -> beep.community.v1.Role
-	0,  // 10: beep.community.v1.CreateChannelRequest.kind:type_name -> beep.community.v1.ChannelKind
-	5,  // 11: beep.community.v1.CreateChannelRequest.overwrites:type_name -> beep.community.v1.PermissionOverwrite
-	4,  // 12: beep.community.v1.CreateChannelResponse.channel:type_name -> beep.community.v1.Channel
-	5,  // 13: beep.community.v1.SetPermissionOverwriteRequest.overwrite:type_name -> beep.community.v1.PermissionOverwrite
-	4,  // 14: beep.community.v1.SetPermissionOverwriteResponse.channel:type_name -> beep.community.v1.Channel
-	67, // 15: beep.community.v1.Invite.expires_at:type_name -> google.protobuf.Timestamp
-	28, // 16: beep.community.v1.CreateInviteResponse.invite:type_name -> beep.community.v1.Invite
-	2,  // 17: beep.community.v1.JoinByInviteResponse.server:type_name -> beep.community.v1.Server
-	28, // 18: beep.community.v1.ListInvitesResponse.invites:type_name -> beep.community.v1.Invite
-	67, // 19: beep.community.v1.Member.joined_at:type_name -> google.protobuf.Timestamp
-	67, // 20: beep.community.v1.Member.timed_out_until:type_name -> google.protobuf.Timestamp
-	37, // 21: beep.community.v1.ListMembersResponse.members:type_name -> beep.community.v1.Member
-	67, // 22: beep.community.v1.TimeoutMemberRequest.until:type_name -> google.protobuf.Timestamp
-	2,  // 23: beep.community.v1.UpdateServerResponse.server:type_name -> beep.community.v1.Server
-	2,  // 24: beep.community.v1.TransferOwnershipResponse.server:type_name -> beep.community.v1.Server
-	2,  // 25: beep.community.v1.ExploredServer.server:type_name -> beep.community.v1.Server
-	59, // 26: beep.community.v1.ExploreServersResponse.servers:type_name -> beep.community.v1.ExploredServer
-	3,  // 27: beep.community.v1.UpdateRoleResponse.role:type_name -> beep.community.v1.Role
-	3,  // 28: beep.community.v1.MoveRoleResponse.roles:type_name -> beep.community.v1.Role
-	6,  // 29: beep.community.v1.CommunityService.CreateServer:input_type -> beep.community.v1.CreateServerRequest
-	8,  // 30: beep.community.v1.CommunityService.GetServer:input_type -> beep.community.v1.GetServerRequest
-	10, // 31: beep.community.v1.CommunityService.ListMyServers:input_type -> beep.community.v1.ListMyServersRequest
-	52, // 32: beep.community.v1.CommunityService.UpdateServer:input_type -> beep.community.v1.UpdateServerRequest
-	54, // 33: beep.community.v1.CommunityService.DeleteServer:input_type -> beep.community.v1.DeleteServerRequest
-	56, // 34: beep.community.v1.CommunityService.TransferOwnership:input_type -> beep.community.v1.TransferOwnershipRequest
-	58, // 35: beep.community.v1.CommunityService.ExploreServers:input_type -> beep.community.v1.ExploreServersRequest
-	12, // 36: beep.community.v1.CommunityService.JoinServer:input_type -> beep.community.v1.JoinServerRequest
-	38, // 37: beep.community.v1.CommunityService.ListMembers:input_type -> beep.community.v1.ListMembersRequest
-	40, // 38: beep.community.v1.CommunityService.LeaveServer:input_type -> beep.community.v1.LeaveServerRequest
-	42, // 39: beep.community.v1.CommunityService.KickMember:input_type -> beep.community.v1.KickMemberRequest
-	44, // 40: beep.community.v1.CommunityService.UnbanMember:input_type -> beep.community.v1.UnbanMemberRequest
-	46, // 41: beep.community.v1.CommunityService.TimeoutMember:input_type -> beep.community.v1.TimeoutMemberRequest
-	48, // 42: beep.community.v1.CommunityService.SetMyNickname:input_type -> beep.community.v1.SetMyNicknameRequest
-	50, // 43: beep.community.v1.CommunityService.SetMemberNickname:input_type -> beep.community.v1.SetMemberNicknameRequest
-	14, // 44: beep.community.v1.CommunityService.BanMember:input_type -> beep.community.v1.BanMemberRequest
-	16, // 45: beep.community.v1.CommunityService.CreateRole:input_type -> beep.community.v1.CreateRoleRequest
-	61, // 46: beep.community.v1.CommunityService.UpdateRole:input_type -> beep.community.v1.UpdateRoleRequest
-	63, // 47: beep.community.v1.CommunityService.DeleteRole:input_type -> beep.community.v1.DeleteRoleRequest
-	65, // 48: beep.community.v1.CommunityService.MoveRole:input_type -> beep.community.v1.MoveRoleRequest
-	18, // 49: beep.community.v1.CommunityService.AddMemberRole:input_type -> beep.community.v1.AddMemberRoleRequest
-	20, // 50: beep.community.v1.CommunityService.RemoveMemberRole:input_type -> beep.community.v1.RemoveMemberRoleRequest
-	22, // 51: beep.community.v1.CommunityService.CreateChannel:input_type -> beep.community.v1.CreateChannelRequest
-	24, // 52: beep.community.v1.CommunityService.SetPermissionOverwrite:input_type -> beep.community.v1.SetPermissionOverwriteRequest
-	29, // 53: beep.community.v1.CommunityService.CreateInvite:input_type -> beep.community.v1.CreateInviteRequest
-	31, // 54: beep.community.v1.CommunityService.JoinByInvite:input_type -> beep.community.v1.JoinByInviteRequest
-	33, // 55: beep.community.v1.CommunityService.RevokeInvite:input_type -> beep.community.v1.RevokeInviteRequest
-	35, // 56: beep.community.v1.CommunityService.ListInvites:input_type -> beep.community.v1.ListInvitesRequest
-	26, // 57: beep.community.v1.CommunityService.GetEffectivePermissions:input_type -> beep.community.v1.GetEffectivePermissionsRequest
-	7,  // 58: beep.community.v1.CommunityService.CreateServer:output_type -> beep.community.v1.CreateServerResponse
-	9,  // 59: beep.community.v1.CommunityService.GetServer:output_type -> beep.community.v1.GetServerResponse
-	11, // 60: beep.community.v1.CommunityService.ListMyServers:output_type -> beep.community.v1.ListMyServersResponse
-	53, // 61: beep.community.v1.CommunityService.UpdateServer:output_type -> beep.community.v1.UpdateServerResponse
-	55, // 62: beep.community.v1.CommunityService.DeleteServer:output_type -> beep.community.v1.DeleteServerResponse
-	57, // 63: beep.community.v1.CommunityService.TransferOwnership:output_type -> beep.community.v1.TransferOwnershipResponse
-	60, // 64: beep.community.v1.CommunityService.ExploreServers:output_type -> beep.community.v1.ExploreServersResponse
-	13, // 65: beep.community.v1.CommunityService.JoinServer:output_type -> beep.community.v1.JoinServerResponse
-	39, // 66: beep.community.v1.CommunityService.ListMembers:output_type -> beep.community.v1.ListMembersResponse
-	41, // 67: beep.community.v1.CommunityService.LeaveServer:output_type -> beep.community.v1.LeaveServerResponse
-	43, // 68: beep.community.v1.CommunityService.KickMember:output_type -> beep.community.v1.KickMemberResponse
-	45, // 69: beep.community.v1.CommunityService.UnbanMember:output_type -> beep.community.v1.UnbanMemberResponse
-	47, // 70: beep.community.v1.CommunityService.TimeoutMember:output_type -> beep.community.v1.TimeoutMemberResponse
-	49, // 71: beep.community.v1.CommunityService.SetMyNickname:output_type -> beep.community.v1.SetMyNicknameResponse
-	51, // 72: beep.community.v1.CommunityService.SetMemberNickname:output_type -> beep.community.v1.SetMemberNicknameResponse
-	15, // 73: beep.community.v1.CommunityService.BanMember:output_type -> beep.community.v1.BanMemberResponse
-	17, // 74: beep.community.v1.CommunityService.CreateRole:output_type -> beep.community.v1.CreateRoleResponse
-	62, // 75: beep.community.v1.CommunityService.UpdateRole:output_type -> beep.community.v1.UpdateRoleResponse
-	64, // 76: beep.community.v1.CommunityService.DeleteRole:output_type -> beep.community.v1.DeleteRoleResponse
-	66, // 77: beep.community.v1.CommunityService.MoveRole:output_type -> beep.community.v1.MoveRoleResponse
-	19, // 78: beep.community.v1.CommunityService.AddMemberRole:output_type -> beep.community.v1.AddMemberRoleResponse
-	21, // 79: beep.community.v1.CommunityService.RemoveMemberRole:output_type -> beep.community.v1.RemoveMemberRoleResponse
-	23, // 80: beep.community.v1.CommunityService.CreateChannel:output_type -> beep.community.v1.CreateChannelResponse
-	25, // 81: beep.community.v1.CommunityService.SetPermissionOverwrite:output_type -> beep.community.v1.SetPermissionOverwriteResponse
-	30, // 82: beep.community.v1.CommunityService.CreateInvite:output_type -> beep.community.v1.CreateInviteResponse
-	32, // 83: beep.community.v1.CommunityService.JoinByInvite:output_type -> beep.community.v1.JoinByInviteResponse
-	34, // 84: beep.community.v1.CommunityService.RevokeInvite:output_type -> beep.community.v1.RevokeInviteResponse
-	36, // 85: beep.community.v1.CommunityService.ListInvites:output_type -> beep.community.v1.ListInvitesResponse
-	27, // 86: beep.community.v1.CommunityService.GetEffectivePermissions:output_type -> beep.community.v1.GetEffectivePermissionsResponse
-	58, // [58:87] is the sub-list for method output_type
-	29, // [29:58] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	101, // 0: beep.community.v1.Server.created_at:type_name -> google.protobuf.Timestamp
+	0,   // 1: beep.community.v1.Channel.kind:type_name -> beep.community.v1.ChannelKind
+	5,   // 2: beep.community.v1.Channel.overwrites:type_name -> beep.community.v1.PermissionOverwrite
+	1,   // 3: beep.community.v1.PermissionOverwrite.target_kind:type_name -> beep.community.v1.TargetKind
+	2,   // 4: beep.community.v1.CreateServerResponse.server:type_name -> beep.community.v1.Server
+	4,   // 5: beep.community.v1.CreateServerResponse.general_channel:type_name -> beep.community.v1.Channel
+	2,   // 6: beep.community.v1.GetServerResponse.server:type_name -> beep.community.v1.Server
+	2,   // 7: beep.community.v1.ListMyServersResponse.servers:type_name -> beep.community.v1.Server
+	2,   // 8: beep.community.v1.JoinServerResponse.server:type_name -> beep.community.v1.Server
+	3,   // 9: beep.community.v1.CreateRoleResponse.role:type_name -> beep.community.v1.Role
+	0,   // 10: beep.community.v1.CreateChannelRequest.kind:type_name -> beep.community.v1.ChannelKind
+	5,   // 11: beep.community.v1.CreateChannelRequest.overwrites:type_name -> beep.community.v1.PermissionOverwrite
+	4,   // 12: beep.community.v1.CreateChannelResponse.channel:type_name -> beep.community.v1.Channel
+	5,   // 13: beep.community.v1.SetPermissionOverwriteRequest.overwrite:type_name -> beep.community.v1.PermissionOverwrite
+	4,   // 14: beep.community.v1.SetPermissionOverwriteResponse.channel:type_name -> beep.community.v1.Channel
+	101, // 15: beep.community.v1.Invite.expires_at:type_name -> google.protobuf.Timestamp
+	28,  // 16: beep.community.v1.CreateInviteResponse.invite:type_name -> beep.community.v1.Invite
+	2,   // 17: beep.community.v1.JoinByInviteResponse.server:type_name -> beep.community.v1.Server
+	28,  // 18: beep.community.v1.ListInvitesResponse.invites:type_name -> beep.community.v1.Invite
+	101, // 19: beep.community.v1.Member.joined_at:type_name -> google.protobuf.Timestamp
+	101, // 20: beep.community.v1.Member.timed_out_until:type_name -> google.protobuf.Timestamp
+	37,  // 21: beep.community.v1.ListMembersResponse.members:type_name -> beep.community.v1.Member
+	101, // 22: beep.community.v1.TimeoutMemberRequest.until:type_name -> google.protobuf.Timestamp
+	2,   // 23: beep.community.v1.UpdateServerResponse.server:type_name -> beep.community.v1.Server
+	2,   // 24: beep.community.v1.TransferOwnershipResponse.server:type_name -> beep.community.v1.Server
+	2,   // 25: beep.community.v1.ExploredServer.server:type_name -> beep.community.v1.Server
+	59,  // 26: beep.community.v1.ExploreServersResponse.servers:type_name -> beep.community.v1.ExploredServer
+	3,   // 27: beep.community.v1.UpdateRoleResponse.role:type_name -> beep.community.v1.Role
+	3,   // 28: beep.community.v1.MoveRoleResponse.roles:type_name -> beep.community.v1.Role
+	5,   // 29: beep.community.v1.Category.overwrites:type_name -> beep.community.v1.PermissionOverwrite
+	101, // 30: beep.community.v1.Thread.created_at:type_name -> google.protobuf.Timestamp
+	67,  // 31: beep.community.v1.ListChannelsResponse.categories:type_name -> beep.community.v1.Category
+	4,   // 32: beep.community.v1.ListChannelsResponse.channels:type_name -> beep.community.v1.Channel
+	4,   // 33: beep.community.v1.GetChannelResponse.channel:type_name -> beep.community.v1.Channel
+	4,   // 34: beep.community.v1.UpdateChannelResponse.channel:type_name -> beep.community.v1.Channel
+	4,   // 35: beep.community.v1.MoveChannelResponse.channel:type_name -> beep.community.v1.Channel
+	4,   // 36: beep.community.v1.SyncChannelResponse.channel:type_name -> beep.community.v1.Channel
+	5,   // 37: beep.community.v1.CreateCategoryRequest.overwrites:type_name -> beep.community.v1.PermissionOverwrite
+	67,  // 38: beep.community.v1.CreateCategoryResponse.category:type_name -> beep.community.v1.Category
+	67,  // 39: beep.community.v1.UpdateCategoryResponse.category:type_name -> beep.community.v1.Category
+	67,  // 40: beep.community.v1.MoveCategoryResponse.categories:type_name -> beep.community.v1.Category
+	5,   // 41: beep.community.v1.SetCategoryPermissionOverwriteRequest.overwrite:type_name -> beep.community.v1.PermissionOverwrite
+	67,  // 42: beep.community.v1.SetCategoryPermissionOverwriteResponse.category:type_name -> beep.community.v1.Category
+	68,  // 43: beep.community.v1.CreateThreadResponse.thread:type_name -> beep.community.v1.Thread
+	68,  // 44: beep.community.v1.ListThreadsResponse.threads:type_name -> beep.community.v1.Thread
+	68,  // 45: beep.community.v1.UpdateThreadResponse.thread:type_name -> beep.community.v1.Thread
+	6,   // 46: beep.community.v1.CommunityService.CreateServer:input_type -> beep.community.v1.CreateServerRequest
+	8,   // 47: beep.community.v1.CommunityService.GetServer:input_type -> beep.community.v1.GetServerRequest
+	10,  // 48: beep.community.v1.CommunityService.ListMyServers:input_type -> beep.community.v1.ListMyServersRequest
+	52,  // 49: beep.community.v1.CommunityService.UpdateServer:input_type -> beep.community.v1.UpdateServerRequest
+	54,  // 50: beep.community.v1.CommunityService.DeleteServer:input_type -> beep.community.v1.DeleteServerRequest
+	56,  // 51: beep.community.v1.CommunityService.TransferOwnership:input_type -> beep.community.v1.TransferOwnershipRequest
+	58,  // 52: beep.community.v1.CommunityService.ExploreServers:input_type -> beep.community.v1.ExploreServersRequest
+	12,  // 53: beep.community.v1.CommunityService.JoinServer:input_type -> beep.community.v1.JoinServerRequest
+	38,  // 54: beep.community.v1.CommunityService.ListMembers:input_type -> beep.community.v1.ListMembersRequest
+	40,  // 55: beep.community.v1.CommunityService.LeaveServer:input_type -> beep.community.v1.LeaveServerRequest
+	42,  // 56: beep.community.v1.CommunityService.KickMember:input_type -> beep.community.v1.KickMemberRequest
+	44,  // 57: beep.community.v1.CommunityService.UnbanMember:input_type -> beep.community.v1.UnbanMemberRequest
+	46,  // 58: beep.community.v1.CommunityService.TimeoutMember:input_type -> beep.community.v1.TimeoutMemberRequest
+	48,  // 59: beep.community.v1.CommunityService.SetMyNickname:input_type -> beep.community.v1.SetMyNicknameRequest
+	50,  // 60: beep.community.v1.CommunityService.SetMemberNickname:input_type -> beep.community.v1.SetMemberNicknameRequest
+	14,  // 61: beep.community.v1.CommunityService.BanMember:input_type -> beep.community.v1.BanMemberRequest
+	16,  // 62: beep.community.v1.CommunityService.CreateRole:input_type -> beep.community.v1.CreateRoleRequest
+	61,  // 63: beep.community.v1.CommunityService.UpdateRole:input_type -> beep.community.v1.UpdateRoleRequest
+	63,  // 64: beep.community.v1.CommunityService.DeleteRole:input_type -> beep.community.v1.DeleteRoleRequest
+	65,  // 65: beep.community.v1.CommunityService.MoveRole:input_type -> beep.community.v1.MoveRoleRequest
+	18,  // 66: beep.community.v1.CommunityService.AddMemberRole:input_type -> beep.community.v1.AddMemberRoleRequest
+	20,  // 67: beep.community.v1.CommunityService.RemoveMemberRole:input_type -> beep.community.v1.RemoveMemberRoleRequest
+	22,  // 68: beep.community.v1.CommunityService.CreateChannel:input_type -> beep.community.v1.CreateChannelRequest
+	24,  // 69: beep.community.v1.CommunityService.SetPermissionOverwrite:input_type -> beep.community.v1.SetPermissionOverwriteRequest
+	29,  // 70: beep.community.v1.CommunityService.CreateInvite:input_type -> beep.community.v1.CreateInviteRequest
+	31,  // 71: beep.community.v1.CommunityService.JoinByInvite:input_type -> beep.community.v1.JoinByInviteRequest
+	33,  // 72: beep.community.v1.CommunityService.RevokeInvite:input_type -> beep.community.v1.RevokeInviteRequest
+	35,  // 73: beep.community.v1.CommunityService.ListInvites:input_type -> beep.community.v1.ListInvitesRequest
+	69,  // 74: beep.community.v1.CommunityService.ListChannels:input_type -> beep.community.v1.ListChannelsRequest
+	71,  // 75: beep.community.v1.CommunityService.GetChannel:input_type -> beep.community.v1.GetChannelRequest
+	73,  // 76: beep.community.v1.CommunityService.UpdateChannel:input_type -> beep.community.v1.UpdateChannelRequest
+	75,  // 77: beep.community.v1.CommunityService.MoveChannel:input_type -> beep.community.v1.MoveChannelRequest
+	77,  // 78: beep.community.v1.CommunityService.SyncChannel:input_type -> beep.community.v1.SyncChannelRequest
+	79,  // 79: beep.community.v1.CommunityService.DeleteChannel:input_type -> beep.community.v1.DeleteChannelRequest
+	81,  // 80: beep.community.v1.CommunityService.CreateCategory:input_type -> beep.community.v1.CreateCategoryRequest
+	83,  // 81: beep.community.v1.CommunityService.UpdateCategory:input_type -> beep.community.v1.UpdateCategoryRequest
+	85,  // 82: beep.community.v1.CommunityService.MoveCategory:input_type -> beep.community.v1.MoveCategoryRequest
+	87,  // 83: beep.community.v1.CommunityService.DeleteCategory:input_type -> beep.community.v1.DeleteCategoryRequest
+	89,  // 84: beep.community.v1.CommunityService.SetCategoryPermissionOverwrite:input_type -> beep.community.v1.SetCategoryPermissionOverwriteRequest
+	91,  // 85: beep.community.v1.CommunityService.CreateThread:input_type -> beep.community.v1.CreateThreadRequest
+	93,  // 86: beep.community.v1.CommunityService.ListThreads:input_type -> beep.community.v1.ListThreadsRequest
+	95,  // 87: beep.community.v1.CommunityService.UpdateThread:input_type -> beep.community.v1.UpdateThreadRequest
+	97,  // 88: beep.community.v1.CommunityService.AddThreadParticipant:input_type -> beep.community.v1.AddThreadParticipantRequest
+	99,  // 89: beep.community.v1.CommunityService.DeleteThread:input_type -> beep.community.v1.DeleteThreadRequest
+	26,  // 90: beep.community.v1.CommunityService.GetEffectivePermissions:input_type -> beep.community.v1.GetEffectivePermissionsRequest
+	7,   // 91: beep.community.v1.CommunityService.CreateServer:output_type -> beep.community.v1.CreateServerResponse
+	9,   // 92: beep.community.v1.CommunityService.GetServer:output_type -> beep.community.v1.GetServerResponse
+	11,  // 93: beep.community.v1.CommunityService.ListMyServers:output_type -> beep.community.v1.ListMyServersResponse
+	53,  // 94: beep.community.v1.CommunityService.UpdateServer:output_type -> beep.community.v1.UpdateServerResponse
+	55,  // 95: beep.community.v1.CommunityService.DeleteServer:output_type -> beep.community.v1.DeleteServerResponse
+	57,  // 96: beep.community.v1.CommunityService.TransferOwnership:output_type -> beep.community.v1.TransferOwnershipResponse
+	60,  // 97: beep.community.v1.CommunityService.ExploreServers:output_type -> beep.community.v1.ExploreServersResponse
+	13,  // 98: beep.community.v1.CommunityService.JoinServer:output_type -> beep.community.v1.JoinServerResponse
+	39,  // 99: beep.community.v1.CommunityService.ListMembers:output_type -> beep.community.v1.ListMembersResponse
+	41,  // 100: beep.community.v1.CommunityService.LeaveServer:output_type -> beep.community.v1.LeaveServerResponse
+	43,  // 101: beep.community.v1.CommunityService.KickMember:output_type -> beep.community.v1.KickMemberResponse
+	45,  // 102: beep.community.v1.CommunityService.UnbanMember:output_type -> beep.community.v1.UnbanMemberResponse
+	47,  // 103: beep.community.v1.CommunityService.TimeoutMember:output_type -> beep.community.v1.TimeoutMemberResponse
+	49,  // 104: beep.community.v1.CommunityService.SetMyNickname:output_type -> beep.community.v1.SetMyNicknameResponse
+	51,  // 105: beep.community.v1.CommunityService.SetMemberNickname:output_type -> beep.community.v1.SetMemberNicknameResponse
+	15,  // 106: beep.community.v1.CommunityService.BanMember:output_type -> beep.community.v1.BanMemberResponse
+	17,  // 107: beep.community.v1.CommunityService.CreateRole:output_type -> beep.community.v1.CreateRoleResponse
+	62,  // 108: beep.community.v1.CommunityService.UpdateRole:output_type -> beep.community.v1.UpdateRoleResponse
+	64,  // 109: beep.community.v1.CommunityService.DeleteRole:output_type -> beep.community.v1.DeleteRoleResponse
+	66,  // 110: beep.community.v1.CommunityService.MoveRole:output_type -> beep.community.v1.MoveRoleResponse
+	19,  // 111: beep.community.v1.CommunityService.AddMemberRole:output_type -> beep.community.v1.AddMemberRoleResponse
+	21,  // 112: beep.community.v1.CommunityService.RemoveMemberRole:output_type -> beep.community.v1.RemoveMemberRoleResponse
+	23,  // 113: beep.community.v1.CommunityService.CreateChannel:output_type -> beep.community.v1.CreateChannelResponse
+	25,  // 114: beep.community.v1.CommunityService.SetPermissionOverwrite:output_type -> beep.community.v1.SetPermissionOverwriteResponse
+	30,  // 115: beep.community.v1.CommunityService.CreateInvite:output_type -> beep.community.v1.CreateInviteResponse
+	32,  // 116: beep.community.v1.CommunityService.JoinByInvite:output_type -> beep.community.v1.JoinByInviteResponse
+	34,  // 117: beep.community.v1.CommunityService.RevokeInvite:output_type -> beep.community.v1.RevokeInviteResponse
+	36,  // 118: beep.community.v1.CommunityService.ListInvites:output_type -> beep.community.v1.ListInvitesResponse
+	70,  // 119: beep.community.v1.CommunityService.ListChannels:output_type -> beep.community.v1.ListChannelsResponse
+	72,  // 120: beep.community.v1.CommunityService.GetChannel:output_type -> beep.community.v1.GetChannelResponse
+	74,  // 121: beep.community.v1.CommunityService.UpdateChannel:output_type -> beep.community.v1.UpdateChannelResponse
+	76,  // 122: beep.community.v1.CommunityService.MoveChannel:output_type -> beep.community.v1.MoveChannelResponse
+	78,  // 123: beep.community.v1.CommunityService.SyncChannel:output_type -> beep.community.v1.SyncChannelResponse
+	80,  // 124: beep.community.v1.CommunityService.DeleteChannel:output_type -> beep.community.v1.DeleteChannelResponse
+	82,  // 125: beep.community.v1.CommunityService.CreateCategory:output_type -> beep.community.v1.CreateCategoryResponse
+	84,  // 126: beep.community.v1.CommunityService.UpdateCategory:output_type -> beep.community.v1.UpdateCategoryResponse
+	86,  // 127: beep.community.v1.CommunityService.MoveCategory:output_type -> beep.community.v1.MoveCategoryResponse
+	88,  // 128: beep.community.v1.CommunityService.DeleteCategory:output_type -> beep.community.v1.DeleteCategoryResponse
+	90,  // 129: beep.community.v1.CommunityService.SetCategoryPermissionOverwrite:output_type -> beep.community.v1.SetCategoryPermissionOverwriteResponse
+	92,  // 130: beep.community.v1.CommunityService.CreateThread:output_type -> beep.community.v1.CreateThreadResponse
+	94,  // 131: beep.community.v1.CommunityService.ListThreads:output_type -> beep.community.v1.ListThreadsResponse
+	96,  // 132: beep.community.v1.CommunityService.UpdateThread:output_type -> beep.community.v1.UpdateThreadResponse
+	98,  // 133: beep.community.v1.CommunityService.AddThreadParticipant:output_type -> beep.community.v1.AddThreadParticipantResponse
+	100, // 134: beep.community.v1.CommunityService.DeleteThread:output_type -> beep.community.v1.DeleteThreadResponse
+	27,  // 135: beep.community.v1.CommunityService.GetEffectivePermissions:output_type -> beep.community.v1.GetEffectivePermissionsResponse
+	91,  // [91:136] is the sub-list for method output_type
+	46,  // [46:91] is the sub-list for method input_type
+	46,  // [46:46] is the sub-list for extension type_name
+	46,  // [46:46] is the sub-list for extension extendee
+	0,   // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_beep_community_v1_community_proto_init() }
@@ -4270,13 +6345,14 @@ func file_beep_community_v1_community_proto_init() {
 	}
 	file_beep_community_v1_community_proto_msgTypes[50].OneofWrappers = []any{}
 	file_beep_community_v1_community_proto_msgTypes[59].OneofWrappers = []any{}
+	file_beep_community_v1_community_proto_msgTypes[93].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_beep_community_v1_community_proto_rawDesc), len(file_beep_community_v1_community_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   65,
+			NumMessages:   99,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -117,6 +117,54 @@ const (
 	// CommunityServiceListInvitesProcedure is the fully-qualified name of the CommunityService's
 	// ListInvites RPC.
 	CommunityServiceListInvitesProcedure = "/beep.community.v1.CommunityService/ListInvites"
+	// CommunityServiceListChannelsProcedure is the fully-qualified name of the CommunityService's
+	// ListChannels RPC.
+	CommunityServiceListChannelsProcedure = "/beep.community.v1.CommunityService/ListChannels"
+	// CommunityServiceGetChannelProcedure is the fully-qualified name of the CommunityService's
+	// GetChannel RPC.
+	CommunityServiceGetChannelProcedure = "/beep.community.v1.CommunityService/GetChannel"
+	// CommunityServiceUpdateChannelProcedure is the fully-qualified name of the CommunityService's
+	// UpdateChannel RPC.
+	CommunityServiceUpdateChannelProcedure = "/beep.community.v1.CommunityService/UpdateChannel"
+	// CommunityServiceMoveChannelProcedure is the fully-qualified name of the CommunityService's
+	// MoveChannel RPC.
+	CommunityServiceMoveChannelProcedure = "/beep.community.v1.CommunityService/MoveChannel"
+	// CommunityServiceSyncChannelProcedure is the fully-qualified name of the CommunityService's
+	// SyncChannel RPC.
+	CommunityServiceSyncChannelProcedure = "/beep.community.v1.CommunityService/SyncChannel"
+	// CommunityServiceDeleteChannelProcedure is the fully-qualified name of the CommunityService's
+	// DeleteChannel RPC.
+	CommunityServiceDeleteChannelProcedure = "/beep.community.v1.CommunityService/DeleteChannel"
+	// CommunityServiceCreateCategoryProcedure is the fully-qualified name of the CommunityService's
+	// CreateCategory RPC.
+	CommunityServiceCreateCategoryProcedure = "/beep.community.v1.CommunityService/CreateCategory"
+	// CommunityServiceUpdateCategoryProcedure is the fully-qualified name of the CommunityService's
+	// UpdateCategory RPC.
+	CommunityServiceUpdateCategoryProcedure = "/beep.community.v1.CommunityService/UpdateCategory"
+	// CommunityServiceMoveCategoryProcedure is the fully-qualified name of the CommunityService's
+	// MoveCategory RPC.
+	CommunityServiceMoveCategoryProcedure = "/beep.community.v1.CommunityService/MoveCategory"
+	// CommunityServiceDeleteCategoryProcedure is the fully-qualified name of the CommunityService's
+	// DeleteCategory RPC.
+	CommunityServiceDeleteCategoryProcedure = "/beep.community.v1.CommunityService/DeleteCategory"
+	// CommunityServiceSetCategoryPermissionOverwriteProcedure is the fully-qualified name of the
+	// CommunityService's SetCategoryPermissionOverwrite RPC.
+	CommunityServiceSetCategoryPermissionOverwriteProcedure = "/beep.community.v1.CommunityService/SetCategoryPermissionOverwrite"
+	// CommunityServiceCreateThreadProcedure is the fully-qualified name of the CommunityService's
+	// CreateThread RPC.
+	CommunityServiceCreateThreadProcedure = "/beep.community.v1.CommunityService/CreateThread"
+	// CommunityServiceListThreadsProcedure is the fully-qualified name of the CommunityService's
+	// ListThreads RPC.
+	CommunityServiceListThreadsProcedure = "/beep.community.v1.CommunityService/ListThreads"
+	// CommunityServiceUpdateThreadProcedure is the fully-qualified name of the CommunityService's
+	// UpdateThread RPC.
+	CommunityServiceUpdateThreadProcedure = "/beep.community.v1.CommunityService/UpdateThread"
+	// CommunityServiceAddThreadParticipantProcedure is the fully-qualified name of the
+	// CommunityService's AddThreadParticipant RPC.
+	CommunityServiceAddThreadParticipantProcedure = "/beep.community.v1.CommunityService/AddThreadParticipant"
+	// CommunityServiceDeleteThreadProcedure is the fully-qualified name of the CommunityService's
+	// DeleteThread RPC.
+	CommunityServiceDeleteThreadProcedure = "/beep.community.v1.CommunityService/DeleteThread"
 	// CommunityServiceGetEffectivePermissionsProcedure is the fully-qualified name of the
 	// CommunityService's GetEffectivePermissions RPC.
 	CommunityServiceGetEffectivePermissionsProcedure = "/beep.community.v1.CommunityService/GetEffectivePermissions"
@@ -176,8 +224,9 @@ type CommunityServiceClient interface {
 	// CreateChannel adds a channel, optionally in a category and with
 	// permission overwrites (a private channel denies @everyone view_channel).
 	CreateChannel(context.Context, *connect.Request[v1.CreateChannelRequest]) (*connect.Response[v1.CreateChannelResponse], error)
-	// SetPermissionOverwrite replaces one overwrite of a channel (and unsyncs
-	// it from its category, copying the category's overwrites first).
+	// SetPermissionOverwrite replaces one overwrite of a channel (an overwrite
+	// with empty allow and deny removes it). On a synced channel it unsyncs it
+	// first, copying its category's overwrites, as Discord does.
 	SetPermissionOverwrite(context.Context, *connect.Request[v1.SetPermissionOverwriteRequest]) (*connect.Response[v1.SetPermissionOverwriteResponse], error)
 	// CreateInvite makes an invite to a channel's server.
 	CreateInvite(context.Context, *connect.Request[v1.CreateInviteRequest]) (*connect.Response[v1.CreateInviteResponse], error)
@@ -187,6 +236,49 @@ type CommunityServiceClient interface {
 	RevokeInvite(context.Context, *connect.Request[v1.RevokeInviteRequest]) (*connect.Response[v1.RevokeInviteResponse], error)
 	// ListInvites lists a server's invites.
 	ListInvites(context.Context, *connect.Request[v1.ListInvitesRequest]) (*connect.Response[v1.ListInvitesResponse], error)
+	// ListChannels lists the categories and the channels of a server that the
+	// caller can see, in display order. A category is listed when the caller
+	// sees it or one of its channels.
+	ListChannels(context.Context, *connect.Request[v1.ListChannelsRequest]) (*connect.Response[v1.ListChannelsResponse], error)
+	// GetChannel returns one channel and its overwrites.
+	GetChannel(context.Context, *connect.Request[v1.GetChannelRequest]) (*connect.Response[v1.GetChannelResponse], error)
+	// UpdateChannel renames a channel.
+	UpdateChannel(context.Context, *connect.Request[v1.UpdateChannelRequest]) (*connect.Response[v1.UpdateChannelResponse], error)
+	// MoveChannel puts a channel in a category (or none) at a position. Moving
+	// into a category also needs manage_channels there. With sync, the channel
+	// takes its new category's overwrites (Discord's "sync permissions");
+	// otherwise it keeps the overwrites it has now.
+	MoveChannel(context.Context, *connect.Request[v1.MoveChannelRequest]) (*connect.Response[v1.MoveChannelResponse], error)
+	// SyncChannel drops a channel's own overwrites and makes it follow its
+	// category's again.
+	SyncChannel(context.Context, *connect.Request[v1.SyncChannelRequest]) (*connect.Response[v1.SyncChannelResponse], error)
+	// DeleteChannel deletes a channel with its threads, overwrites and invites.
+	DeleteChannel(context.Context, *connect.Request[v1.DeleteChannelRequest]) (*connect.Response[v1.DeleteChannelResponse], error)
+	// CreateCategory adds a category, optionally with overwrites.
+	CreateCategory(context.Context, *connect.Request[v1.CreateCategoryRequest]) (*connect.Response[v1.CreateCategoryResponse], error)
+	// UpdateCategory renames a category.
+	UpdateCategory(context.Context, *connect.Request[v1.UpdateCategoryRequest]) (*connect.Response[v1.UpdateCategoryResponse], error)
+	// MoveCategory puts a category at a position among the server's categories.
+	MoveCategory(context.Context, *connect.Request[v1.MoveCategoryRequest]) (*connect.Response[v1.MoveCategoryResponse], error)
+	// DeleteCategory deletes a category. Its channels stay, outside any
+	// category, and synced ones keep the overwrites they had through it.
+	DeleteCategory(context.Context, *connect.Request[v1.DeleteCategoryRequest]) (*connect.Response[v1.DeleteCategoryResponse], error)
+	// SetCategoryPermissionOverwrite replaces one overwrite of a category; its
+	// synced channels follow.
+	SetCategoryPermissionOverwrite(context.Context, *connect.Request[v1.SetCategoryPermissionOverwriteRequest]) (*connect.Response[v1.SetCategoryPermissionOverwriteResponse], error)
+	// CreateThread starts a thread in a text or announcement channel. A private
+	// thread is seen only by its participants and manage_threads holders.
+	CreateThread(context.Context, *connect.Request[v1.CreateThreadRequest]) (*connect.Response[v1.CreateThreadResponse], error)
+	// ListThreads lists the threads of a channel the caller can see.
+	ListThreads(context.Context, *connect.Request[v1.ListThreadsRequest]) (*connect.Response[v1.ListThreadsResponse], error)
+	// UpdateThread renames, locks or archives a thread. Its creator may rename
+	// and archive it; locking needs manage_threads.
+	UpdateThread(context.Context, *connect.Request[v1.UpdateThreadRequest]) (*connect.Response[v1.UpdateThreadResponse], error)
+	// AddThreadParticipant adds a member of the server to a thread; in a
+	// private thread this is what lets them see it.
+	AddThreadParticipant(context.Context, *connect.Request[v1.AddThreadParticipantRequest]) (*connect.Response[v1.AddThreadParticipantResponse], error)
+	// DeleteThread deletes a thread.
+	DeleteThread(context.Context, *connect.Request[v1.DeleteThreadRequest]) (*connect.Response[v1.DeleteThreadResponse], error)
 	// GetEffectivePermissions returns the permissions the caller holds in a
 	// channel, computed by the authorization graph (for greying out buttons).
 	GetEffectivePermissions(context.Context, *connect.Request[v1.GetEffectivePermissionsRequest]) (*connect.Response[v1.GetEffectivePermissionsResponse], error)
@@ -371,6 +463,102 @@ func NewCommunityServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(communityServiceMethods.ByName("ListInvites")),
 			connect.WithClientOptions(opts...),
 		),
+		listChannels: connect.NewClient[v1.ListChannelsRequest, v1.ListChannelsResponse](
+			httpClient,
+			baseURL+CommunityServiceListChannelsProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("ListChannels")),
+			connect.WithClientOptions(opts...),
+		),
+		getChannel: connect.NewClient[v1.GetChannelRequest, v1.GetChannelResponse](
+			httpClient,
+			baseURL+CommunityServiceGetChannelProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("GetChannel")),
+			connect.WithClientOptions(opts...),
+		),
+		updateChannel: connect.NewClient[v1.UpdateChannelRequest, v1.UpdateChannelResponse](
+			httpClient,
+			baseURL+CommunityServiceUpdateChannelProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("UpdateChannel")),
+			connect.WithClientOptions(opts...),
+		),
+		moveChannel: connect.NewClient[v1.MoveChannelRequest, v1.MoveChannelResponse](
+			httpClient,
+			baseURL+CommunityServiceMoveChannelProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("MoveChannel")),
+			connect.WithClientOptions(opts...),
+		),
+		syncChannel: connect.NewClient[v1.SyncChannelRequest, v1.SyncChannelResponse](
+			httpClient,
+			baseURL+CommunityServiceSyncChannelProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("SyncChannel")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteChannel: connect.NewClient[v1.DeleteChannelRequest, v1.DeleteChannelResponse](
+			httpClient,
+			baseURL+CommunityServiceDeleteChannelProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("DeleteChannel")),
+			connect.WithClientOptions(opts...),
+		),
+		createCategory: connect.NewClient[v1.CreateCategoryRequest, v1.CreateCategoryResponse](
+			httpClient,
+			baseURL+CommunityServiceCreateCategoryProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("CreateCategory")),
+			connect.WithClientOptions(opts...),
+		),
+		updateCategory: connect.NewClient[v1.UpdateCategoryRequest, v1.UpdateCategoryResponse](
+			httpClient,
+			baseURL+CommunityServiceUpdateCategoryProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("UpdateCategory")),
+			connect.WithClientOptions(opts...),
+		),
+		moveCategory: connect.NewClient[v1.MoveCategoryRequest, v1.MoveCategoryResponse](
+			httpClient,
+			baseURL+CommunityServiceMoveCategoryProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("MoveCategory")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteCategory: connect.NewClient[v1.DeleteCategoryRequest, v1.DeleteCategoryResponse](
+			httpClient,
+			baseURL+CommunityServiceDeleteCategoryProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("DeleteCategory")),
+			connect.WithClientOptions(opts...),
+		),
+		setCategoryPermissionOverwrite: connect.NewClient[v1.SetCategoryPermissionOverwriteRequest, v1.SetCategoryPermissionOverwriteResponse](
+			httpClient,
+			baseURL+CommunityServiceSetCategoryPermissionOverwriteProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("SetCategoryPermissionOverwrite")),
+			connect.WithClientOptions(opts...),
+		),
+		createThread: connect.NewClient[v1.CreateThreadRequest, v1.CreateThreadResponse](
+			httpClient,
+			baseURL+CommunityServiceCreateThreadProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("CreateThread")),
+			connect.WithClientOptions(opts...),
+		),
+		listThreads: connect.NewClient[v1.ListThreadsRequest, v1.ListThreadsResponse](
+			httpClient,
+			baseURL+CommunityServiceListThreadsProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("ListThreads")),
+			connect.WithClientOptions(opts...),
+		),
+		updateThread: connect.NewClient[v1.UpdateThreadRequest, v1.UpdateThreadResponse](
+			httpClient,
+			baseURL+CommunityServiceUpdateThreadProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("UpdateThread")),
+			connect.WithClientOptions(opts...),
+		),
+		addThreadParticipant: connect.NewClient[v1.AddThreadParticipantRequest, v1.AddThreadParticipantResponse](
+			httpClient,
+			baseURL+CommunityServiceAddThreadParticipantProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("AddThreadParticipant")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteThread: connect.NewClient[v1.DeleteThreadRequest, v1.DeleteThreadResponse](
+			httpClient,
+			baseURL+CommunityServiceDeleteThreadProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("DeleteThread")),
+			connect.WithClientOptions(opts...),
+		),
 		getEffectivePermissions: connect.NewClient[v1.GetEffectivePermissionsRequest, v1.GetEffectivePermissionsResponse](
 			httpClient,
 			baseURL+CommunityServiceGetEffectivePermissionsProcedure,
@@ -382,35 +570,51 @@ func NewCommunityServiceClient(httpClient connect.HTTPClient, baseURL string, op
 
 // communityServiceClient implements CommunityServiceClient.
 type communityServiceClient struct {
-	createServer            *connect.Client[v1.CreateServerRequest, v1.CreateServerResponse]
-	getServer               *connect.Client[v1.GetServerRequest, v1.GetServerResponse]
-	listMyServers           *connect.Client[v1.ListMyServersRequest, v1.ListMyServersResponse]
-	updateServer            *connect.Client[v1.UpdateServerRequest, v1.UpdateServerResponse]
-	deleteServer            *connect.Client[v1.DeleteServerRequest, v1.DeleteServerResponse]
-	transferOwnership       *connect.Client[v1.TransferOwnershipRequest, v1.TransferOwnershipResponse]
-	exploreServers          *connect.Client[v1.ExploreServersRequest, v1.ExploreServersResponse]
-	joinServer              *connect.Client[v1.JoinServerRequest, v1.JoinServerResponse]
-	listMembers             *connect.Client[v1.ListMembersRequest, v1.ListMembersResponse]
-	leaveServer             *connect.Client[v1.LeaveServerRequest, v1.LeaveServerResponse]
-	kickMember              *connect.Client[v1.KickMemberRequest, v1.KickMemberResponse]
-	unbanMember             *connect.Client[v1.UnbanMemberRequest, v1.UnbanMemberResponse]
-	timeoutMember           *connect.Client[v1.TimeoutMemberRequest, v1.TimeoutMemberResponse]
-	setMyNickname           *connect.Client[v1.SetMyNicknameRequest, v1.SetMyNicknameResponse]
-	setMemberNickname       *connect.Client[v1.SetMemberNicknameRequest, v1.SetMemberNicknameResponse]
-	banMember               *connect.Client[v1.BanMemberRequest, v1.BanMemberResponse]
-	createRole              *connect.Client[v1.CreateRoleRequest, v1.CreateRoleResponse]
-	updateRole              *connect.Client[v1.UpdateRoleRequest, v1.UpdateRoleResponse]
-	deleteRole              *connect.Client[v1.DeleteRoleRequest, v1.DeleteRoleResponse]
-	moveRole                *connect.Client[v1.MoveRoleRequest, v1.MoveRoleResponse]
-	addMemberRole           *connect.Client[v1.AddMemberRoleRequest, v1.AddMemberRoleResponse]
-	removeMemberRole        *connect.Client[v1.RemoveMemberRoleRequest, v1.RemoveMemberRoleResponse]
-	createChannel           *connect.Client[v1.CreateChannelRequest, v1.CreateChannelResponse]
-	setPermissionOverwrite  *connect.Client[v1.SetPermissionOverwriteRequest, v1.SetPermissionOverwriteResponse]
-	createInvite            *connect.Client[v1.CreateInviteRequest, v1.CreateInviteResponse]
-	joinByInvite            *connect.Client[v1.JoinByInviteRequest, v1.JoinByInviteResponse]
-	revokeInvite            *connect.Client[v1.RevokeInviteRequest, v1.RevokeInviteResponse]
-	listInvites             *connect.Client[v1.ListInvitesRequest, v1.ListInvitesResponse]
-	getEffectivePermissions *connect.Client[v1.GetEffectivePermissionsRequest, v1.GetEffectivePermissionsResponse]
+	createServer                   *connect.Client[v1.CreateServerRequest, v1.CreateServerResponse]
+	getServer                      *connect.Client[v1.GetServerRequest, v1.GetServerResponse]
+	listMyServers                  *connect.Client[v1.ListMyServersRequest, v1.ListMyServersResponse]
+	updateServer                   *connect.Client[v1.UpdateServerRequest, v1.UpdateServerResponse]
+	deleteServer                   *connect.Client[v1.DeleteServerRequest, v1.DeleteServerResponse]
+	transferOwnership              *connect.Client[v1.TransferOwnershipRequest, v1.TransferOwnershipResponse]
+	exploreServers                 *connect.Client[v1.ExploreServersRequest, v1.ExploreServersResponse]
+	joinServer                     *connect.Client[v1.JoinServerRequest, v1.JoinServerResponse]
+	listMembers                    *connect.Client[v1.ListMembersRequest, v1.ListMembersResponse]
+	leaveServer                    *connect.Client[v1.LeaveServerRequest, v1.LeaveServerResponse]
+	kickMember                     *connect.Client[v1.KickMemberRequest, v1.KickMemberResponse]
+	unbanMember                    *connect.Client[v1.UnbanMemberRequest, v1.UnbanMemberResponse]
+	timeoutMember                  *connect.Client[v1.TimeoutMemberRequest, v1.TimeoutMemberResponse]
+	setMyNickname                  *connect.Client[v1.SetMyNicknameRequest, v1.SetMyNicknameResponse]
+	setMemberNickname              *connect.Client[v1.SetMemberNicknameRequest, v1.SetMemberNicknameResponse]
+	banMember                      *connect.Client[v1.BanMemberRequest, v1.BanMemberResponse]
+	createRole                     *connect.Client[v1.CreateRoleRequest, v1.CreateRoleResponse]
+	updateRole                     *connect.Client[v1.UpdateRoleRequest, v1.UpdateRoleResponse]
+	deleteRole                     *connect.Client[v1.DeleteRoleRequest, v1.DeleteRoleResponse]
+	moveRole                       *connect.Client[v1.MoveRoleRequest, v1.MoveRoleResponse]
+	addMemberRole                  *connect.Client[v1.AddMemberRoleRequest, v1.AddMemberRoleResponse]
+	removeMemberRole               *connect.Client[v1.RemoveMemberRoleRequest, v1.RemoveMemberRoleResponse]
+	createChannel                  *connect.Client[v1.CreateChannelRequest, v1.CreateChannelResponse]
+	setPermissionOverwrite         *connect.Client[v1.SetPermissionOverwriteRequest, v1.SetPermissionOverwriteResponse]
+	createInvite                   *connect.Client[v1.CreateInviteRequest, v1.CreateInviteResponse]
+	joinByInvite                   *connect.Client[v1.JoinByInviteRequest, v1.JoinByInviteResponse]
+	revokeInvite                   *connect.Client[v1.RevokeInviteRequest, v1.RevokeInviteResponse]
+	listInvites                    *connect.Client[v1.ListInvitesRequest, v1.ListInvitesResponse]
+	listChannels                   *connect.Client[v1.ListChannelsRequest, v1.ListChannelsResponse]
+	getChannel                     *connect.Client[v1.GetChannelRequest, v1.GetChannelResponse]
+	updateChannel                  *connect.Client[v1.UpdateChannelRequest, v1.UpdateChannelResponse]
+	moveChannel                    *connect.Client[v1.MoveChannelRequest, v1.MoveChannelResponse]
+	syncChannel                    *connect.Client[v1.SyncChannelRequest, v1.SyncChannelResponse]
+	deleteChannel                  *connect.Client[v1.DeleteChannelRequest, v1.DeleteChannelResponse]
+	createCategory                 *connect.Client[v1.CreateCategoryRequest, v1.CreateCategoryResponse]
+	updateCategory                 *connect.Client[v1.UpdateCategoryRequest, v1.UpdateCategoryResponse]
+	moveCategory                   *connect.Client[v1.MoveCategoryRequest, v1.MoveCategoryResponse]
+	deleteCategory                 *connect.Client[v1.DeleteCategoryRequest, v1.DeleteCategoryResponse]
+	setCategoryPermissionOverwrite *connect.Client[v1.SetCategoryPermissionOverwriteRequest, v1.SetCategoryPermissionOverwriteResponse]
+	createThread                   *connect.Client[v1.CreateThreadRequest, v1.CreateThreadResponse]
+	listThreads                    *connect.Client[v1.ListThreadsRequest, v1.ListThreadsResponse]
+	updateThread                   *connect.Client[v1.UpdateThreadRequest, v1.UpdateThreadResponse]
+	addThreadParticipant           *connect.Client[v1.AddThreadParticipantRequest, v1.AddThreadParticipantResponse]
+	deleteThread                   *connect.Client[v1.DeleteThreadRequest, v1.DeleteThreadResponse]
+	getEffectivePermissions        *connect.Client[v1.GetEffectivePermissionsRequest, v1.GetEffectivePermissionsResponse]
 }
 
 // CreateServer calls beep.community.v1.CommunityService.CreateServer.
@@ -553,6 +757,87 @@ func (c *communityServiceClient) ListInvites(ctx context.Context, req *connect.R
 	return c.listInvites.CallUnary(ctx, req)
 }
 
+// ListChannels calls beep.community.v1.CommunityService.ListChannels.
+func (c *communityServiceClient) ListChannels(ctx context.Context, req *connect.Request[v1.ListChannelsRequest]) (*connect.Response[v1.ListChannelsResponse], error) {
+	return c.listChannels.CallUnary(ctx, req)
+}
+
+// GetChannel calls beep.community.v1.CommunityService.GetChannel.
+func (c *communityServiceClient) GetChannel(ctx context.Context, req *connect.Request[v1.GetChannelRequest]) (*connect.Response[v1.GetChannelResponse], error) {
+	return c.getChannel.CallUnary(ctx, req)
+}
+
+// UpdateChannel calls beep.community.v1.CommunityService.UpdateChannel.
+func (c *communityServiceClient) UpdateChannel(ctx context.Context, req *connect.Request[v1.UpdateChannelRequest]) (*connect.Response[v1.UpdateChannelResponse], error) {
+	return c.updateChannel.CallUnary(ctx, req)
+}
+
+// MoveChannel calls beep.community.v1.CommunityService.MoveChannel.
+func (c *communityServiceClient) MoveChannel(ctx context.Context, req *connect.Request[v1.MoveChannelRequest]) (*connect.Response[v1.MoveChannelResponse], error) {
+	return c.moveChannel.CallUnary(ctx, req)
+}
+
+// SyncChannel calls beep.community.v1.CommunityService.SyncChannel.
+func (c *communityServiceClient) SyncChannel(ctx context.Context, req *connect.Request[v1.SyncChannelRequest]) (*connect.Response[v1.SyncChannelResponse], error) {
+	return c.syncChannel.CallUnary(ctx, req)
+}
+
+// DeleteChannel calls beep.community.v1.CommunityService.DeleteChannel.
+func (c *communityServiceClient) DeleteChannel(ctx context.Context, req *connect.Request[v1.DeleteChannelRequest]) (*connect.Response[v1.DeleteChannelResponse], error) {
+	return c.deleteChannel.CallUnary(ctx, req)
+}
+
+// CreateCategory calls beep.community.v1.CommunityService.CreateCategory.
+func (c *communityServiceClient) CreateCategory(ctx context.Context, req *connect.Request[v1.CreateCategoryRequest]) (*connect.Response[v1.CreateCategoryResponse], error) {
+	return c.createCategory.CallUnary(ctx, req)
+}
+
+// UpdateCategory calls beep.community.v1.CommunityService.UpdateCategory.
+func (c *communityServiceClient) UpdateCategory(ctx context.Context, req *connect.Request[v1.UpdateCategoryRequest]) (*connect.Response[v1.UpdateCategoryResponse], error) {
+	return c.updateCategory.CallUnary(ctx, req)
+}
+
+// MoveCategory calls beep.community.v1.CommunityService.MoveCategory.
+func (c *communityServiceClient) MoveCategory(ctx context.Context, req *connect.Request[v1.MoveCategoryRequest]) (*connect.Response[v1.MoveCategoryResponse], error) {
+	return c.moveCategory.CallUnary(ctx, req)
+}
+
+// DeleteCategory calls beep.community.v1.CommunityService.DeleteCategory.
+func (c *communityServiceClient) DeleteCategory(ctx context.Context, req *connect.Request[v1.DeleteCategoryRequest]) (*connect.Response[v1.DeleteCategoryResponse], error) {
+	return c.deleteCategory.CallUnary(ctx, req)
+}
+
+// SetCategoryPermissionOverwrite calls
+// beep.community.v1.CommunityService.SetCategoryPermissionOverwrite.
+func (c *communityServiceClient) SetCategoryPermissionOverwrite(ctx context.Context, req *connect.Request[v1.SetCategoryPermissionOverwriteRequest]) (*connect.Response[v1.SetCategoryPermissionOverwriteResponse], error) {
+	return c.setCategoryPermissionOverwrite.CallUnary(ctx, req)
+}
+
+// CreateThread calls beep.community.v1.CommunityService.CreateThread.
+func (c *communityServiceClient) CreateThread(ctx context.Context, req *connect.Request[v1.CreateThreadRequest]) (*connect.Response[v1.CreateThreadResponse], error) {
+	return c.createThread.CallUnary(ctx, req)
+}
+
+// ListThreads calls beep.community.v1.CommunityService.ListThreads.
+func (c *communityServiceClient) ListThreads(ctx context.Context, req *connect.Request[v1.ListThreadsRequest]) (*connect.Response[v1.ListThreadsResponse], error) {
+	return c.listThreads.CallUnary(ctx, req)
+}
+
+// UpdateThread calls beep.community.v1.CommunityService.UpdateThread.
+func (c *communityServiceClient) UpdateThread(ctx context.Context, req *connect.Request[v1.UpdateThreadRequest]) (*connect.Response[v1.UpdateThreadResponse], error) {
+	return c.updateThread.CallUnary(ctx, req)
+}
+
+// AddThreadParticipant calls beep.community.v1.CommunityService.AddThreadParticipant.
+func (c *communityServiceClient) AddThreadParticipant(ctx context.Context, req *connect.Request[v1.AddThreadParticipantRequest]) (*connect.Response[v1.AddThreadParticipantResponse], error) {
+	return c.addThreadParticipant.CallUnary(ctx, req)
+}
+
+// DeleteThread calls beep.community.v1.CommunityService.DeleteThread.
+func (c *communityServiceClient) DeleteThread(ctx context.Context, req *connect.Request[v1.DeleteThreadRequest]) (*connect.Response[v1.DeleteThreadResponse], error) {
+	return c.deleteThread.CallUnary(ctx, req)
+}
+
 // GetEffectivePermissions calls beep.community.v1.CommunityService.GetEffectivePermissions.
 func (c *communityServiceClient) GetEffectivePermissions(ctx context.Context, req *connect.Request[v1.GetEffectivePermissionsRequest]) (*connect.Response[v1.GetEffectivePermissionsResponse], error) {
 	return c.getEffectivePermissions.CallUnary(ctx, req)
@@ -612,8 +897,9 @@ type CommunityServiceHandler interface {
 	// CreateChannel adds a channel, optionally in a category and with
 	// permission overwrites (a private channel denies @everyone view_channel).
 	CreateChannel(context.Context, *connect.Request[v1.CreateChannelRequest]) (*connect.Response[v1.CreateChannelResponse], error)
-	// SetPermissionOverwrite replaces one overwrite of a channel (and unsyncs
-	// it from its category, copying the category's overwrites first).
+	// SetPermissionOverwrite replaces one overwrite of a channel (an overwrite
+	// with empty allow and deny removes it). On a synced channel it unsyncs it
+	// first, copying its category's overwrites, as Discord does.
 	SetPermissionOverwrite(context.Context, *connect.Request[v1.SetPermissionOverwriteRequest]) (*connect.Response[v1.SetPermissionOverwriteResponse], error)
 	// CreateInvite makes an invite to a channel's server.
 	CreateInvite(context.Context, *connect.Request[v1.CreateInviteRequest]) (*connect.Response[v1.CreateInviteResponse], error)
@@ -623,6 +909,49 @@ type CommunityServiceHandler interface {
 	RevokeInvite(context.Context, *connect.Request[v1.RevokeInviteRequest]) (*connect.Response[v1.RevokeInviteResponse], error)
 	// ListInvites lists a server's invites.
 	ListInvites(context.Context, *connect.Request[v1.ListInvitesRequest]) (*connect.Response[v1.ListInvitesResponse], error)
+	// ListChannels lists the categories and the channels of a server that the
+	// caller can see, in display order. A category is listed when the caller
+	// sees it or one of its channels.
+	ListChannels(context.Context, *connect.Request[v1.ListChannelsRequest]) (*connect.Response[v1.ListChannelsResponse], error)
+	// GetChannel returns one channel and its overwrites.
+	GetChannel(context.Context, *connect.Request[v1.GetChannelRequest]) (*connect.Response[v1.GetChannelResponse], error)
+	// UpdateChannel renames a channel.
+	UpdateChannel(context.Context, *connect.Request[v1.UpdateChannelRequest]) (*connect.Response[v1.UpdateChannelResponse], error)
+	// MoveChannel puts a channel in a category (or none) at a position. Moving
+	// into a category also needs manage_channels there. With sync, the channel
+	// takes its new category's overwrites (Discord's "sync permissions");
+	// otherwise it keeps the overwrites it has now.
+	MoveChannel(context.Context, *connect.Request[v1.MoveChannelRequest]) (*connect.Response[v1.MoveChannelResponse], error)
+	// SyncChannel drops a channel's own overwrites and makes it follow its
+	// category's again.
+	SyncChannel(context.Context, *connect.Request[v1.SyncChannelRequest]) (*connect.Response[v1.SyncChannelResponse], error)
+	// DeleteChannel deletes a channel with its threads, overwrites and invites.
+	DeleteChannel(context.Context, *connect.Request[v1.DeleteChannelRequest]) (*connect.Response[v1.DeleteChannelResponse], error)
+	// CreateCategory adds a category, optionally with overwrites.
+	CreateCategory(context.Context, *connect.Request[v1.CreateCategoryRequest]) (*connect.Response[v1.CreateCategoryResponse], error)
+	// UpdateCategory renames a category.
+	UpdateCategory(context.Context, *connect.Request[v1.UpdateCategoryRequest]) (*connect.Response[v1.UpdateCategoryResponse], error)
+	// MoveCategory puts a category at a position among the server's categories.
+	MoveCategory(context.Context, *connect.Request[v1.MoveCategoryRequest]) (*connect.Response[v1.MoveCategoryResponse], error)
+	// DeleteCategory deletes a category. Its channels stay, outside any
+	// category, and synced ones keep the overwrites they had through it.
+	DeleteCategory(context.Context, *connect.Request[v1.DeleteCategoryRequest]) (*connect.Response[v1.DeleteCategoryResponse], error)
+	// SetCategoryPermissionOverwrite replaces one overwrite of a category; its
+	// synced channels follow.
+	SetCategoryPermissionOverwrite(context.Context, *connect.Request[v1.SetCategoryPermissionOverwriteRequest]) (*connect.Response[v1.SetCategoryPermissionOverwriteResponse], error)
+	// CreateThread starts a thread in a text or announcement channel. A private
+	// thread is seen only by its participants and manage_threads holders.
+	CreateThread(context.Context, *connect.Request[v1.CreateThreadRequest]) (*connect.Response[v1.CreateThreadResponse], error)
+	// ListThreads lists the threads of a channel the caller can see.
+	ListThreads(context.Context, *connect.Request[v1.ListThreadsRequest]) (*connect.Response[v1.ListThreadsResponse], error)
+	// UpdateThread renames, locks or archives a thread. Its creator may rename
+	// and archive it; locking needs manage_threads.
+	UpdateThread(context.Context, *connect.Request[v1.UpdateThreadRequest]) (*connect.Response[v1.UpdateThreadResponse], error)
+	// AddThreadParticipant adds a member of the server to a thread; in a
+	// private thread this is what lets them see it.
+	AddThreadParticipant(context.Context, *connect.Request[v1.AddThreadParticipantRequest]) (*connect.Response[v1.AddThreadParticipantResponse], error)
+	// DeleteThread deletes a thread.
+	DeleteThread(context.Context, *connect.Request[v1.DeleteThreadRequest]) (*connect.Response[v1.DeleteThreadResponse], error)
 	// GetEffectivePermissions returns the permissions the caller holds in a
 	// channel, computed by the authorization graph (for greying out buttons).
 	GetEffectivePermissions(context.Context, *connect.Request[v1.GetEffectivePermissionsRequest]) (*connect.Response[v1.GetEffectivePermissionsResponse], error)
@@ -803,6 +1132,102 @@ func NewCommunityServiceHandler(svc CommunityServiceHandler, opts ...connect.Han
 		connect.WithSchema(communityServiceMethods.ByName("ListInvites")),
 		connect.WithHandlerOptions(opts...),
 	)
+	communityServiceListChannelsHandler := connect.NewUnaryHandler(
+		CommunityServiceListChannelsProcedure,
+		svc.ListChannels,
+		connect.WithSchema(communityServiceMethods.ByName("ListChannels")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceGetChannelHandler := connect.NewUnaryHandler(
+		CommunityServiceGetChannelProcedure,
+		svc.GetChannel,
+		connect.WithSchema(communityServiceMethods.ByName("GetChannel")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceUpdateChannelHandler := connect.NewUnaryHandler(
+		CommunityServiceUpdateChannelProcedure,
+		svc.UpdateChannel,
+		connect.WithSchema(communityServiceMethods.ByName("UpdateChannel")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceMoveChannelHandler := connect.NewUnaryHandler(
+		CommunityServiceMoveChannelProcedure,
+		svc.MoveChannel,
+		connect.WithSchema(communityServiceMethods.ByName("MoveChannel")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceSyncChannelHandler := connect.NewUnaryHandler(
+		CommunityServiceSyncChannelProcedure,
+		svc.SyncChannel,
+		connect.WithSchema(communityServiceMethods.ByName("SyncChannel")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceDeleteChannelHandler := connect.NewUnaryHandler(
+		CommunityServiceDeleteChannelProcedure,
+		svc.DeleteChannel,
+		connect.WithSchema(communityServiceMethods.ByName("DeleteChannel")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceCreateCategoryHandler := connect.NewUnaryHandler(
+		CommunityServiceCreateCategoryProcedure,
+		svc.CreateCategory,
+		connect.WithSchema(communityServiceMethods.ByName("CreateCategory")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceUpdateCategoryHandler := connect.NewUnaryHandler(
+		CommunityServiceUpdateCategoryProcedure,
+		svc.UpdateCategory,
+		connect.WithSchema(communityServiceMethods.ByName("UpdateCategory")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceMoveCategoryHandler := connect.NewUnaryHandler(
+		CommunityServiceMoveCategoryProcedure,
+		svc.MoveCategory,
+		connect.WithSchema(communityServiceMethods.ByName("MoveCategory")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceDeleteCategoryHandler := connect.NewUnaryHandler(
+		CommunityServiceDeleteCategoryProcedure,
+		svc.DeleteCategory,
+		connect.WithSchema(communityServiceMethods.ByName("DeleteCategory")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceSetCategoryPermissionOverwriteHandler := connect.NewUnaryHandler(
+		CommunityServiceSetCategoryPermissionOverwriteProcedure,
+		svc.SetCategoryPermissionOverwrite,
+		connect.WithSchema(communityServiceMethods.ByName("SetCategoryPermissionOverwrite")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceCreateThreadHandler := connect.NewUnaryHandler(
+		CommunityServiceCreateThreadProcedure,
+		svc.CreateThread,
+		connect.WithSchema(communityServiceMethods.ByName("CreateThread")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceListThreadsHandler := connect.NewUnaryHandler(
+		CommunityServiceListThreadsProcedure,
+		svc.ListThreads,
+		connect.WithSchema(communityServiceMethods.ByName("ListThreads")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceUpdateThreadHandler := connect.NewUnaryHandler(
+		CommunityServiceUpdateThreadProcedure,
+		svc.UpdateThread,
+		connect.WithSchema(communityServiceMethods.ByName("UpdateThread")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceAddThreadParticipantHandler := connect.NewUnaryHandler(
+		CommunityServiceAddThreadParticipantProcedure,
+		svc.AddThreadParticipant,
+		connect.WithSchema(communityServiceMethods.ByName("AddThreadParticipant")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceDeleteThreadHandler := connect.NewUnaryHandler(
+		CommunityServiceDeleteThreadProcedure,
+		svc.DeleteThread,
+		connect.WithSchema(communityServiceMethods.ByName("DeleteThread")),
+		connect.WithHandlerOptions(opts...),
+	)
 	communityServiceGetEffectivePermissionsHandler := connect.NewUnaryHandler(
 		CommunityServiceGetEffectivePermissionsProcedure,
 		svc.GetEffectivePermissions,
@@ -867,6 +1292,38 @@ func NewCommunityServiceHandler(svc CommunityServiceHandler, opts ...connect.Han
 			communityServiceRevokeInviteHandler.ServeHTTP(w, r)
 		case CommunityServiceListInvitesProcedure:
 			communityServiceListInvitesHandler.ServeHTTP(w, r)
+		case CommunityServiceListChannelsProcedure:
+			communityServiceListChannelsHandler.ServeHTTP(w, r)
+		case CommunityServiceGetChannelProcedure:
+			communityServiceGetChannelHandler.ServeHTTP(w, r)
+		case CommunityServiceUpdateChannelProcedure:
+			communityServiceUpdateChannelHandler.ServeHTTP(w, r)
+		case CommunityServiceMoveChannelProcedure:
+			communityServiceMoveChannelHandler.ServeHTTP(w, r)
+		case CommunityServiceSyncChannelProcedure:
+			communityServiceSyncChannelHandler.ServeHTTP(w, r)
+		case CommunityServiceDeleteChannelProcedure:
+			communityServiceDeleteChannelHandler.ServeHTTP(w, r)
+		case CommunityServiceCreateCategoryProcedure:
+			communityServiceCreateCategoryHandler.ServeHTTP(w, r)
+		case CommunityServiceUpdateCategoryProcedure:
+			communityServiceUpdateCategoryHandler.ServeHTTP(w, r)
+		case CommunityServiceMoveCategoryProcedure:
+			communityServiceMoveCategoryHandler.ServeHTTP(w, r)
+		case CommunityServiceDeleteCategoryProcedure:
+			communityServiceDeleteCategoryHandler.ServeHTTP(w, r)
+		case CommunityServiceSetCategoryPermissionOverwriteProcedure:
+			communityServiceSetCategoryPermissionOverwriteHandler.ServeHTTP(w, r)
+		case CommunityServiceCreateThreadProcedure:
+			communityServiceCreateThreadHandler.ServeHTTP(w, r)
+		case CommunityServiceListThreadsProcedure:
+			communityServiceListThreadsHandler.ServeHTTP(w, r)
+		case CommunityServiceUpdateThreadProcedure:
+			communityServiceUpdateThreadHandler.ServeHTTP(w, r)
+		case CommunityServiceAddThreadParticipantProcedure:
+			communityServiceAddThreadParticipantHandler.ServeHTTP(w, r)
+		case CommunityServiceDeleteThreadProcedure:
+			communityServiceDeleteThreadHandler.ServeHTTP(w, r)
 		case CommunityServiceGetEffectivePermissionsProcedure:
 			communityServiceGetEffectivePermissionsHandler.ServeHTTP(w, r)
 		default:
@@ -988,6 +1445,70 @@ func (UnimplementedCommunityServiceHandler) RevokeInvite(context.Context, *conne
 
 func (UnimplementedCommunityServiceHandler) ListInvites(context.Context, *connect.Request[v1.ListInvitesRequest]) (*connect.Response[v1.ListInvitesResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.ListInvites is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) ListChannels(context.Context, *connect.Request[v1.ListChannelsRequest]) (*connect.Response[v1.ListChannelsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.ListChannels is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) GetChannel(context.Context, *connect.Request[v1.GetChannelRequest]) (*connect.Response[v1.GetChannelResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.GetChannel is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) UpdateChannel(context.Context, *connect.Request[v1.UpdateChannelRequest]) (*connect.Response[v1.UpdateChannelResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.UpdateChannel is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) MoveChannel(context.Context, *connect.Request[v1.MoveChannelRequest]) (*connect.Response[v1.MoveChannelResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.MoveChannel is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) SyncChannel(context.Context, *connect.Request[v1.SyncChannelRequest]) (*connect.Response[v1.SyncChannelResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.SyncChannel is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) DeleteChannel(context.Context, *connect.Request[v1.DeleteChannelRequest]) (*connect.Response[v1.DeleteChannelResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.DeleteChannel is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) CreateCategory(context.Context, *connect.Request[v1.CreateCategoryRequest]) (*connect.Response[v1.CreateCategoryResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.CreateCategory is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) UpdateCategory(context.Context, *connect.Request[v1.UpdateCategoryRequest]) (*connect.Response[v1.UpdateCategoryResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.UpdateCategory is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) MoveCategory(context.Context, *connect.Request[v1.MoveCategoryRequest]) (*connect.Response[v1.MoveCategoryResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.MoveCategory is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) DeleteCategory(context.Context, *connect.Request[v1.DeleteCategoryRequest]) (*connect.Response[v1.DeleteCategoryResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.DeleteCategory is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) SetCategoryPermissionOverwrite(context.Context, *connect.Request[v1.SetCategoryPermissionOverwriteRequest]) (*connect.Response[v1.SetCategoryPermissionOverwriteResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.SetCategoryPermissionOverwrite is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) CreateThread(context.Context, *connect.Request[v1.CreateThreadRequest]) (*connect.Response[v1.CreateThreadResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.CreateThread is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) ListThreads(context.Context, *connect.Request[v1.ListThreadsRequest]) (*connect.Response[v1.ListThreadsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.ListThreads is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) UpdateThread(context.Context, *connect.Request[v1.UpdateThreadRequest]) (*connect.Response[v1.UpdateThreadResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.UpdateThread is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) AddThreadParticipant(context.Context, *connect.Request[v1.AddThreadParticipantRequest]) (*connect.Response[v1.AddThreadParticipantResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.AddThreadParticipant is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) DeleteThread(context.Context, *connect.Request[v1.DeleteThreadRequest]) (*connect.Response[v1.DeleteThreadResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.DeleteThread is not implemented"))
 }
 
 func (UnimplementedCommunityServiceHandler) GetEffectivePermissions(context.Context, *connect.Request[v1.GetEffectivePermissionsRequest]) (*connect.Response[v1.GetEffectivePermissionsResponse], error) {

@@ -278,6 +278,14 @@ func (s *Service) TimeoutMember(ctx context.Context, req *connect.Request[commun
 	var until *time.Time
 	var d delta
 	if req.Msg.Until != nil {
+		// Discord: administrators cannot be timed out (it would not bind them).
+		admin, err := s.authz.Check(ctx, authz.Check{Subject: authz.UserSubject(target), Permission: authz.Server.Administrator, ResourceID: srv.id.String()}, freshness(req.Header()))
+		if err != nil {
+			return nil, s.internal(ctx, "timeout", err)
+		}
+		if admin.Allowed {
+			return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("administrators cannot be timed out"))
+		}
 		t := req.Msg.Until.AsTime().UTC().Truncate(time.Second)
 		if !t.After(time.Now()) || t.After(time.Now().Add(maxTimeout)) {
 			return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("until must be in the future, at most 28 days ahead"))

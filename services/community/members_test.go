@@ -102,3 +102,16 @@ func TestModeration(t *testing.T) {
 		t.Fatalf("drift after moderation: %+v", drift)
 	}
 }
+
+// TestAdministratorsCannotBeTimedOut: as on Discord, a timeout would not bind
+// an administrator, so it is refused.
+func TestAdministratorsCannotBeTimedOut(t *testing.T) {
+	h := start(t)
+	f := setUp(t, h)
+	ctx := t.Context()
+	admins := must(h.client.CreateRole(ctx, as("ann", f.token, &communityv1.CreateRoleRequest{ServerId: f.server, Name: "Admins", Permissions: []string{"administrator"}})))
+	given := must(h.client.AddMemberRole(ctx, as("ann", admins.Msg.ZedToken, &communityv1.AddMemberRoleRequest{RoleId: admins.Msg.Role.Id, UserId: "carl"})))
+	_, err := h.client.TimeoutMember(ctx, as("ann", given.Msg.ZedToken, &communityv1.TimeoutMemberRequest{ServerId: f.server, UserId: "carl",
+		Until: timestamppb.New(time.Now().Add(time.Hour))}))
+	code(t, err, connect.CodeFailedPrecondition)
+}

@@ -19,11 +19,11 @@ const platformID = "beep"
 
 // serverState is the rows of one server the graph is derived from.
 type serverState struct {
-	server      serverRow
-	members     []memberRow
-	bans        []string
-	roles       []roleRow
-	memberRoles []memberRoleRow
+	server       serverRow
+	members      []memberRow
+	bans         []string
+	roles        []roleRow
+	memberRoles  []memberRoleRow
 	categories   []categoryRow
 	channels     []channelRow
 	overwrites   []overwriteRow

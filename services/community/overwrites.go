@@ -104,7 +104,9 @@ func (s *Service) overwritesFromProto(ctx context.Context, srv serverRow, holder
 	return rows, touched, nil
 }
 
-func sameTarget(a, b overwriteRow) bool { return a.targetKind == b.targetKind && a.targetID == b.targetID }
+func sameTarget(a, b overwriteRow) bool {
+	return a.targetKind == b.targetKind && a.targetID == b.targetID
+}
 
 // withOverwrite is set with row replacing the overwrite of its target (an
 // empty row removes it).

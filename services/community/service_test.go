@@ -27,6 +27,7 @@ type harness struct {
 	svc    *community.Service
 	client communityv1connect.CommunityServiceClient
 	authz  *authz.Client
+	url    string // of the service's HTTP server
 }
 
 // testAuthentication stands in for the gateway: the user named in a header.
@@ -60,7 +61,7 @@ func start(t *testing.T) *harness {
 	mux.Handle(svc.Handler(connect.WithInterceptors(connectauthz.New(spice.Client(), log))))
 	srv := httptest.NewServer(testAuthentication(mux))
 	t.Cleanup(srv.Close)
-	return &harness{svc: svc, client: communityv1connect.NewCommunityServiceClient(srv.Client(), srv.URL), authz: spice.Client()}
+	return &harness{svc: svc, client: communityv1connect.NewCommunityServiceClient(srv.Client(), srv.URL), authz: spice.Client(), url: srv.URL}
 }
 
 // as makes a request from user, at least as fresh as token.

@@ -53,6 +53,7 @@ func (s *Service) UpdateRole(ctx context.Context, req *connect.Request[community
 	if err != nil {
 		return nil, s.internal(ctx, "update role", err)
 	}
+	had := role.permissions
 	if req.Msg.Name != nil {
 		if everyone {
 			return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("@everyone cannot be renamed"))
@@ -67,7 +68,7 @@ func (s *Service) UpdateRole(ctx context.Context, req *connect.Request[community
 		if err != nil {
 			return nil, connect.NewError(connect.CodeInvalidArgument, err)
 		}
-		had, _ := authz.ParseFlags(role.permissions)
+		had, _ := authz.ParseFlags(had)
 		held, err := s.heldFlags(ctx, srv.id, p, freshness(req.Header()))
 		if err != nil {
 			return nil, s.internal(ctx, "update role", err)
@@ -95,8 +96,12 @@ func (s *Service) UpdateRole(ctx context.Context, req *connect.Request[community
 	var d delta
 	d.add, d.remove = diff(after, before)
 	token, err := s.commit(ctx, srv.id, d, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE roles SET name = $2, permissions = $3, color = $4, hoist = $5, mentionable = $6 WHERE id = $1`,
-			role.id, role.name, role.permissions, role.color, role.hoist, role.mentionable)
+		// Only if its permissions are still those the delta was computed from.
+		tag, err := tx.Exec(ctx, `UPDATE roles SET name = $2, permissions = $3, color = $4, hoist = $5, mentionable = $6 WHERE id = $1 AND permissions = $7`,
+			role.id, role.name, role.permissions, role.color, role.hoist, role.mentionable, had)
+		if err == nil && tag.RowsAffected() == 0 {
+			return errConflict
+		}
 		return err
 	})
 	if err != nil {
@@ -122,13 +127,16 @@ func (s *Service) DeleteRole(ctx context.Context, req *connect.Request[community
 	if err != nil {
 		return nil, s.internal(ctx, "delete role", err)
 	}
+	holders, overwrites := 0, 0
 	for _, mr := range st.memberRoles {
 		if mr.roleID == role.id {
+			holders++
 			d.remove = append(d.remove, memberRoleRelationship(mr.roleID, mr.userID))
 		}
 	}
 	for _, o := range st.overwrites {
 		if o.targetKind == "role" && o.targetID == role.id.String() {
+			overwrites++
 			rels, err := overwriteRelationships(o)
 			if err != nil {
 				return nil, s.internal(ctx, "delete role", err)
@@ -137,6 +145,16 @@ func (s *Service) DeleteRole(ctx context.Context, req *connect.Request[community
 		}
 	}
 	token, err := s.commit(ctx, srv.id, d, func(tx pgx.Tx) error {
+		// Only if no one was given the role, and no overwrite named it, meanwhile.
+		var nowHolders, nowOverwrites int
+		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM member_roles WHERE role_id = $1),
+			(SELECT count(*) FROM overwrites WHERE server_id = $2 AND target_kind = 'role' AND target_id = $3)`,
+			role.id, srv.id, role.id.String()).Scan(&nowHolders, &nowOverwrites); err != nil {
+			return err
+		}
+		if nowHolders != holders || nowOverwrites != overwrites {
+			return errConflict
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM overwrites WHERE server_id = $1 AND target_kind = 'role' AND target_id = $2`, srv.id, role.id.String()); err != nil {
 			return err
 		}

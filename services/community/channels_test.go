@@ -413,3 +413,36 @@ func TestConcurrentOverwrites(t *testing.T) {
 	t.Logf("outcomes (0 = applied): %v", outcome)
 	noDrift(t, h)
 }
+
+// TestRebuildCategoriesAndThreads: the reconciler restores the relationships
+// of categories, synced channels and private threads from the database.
+func TestRebuildCategoriesAndThreads(t *testing.T) {
+	h := start(t)
+	f := setUp(t, h)
+	ctx := t.Context()
+	cat := must(h.client.CreateCategory(ctx, as("ann", f.token, &communityv1.CreateCategoryRequest{ServerId: f.server, Name: "Ops",
+		Overwrites: []*communityv1.PermissionOverwrite{{TargetKind: member, TargetId: "carl", Deny: []string{"send_messages"}}}})))
+	ch := must(h.client.CreateChannel(ctx, as("ann", cat.Msg.ZedToken, &communityv1.CreateChannelRequest{ServerId: f.server, Name: "ops", Kind: text, CategoryId: cat.Msg.Category.Id})))
+	th := must(h.client.CreateThread(ctx, as("ann", ch.Msg.ZedToken, &communityv1.CreateThreadRequest{ChannelId: ch.Msg.Channel.Id, Name: "oncall", Private: true})))
+	must(h.client.AddThreadParticipant(ctx, as("ann", th.Msg.ZedToken, &communityv1.AddThreadParticipantRequest{ThreadId: th.Msg.Thread.Id, UserId: "carl"})))
+	for _, obj := range []authz.Object{authz.TypeCategory.Object(cat.Msg.Category.Id), authz.TypeThread.Object(th.Msg.Thread.Id)} {
+		if _, err := h.authz.DeleteMatching(ctx, authz.Filter{ResourceType: obj.Type, ResourceID: obj.ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	drift, err := h.svc.CheckDrift(ctx)
+	if err != nil || len(drift) != 1 || len(drift[0].Missing) != 6 || len(drift[0].Extra) != 0 {
+		t.Fatalf("drift = %+v (%v); want the category's 2 and the private thread's 4 relationships missing", drift, err)
+	}
+	rebuilt := must(h.svc.Reconcile(ctx, mustUUID(drift[0].ServerID)))
+	zed := string(rebuilt.At)
+	perms := must(permissions(t, h, "carl", ch.Msg.Channel.Id, zed))
+	if slices.Contains(perms, "send_messages") {
+		t.Errorf("the category's deny is back: carl may not send in #ops, got %v", perms)
+	}
+	threads := must(h.client.ListThreads(ctx, as("carl", zed, &communityv1.ListThreadsRequest{ChannelId: ch.Msg.Channel.Id})))
+	if len(threads.Msg.Threads) != 1 {
+		t.Errorf("carl, a participant, sees the private thread again: %v", threads.Msg.Threads)
+	}
+	noDrift(t, h)
+}

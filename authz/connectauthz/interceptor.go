@@ -31,6 +31,7 @@ type Interceptor struct {
 	log    *slog.Logger
 	files  *protoregistry.Files
 	checks *prometheus.CounterVec
+	signer *Signer // nil: the principal comes in the context
 }
 
 // Option configures the interceptor.
@@ -58,6 +59,10 @@ func New(client *authz.Client, log *slog.Logger, opts ...Option) *Interceptor {
 // WrapUnary checks the requirement, then calls next.
 func (i *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		ctx, err := i.principalContext(ctx, req.Header().Get(PrincipalHeader))
+		if err != nil {
+			return nil, err
+		}
 		msg, _ := req.Any().(proto.Message)
 		if err := i.authorize(ctx, req.Spec().Procedure, msg, req.Header().Get(TokenHeader)); err != nil {
 			return nil, err
@@ -75,6 +80,10 @@ func (i *Interceptor) WrapStreamingClient(next connect.StreamingClientFunc) conn
 // message, before the handler sees it.
 func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		ctx, err := i.principalContext(ctx, conn.RequestHeader().Get(PrincipalHeader))
+		if err != nil {
+			return err
+		}
 		return next(ctx, &checkedConn{StreamingHandlerConn: conn, check: func(msg any) error {
 			m, _ := msg.(proto.Message)
 			return i.authorize(ctx, conn.Spec().Procedure, m, conn.RequestHeader().Get(TokenHeader))

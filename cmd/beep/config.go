@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,12 +10,18 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/beepchat/beep/authz/connectauthz"
 )
 
 // Config is how one Beep process runs. Every field has a flag and a BEEP_*
 // environment variable; a flag given on the command line wins.
 type Config struct {
-	// HTTPAddr serves /healthz and /readyz (and, as services land, the APIs).
+	// Role is what this process runs: "all" (every component, the
+	// default), or one component: "community" or "gateway".
+	Role string
+	// HTTPAddr is the process's port: the public API for all and gateway,
+	// the service's own API for a service; /healthz, /readyz, /metrics.
 	HTTPAddr string
 	// PostgresURL is the PostgreSQL server Beep keeps its databases on.
 	PostgresURL string
@@ -35,6 +42,11 @@ type Config struct {
 	SpiceDBCACert string
 	// CommunityDatabase is the community service's database on PostgresURL's server.
 	CommunityDatabase string
+	// CommunityURL is where a gateway alone reaches the community service.
+	CommunityURL string
+	// InternalKey signs the principal the gateway passes to the services;
+	// every process of a deployment shares it. Random for "all".
+	InternalKey []byte
 	// DevTokenKey, when set, makes the gateway accept development tokens
 	// signed with it (`beep devtoken`). Never set by default.
 	DevTokenKey string
@@ -49,8 +61,34 @@ type Config struct {
 	noMetrics bool
 }
 
+// parseConfig parses `beep serve [role] [flags]`.
 func parseConfig(args []string, stderr io.Writer) (Config, error) {
-	return parseConfigAs("beep serve", args, stderr, nil)
+	role := roleAll
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		role, args = args[0], args[1:]
+	}
+	cfg, err := parseConfigAs("beep serve", args, stderr, nil)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Role = role
+	switch role {
+	case roleAll:
+		if len(cfg.InternalKey) == 0 {
+			cfg.InternalKey = make([]byte, 32)
+			_, _ = rand.Read(cfg.InternalKey)
+		}
+	case roleCommunity, roleGateway:
+		if len(cfg.InternalKey) < connectauthz.MinKeyBytes {
+			return cfg, fmt.Errorf("beep serve %s needs -internal-key (at least %d bytes), the same in every process", role, connectauthz.MinKeyBytes)
+		}
+		if role == roleGateway && cfg.CommunityURL == "" {
+			return cfg, errors.New("beep serve gateway needs -community-url")
+		}
+	default:
+		return cfg, fmt.Errorf("unknown role %q: want all, community or gateway", role)
+	}
+	return cfg, nil
 }
 
 // parseConfigAs parses the common flags; extra registers a command's own.
@@ -67,7 +105,7 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 		}
 		fs.StringVar(p, name, def, usage+" ($"+env+")")
 	}
-	str(&cfg.HTTPAddr, "http-addr", "BEEP_HTTP_ADDR", "127.0.0.1:8080", "address of the HTTP port (health, readiness)")
+	str(&cfg.HTTPAddr, "http-addr", "BEEP_HTTP_ADDR", "127.0.0.1:8080", "the process's port: the public API (all, gateway) or the service's own API; /healthz, /readyz, /metrics")
 	str(&cfg.PostgresURL, "postgres-url", "BEEP_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL server (any database on it); Beep creates its own databases")
 	str(&cfg.SpiceDBEngine, "spicedb-engine", "BEEP_SPICEDB_ENGINE", "postgres", "in-process SpiceDB datastore: postgres or memory")
 	str(&cfg.SpiceDBDatabase, "spicedb-database", "BEEP_SPICEDB_DATABASE", "beep_spicedb", "PostgreSQL database of the in-process SpiceDB (created if absent)")
@@ -76,6 +114,9 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	str(&cfg.SpiceDBEndpoint, "spicedb-endpoint", "BEEP_SPICEDB_ENDPOINT", "", "remote SpiceDB host:port; empty runs SpiceDB in-process")
 	str(&cfg.SpiceDBCACert, "spicedb-ca-cert", "BEEP_SPICEDB_CA_CERT", "", "PEM CA bundle for the remote SpiceDB (default: system roots)")
 	str(&cfg.CommunityDatabase, "community-database", "BEEP_COMMUNITY_DATABASE", "beep_community", "PostgreSQL database of the community service (created if absent)")
+	str(&cfg.CommunityURL, "community-url", "BEEP_COMMUNITY_URL", "", "the community service, for a gateway alone (e.g. http://community:8080)")
+	internalKey := ""
+	str(&internalKey, "internal-key", "BEEP_INTERNAL_KEY", "", "key signing the principal between gateway and services (32+ bytes, shared; random when all run in one process)")
 	str(&cfg.DevTokenKey, "dev-token-key", "BEEP_DEV_TOKEN_KEY", "", "accept development tokens signed with this key (16+ bytes; development only)")
 	origins := ""
 	str(&origins, "cors-origins", "BEEP_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the API (* for any)")
@@ -92,6 +133,7 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
+	cfg.InternalKey = []byte(internalKey)
 	for _, o := range strings.Split(origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			cfg.CORSOrigins = append(cfg.CORSOrigins, o)

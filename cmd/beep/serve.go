@@ -7,9 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -19,6 +22,7 @@ import (
 	"github.com/beepchat/beep/authz/inprocess"
 	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
 	"github.com/beepchat/beep/internal/database"
+	"github.com/beepchat/beep/internal/memnet"
 	"github.com/beepchat/beep/services/community"
 	"github.com/beepchat/beep/services/gateway"
 )
@@ -149,23 +153,75 @@ func open(ctx context.Context, cfg Config, log *slog.Logger) (*components, error
 	return &components{inst: inst, community: svc, pool: pool, close: func() { pool.Close(); stop() }}, nil
 }
 
-// serve runs Beep until ctx ends.
+// The roles `beep serve` runs: every component in one process (the
+// default), or one of them (the distributed mode).
+const (
+	roleAll       = "all"
+	roleCommunity = "community"
+	roleGateway   = "gateway"
+)
+
+// communityPath is where the community service's RPCs live.
+const communityPath = "/" + communityv1connect.CommunityServiceName + "/"
+
+// serve runs Beep in cfg.Role until ctx ends.
 func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Instance) error {
+	signer, err := connectauthz.NewSigner(cfg.InternalKey)
+	if err != nil {
+		return err
+	}
+	if cfg.DevTokenKey != "" && cfg.Role != roleCommunity {
+		log.Warn("development tokens are accepted: never do this in production")
+	}
+	metrics := prometheus.NewRegistry()
+	switch cfg.Role {
+	case roleGateway:
+		base, err := url.Parse(cfg.CommunityURL)
+		if err != nil {
+			return fmt.Errorf("-community-url: %w", err)
+		}
+		client := &http.Client{Transport: memnet.H2CTransport(nil)}
+		gw := newGateway(cfg, log, metrics, signer, gateway.Upstream(communityv1connect.CommunityServiceName, communityPath, base, client))
+		gw.Handle("GET /readyz", upstreamReadiness(client, base))
+		return listenAndServe(ctx, cfg, log, gw, &Instance{}, ready)
+	case roleCommunity:
+		c, err := open(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		stop := c.runReconciler(ctx)
+		defer stop()
+		return listenAndServe(ctx, cfg, log, communityHost(c, log, metrics, signer), c.inst, ready)
+	}
 	c, err := open(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer c.close()
-	inst, svc, pool := c.inst, c.community, c.pool
-	reconcileCtx, stopReconciler := context.WithCancel(ctx)
-	defer stopReconciler()
-	go svc.RunReconciler(reconcileCtx, 10*time.Second)
+	stop := c.runReconciler(ctx)
+	defer stop()
+	// The community service on its own HTTP server, reached in memory: the
+	// gateway forwards to it exactly as it does over TCP when split.
+	lis := memnet.Listen(roleCommunity)
+	internal := &http.Server{Handler: communityHost(c, log, metrics, signer), Protocols: h2c(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = internal.Serve(lis) }()
+	defer internal.Close()
+	base := &url.URL{Scheme: "http", Host: roleCommunity}
+	gw := newGateway(cfg, log, metrics, signer, gateway.Upstream(communityv1connect.CommunityServiceName, communityPath, base, lis.Client()))
+	gw.Handle("GET /readyz", readiness(c.inst.Authz, c.pool))
+	return listenAndServe(ctx, cfg, log, gw, c.inst, ready)
+}
 
-	// Beep's metrics on their own registry; SpiceDB's, Go's and the
-	// process's on the default one. /metrics serves both.
-	metrics := prometheus.NewRegistry()
-	interceptors := connect.WithInterceptors(connectauthz.New(inst.Authz, log, connectauthz.WithMetrics(metrics)))
-	path, handler := communityv1connect.NewCommunityServiceHandler(svc, interceptors, connect.WithReadMaxBytes(4<<20))
+// runReconciler converges dirty servers in the background until stopped.
+func (c *components) runReconciler(ctx context.Context) (stop func()) {
+	ctx, stop = context.WithCancel(ctx)
+	go c.community.RunReconciler(ctx, 10*time.Second)
+	return stop
+}
+
+// newGateway is the public edge in front of the services.
+func newGateway(cfg Config, log *slog.Logger, metrics *prometheus.Registry, signer *connectauthz.Signer, services ...gateway.Service) *gateway.Gateway {
 	gw := gateway.New(gateway.Config{
 		DevTokenKey:    []byte(cfg.DevTokenKey),
 		AllowedOrigins: cfg.CORSOrigins,
@@ -173,30 +229,59 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 		Metrics:        metrics,
 		RatePerSecond:  cfg.RateLimit,
 		Burst:          cfg.RateBurst,
-	}, gateway.Service{Name: communityv1connect.CommunityServiceName, Path: path, Handler: handler})
-	gw.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") }))
-	gw.Handle("GET /readyz", readiness(inst.Authz, pool))
-	gw.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{metrics, prometheus.DefaultGatherer}, promhttp.HandlerOpts{}))
-	if cfg.DevTokenKey != "" {
-		log.Warn("development tokens are accepted: never do this in production")
-	}
+		Signer:         signer,
+	}, services...)
+	gw.Handle("GET /healthz", http.HandlerFunc(healthz))
+	gw.Handle("GET /metrics", metricsHandler(metrics))
+	return gw
+}
 
+// communityHost serves the community service: its RPCs (the principal
+// verified from the gateway's signature, each RPC's permission checked),
+// health, reflection, readiness and metrics.
+func communityHost(c *components, log *slog.Logger, metrics *prometheus.Registry, signer *connectauthz.Signer) http.Handler {
+	mux := http.NewServeMux()
+	checks := connectauthz.New(c.inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer))
+	mux.Handle(c.community.Handler(connect.WithInterceptors(checks), connect.WithReadMaxBytes(4<<20)))
+	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(communityv1connect.CommunityServiceName)))
+	reflector := grpcreflect.NewStaticReflector(communityv1connect.CommunityServiceName)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	mux.Handle("GET /healthz", http.HandlerFunc(healthz))
+	mux.Handle("GET /readyz", readiness(c.inst.Authz, c.pool))
+	mux.Handle("GET /metrics", metricsHandler(metrics))
+	return mux
+}
+
+func healthz(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
+
+// metricsHandler serves Beep's metrics (reg) and SpiceDB's, Go's and the
+// process's (the default registry).
+func metricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(prometheus.Gatherers{reg, prometheus.DefaultGatherer}, promhttp.HandlerOpts{})
+}
+
+func h2c() *http.Protocols {
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // gRPC without TLS
+	return protocols
+}
+
+// listenAndServe serves handler on cfg.HTTPAddr until ctx ends.
+func listenAndServe(ctx context.Context, cfg Config, log *slog.Logger, handler http.Handler, inst *Instance, ready chan<- *Instance) error {
 	lis, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.HTTPAddr, err)
 	}
 	inst.HTTPAddr = lis.Addr().String()
-	protocols := new(http.Protocols)
-	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true) // gRPC without TLS (h2c)
-	httpServer := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, Protocols: protocols}
+	httpServer := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, Protocols: h2c()}
 	served := make(chan error, 1)
 	go func() { served <- httpServer.Serve(lis) }()
-	log.Info("Beep is running", "http", inst.HTTPAddr)
+	log.Info("Beep is running", "role", cfg.Role, "http", inst.HTTPAddr)
 	if ready != nil {
 		ready <- inst
 	}
-
 	select {
 	case <-ctx.Done():
 	case err := <-served:
@@ -206,6 +291,28 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return httpServer.Shutdown(shutdownCtx)
+}
+
+// upstreamReadiness answers /readyz for a gateway alone: ready when its
+// services are.
+func upstreamReadiness(client *http.Client, base *url.URL) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base.JoinPath("readyz").String(), nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("the community service answers %s", resp.Status)
+			}
+		}
+		if err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
 }
 
 // readiness answers /readyz: SpiceDB holds Beep's schema and PostgreSQL answers.

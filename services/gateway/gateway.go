@@ -25,6 +25,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/beepchat/beep/authz"
+	"github.com/beepchat/beep/authz/connectauthz"
 )
 
 // Config configures the gateway.
@@ -44,6 +45,10 @@ type Config struct {
 	Log *slog.Logger
 	// Metrics, when set, receives the request metrics.
 	Metrics prometheus.Registerer
+	// Signer signs the authenticated principal into the request
+	// (connectauthz.PrincipalHeader) for the services, which verify it with
+	// the same internal key. Without it requests reach them anonymous.
+	Signer *connectauthz.Signer
 }
 
 // Service is one mounted Connect service.
@@ -123,6 +128,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id = hex.EncodeToString(b)
 	}
 	w.Header().Set(RequestIDHeader, id)
+	r.Header.Set(RequestIDHeader, id)
+	// Only the gateway says who the caller is.
+	r.Header.Del(connectauthz.PrincipalHeader)
 	ctx := context.WithValue(r.Context(), requestIDKey{}, id)
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 
@@ -139,6 +147,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if principal.UserID != "" {
 		ctx = authz.WithPrincipal(ctx, principal)
 		key = "user:" + principal.UserID
+		if g.cfg.Signer != nil {
+			r.Header.Set(connectauthz.PrincipalHeader, g.cfg.Signer.Sign(principal))
+		}
 	}
 	if wait, ok := g.allow(key); !ok {
 		rec.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))

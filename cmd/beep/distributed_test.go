@@ -1,0 +1,132 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"connectrpc.com/connect"
+
+	"github.com/beepchat/beep/authz"
+	"github.com/beepchat/beep/authz/connectauthz"
+	"github.com/beepchat/beep/authz/inprocess"
+	communityv1 "github.com/beepchat/beep/gen/beep/community/v1"
+	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
+	"github.com/beepchat/beep/internal/memnet"
+)
+
+// http2Client speaks HTTP/2 without TLS (h2c) over TCP, as gRPC clients do.
+func http2Client() *http.Client { return &http.Client{Transport: memnet.H2CTransport(nil)} }
+
+// TestDistributedMode runs Beep split as on Kubernetes, for real, in this
+// process: SpiceDB alone on TCP, `beep serve community` pointed at it, and
+// `beep serve gateway` pointed at the community service over TCP. Requests
+// through the gateway's public port work as in the all-in-one process, in
+// Connect and gRPC; the community port refuses requests that do not carry a
+// principal signed with the deployment's internal key.
+func TestDistributedMode(t *testing.T) {
+	const spiceKey = "a-preshared-key-for-this-test"
+	internalKey := strings.Repeat("i", connectauthz.MinKeyBytes)
+	spice, err := inprocess.Start(t.Context(), inprocess.Config{GRPCAddr: "127.0.0.1:0", PresharedKey: spiceKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = spice.Close() })
+
+	community, _, stopCommunity := start(t, append([]string{"community"}, isolated(t, "-spicedb-endpoint", spice.Addr(), "-spicedb-insecure",
+		"-spicedb-preshared-key", spiceKey, "-internal-key", internalKey)...)...)
+	defer stopCommunity()
+	gw, _, stopGateway := start(t, "gateway", "-http-addr", "127.0.0.1:0", "-community-url", "http://"+community.HTTPAddr,
+		"-internal-key", internalKey, "-dev-token-key", devKey)
+	defer stopGateway()
+	if code, body := get(t, "http://"+gw.HTTPAddr+"/readyz"); code != http.StatusOK {
+		t.Fatalf("gateway /readyz: %d %s", code, body)
+	}
+
+	ctx := t.Context()
+	ann, bob := mustToken(t, "ann", 600), mustToken(t, "bob", 600)
+	for _, protocol := range []struct {
+		name string
+		opt  connect.ClientOption
+	}{{"connect", connect.WithProtoJSON()}, {"grpc", connect.WithGRPC()}} {
+		t.Run(protocol.name, func(t *testing.T) {
+			client := communityv1connect.NewCommunityServiceClient(http2Client(), "http://"+gw.HTTPAddr, protocol.opt)
+			withToken := func(token, zed string, req connect.AnyRequest) {
+				req.Header().Set("Authorization", "Bearer "+token)
+				req.Header().Set(connectauthz.TokenHeader, zed)
+			}
+			create := connect.NewRequest(&communityv1.CreateServerRequest{Name: "Split " + protocol.name})
+			withToken(ann, "", create)
+			created, err := client.CreateServer(ctx, create)
+			if err != nil {
+				t.Fatal(err)
+			}
+			perms := connect.NewRequest(&communityv1.GetEffectivePermissionsRequest{ChannelId: created.Msg.GeneralChannel.Id})
+			withToken(ann, created.Msg.ZedToken, perms)
+			got, err := client.GetEffectivePermissions(ctx, perms)
+			if err != nil || len(got.Msg.Permissions) != len(authz.AllFlags().List())-len(authz.AllFlags().NonOverwritable().List()) {
+				t.Fatalf("the owner's permissions in #general: %v %v", got, err)
+			}
+			get := connect.NewRequest(&communityv1.GetServerRequest{ServerId: created.Msg.Server.Id})
+			withToken(bob, created.Msg.ZedToken, get)
+			if _, err := client.GetServer(ctx, get); connect.CodeOf(err) != connect.CodePermissionDenied {
+				t.Fatalf("bob, a stranger, gets ann's server: %v", err)
+			}
+		})
+	}
+
+	// At the community port itself: the principal must be signed with the
+	// deployment's key.
+	direct := communityv1connect.NewCommunityServiceClient(http2Client(), "http://"+community.HTTPAddr)
+	wrongKey, _ := connectauthz.NewSigner([]byte(strings.Repeat("w", connectauthz.MinKeyBytes)))
+	rightKey, _ := connectauthz.NewSigner([]byte(internalKey))
+	forged := rightKey.Sign(authz.Principal{UserID: "ann"})
+	forged = strings.Replace(forged, "YW5u", "Ym9i", 1) // "ann" -> "bob", signature kept
+	for name, header := range map[string]string{
+		"none":                         "",
+		"signed with another key":      wrongKey.Sign(authz.Principal{UserID: "ann"}),
+		"another user, same signature": forged,
+	} {
+		req := connect.NewRequest(&communityv1.CreateServerRequest{Name: "Forged"})
+		if header != "" {
+			req.Header().Set(connectauthz.PrincipalHeader, header)
+		}
+		if _, err := direct.CreateServer(ctx, req); connect.CodeOf(err) != connect.CodeUnauthenticated {
+			t.Errorf("principal header %s: %v, want unauthenticated", name, err)
+		}
+	}
+	// A well-signed header works there (that is what the gateway sends)...
+	signed := connect.NewRequest(&communityv1.CreateServerRequest{Name: "Signed"})
+	signed.Header().Set(connectauthz.PrincipalHeader, rightKey.Sign(authz.Principal{UserID: "ann"}))
+	if _, err := direct.CreateServer(ctx, signed); err != nil {
+		t.Fatalf("a principal signed with the internal key: %v", err)
+	}
+	// ...but a client cannot send one through the gateway: it is removed.
+	through := communityv1connect.NewCommunityServiceClient(http2Client(), "http://"+gw.HTTPAddr)
+	smuggled := connect.NewRequest(&communityv1.CreateServerRequest{Name: "Smuggled"})
+	smuggled.Header().Set(connectauthz.PrincipalHeader, rightKey.Sign(authz.Principal{UserID: "ann"}))
+	if _, err := through.CreateServer(ctx, smuggled); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Fatalf("a client-supplied principal header passed the gateway: %v", err)
+	}
+}
+
+// TestSplitRolesNeedTheirConfiguration: a service alone needs the shared
+// internal key; a gateway alone needs to know where the services are.
+func TestSplitRolesNeedTheirConfiguration(t *testing.T) {
+	key := strings.Repeat("k", connectauthz.MinKeyBytes)
+	for _, args := range [][]string{
+		{"community"},
+		{"community", "-internal-key", "short"},
+		{"gateway", "-internal-key", key},
+		{"search", "-internal-key", key},
+	} {
+		if _, err := parseConfig(args, io.Discard); err == nil {
+			t.Errorf("parseConfig(%v) accepted", args)
+		}
+	}
+	cfg, err := parseConfig([]string{"gateway", "-internal-key", key, "-community-url", "http://community:8080"}, io.Discard)
+	if err != nil || cfg.Role != roleGateway {
+		t.Fatalf("a complete gateway configuration: %+v %v", cfg, err)
+	}
+}

@@ -9,9 +9,9 @@ BUF := GOWORK=off go tool -modfile=tools/buf/go.mod buf
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-run: ## Run Beep: every component in one process, SpiceDB in-process on the local PostgreSQL
+run: ## Run Beep: every component in one process, SpiceDB in-process on the local PostgreSQL (flags in ARGS="...")
 	@scripts/ensure-postgres
-	go run ./cmd/beep serve
+	go run ./cmd/beep serve $(ARGS)
 
 test: ## Run the whole test suite: generated code, policies, unit and integration tests
 	@scripts/ensure-postgres

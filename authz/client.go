@@ -10,6 +10,7 @@ import (
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -92,6 +93,9 @@ func Dial(cfg RemoteConfig, opts ...Option) (*Client, error) {
 	conn, err := grpc.NewClient(cfg.Endpoint,
 		grpc.WithTransportCredentials(transport),
 		grpc.WithPerRPCCredentials(PresharedKey(cfg.PresharedKey, !cfg.Insecure)),
+		// Each call a child span of the request's trace (the global
+		// OpenTelemetry provider; a no-op until one is installed).
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("authz: dialing %s: %w", cfg.Endpoint, err)

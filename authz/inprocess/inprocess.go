@@ -23,6 +23,7 @@ import (
 	"github.com/authzed/spicedb/pkg/cmd/datastore"
 	"github.com/authzed/spicedb/pkg/cmd/server"
 	"github.com/authzed/spicedb/pkg/cmd/util"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -148,6 +149,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	conn, err := runnable.NewClient(
 		grpc.WithTransportCredentials(dialCreds),
 		grpc.WithPerRPCCredentials(authz.PresharedKey(key, cfg.TLSCertFile != "")),
+		// Each call a child span of the request's trace (the global
+		// OpenTelemetry provider; a no-op until one is installed).
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
 	)
 	if err != nil {
 		cancel()

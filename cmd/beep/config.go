@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/beepchat/beep/authz/connectauthz"
 )
 
@@ -57,6 +59,16 @@ type Config struct {
 	RateBurst int
 	// LogLevel is debug, info, warn or error.
 	LogLevel slog.Level
+	// OTLPEndpoint receives traces (empty: none are exported).
+	OTLPEndpoint string
+	// OTLPProtocol is grpc or http.
+	OTLPProtocol string
+	// OTLPInsecure sends traces without TLS.
+	OTLPInsecure bool
+	// TraceSampleRatio is the share of new traces kept.
+	TraceSampleRatio float64
+	// spanExporter, set by tests, receives the spans instead.
+	spanExporter sdktrace.SpanExporter
 	// noMetrics is set by short-lived commands (reconcile).
 	noMetrics bool
 }
@@ -125,6 +137,11 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	str(&burst, "rate-burst", "BEEP_RATE_BURST", burst, "requests allowed at once above the rate")
 	insecure := os.Getenv("BEEP_SPICEDB_INSECURE") == "true"
 	fs.BoolVar(&cfg.SpiceDBInsecure, "spicedb-insecure", insecure, "talk to the remote SpiceDB without TLS ($BEEP_SPICEDB_INSECURE)")
+	str(&cfg.OTLPEndpoint, "otlp-endpoint", "BEEP_OTLP_ENDPOINT", "", "OTLP collector host:port receiving traces (empty: traces are not exported)")
+	str(&cfg.OTLPProtocol, "otlp-protocol", "BEEP_OTLP_PROTOCOL", "grpc", "OTLP protocol: grpc or http")
+	fs.BoolVar(&cfg.OTLPInsecure, "otlp-insecure", os.Getenv("BEEP_OTLP_INSECURE") == "true", "send traces without TLS ($BEEP_OTLP_INSECURE)")
+	ratio := "1"
+	str(&ratio, "trace-sample-ratio", "BEEP_TRACE_SAMPLE_RATIO", ratio, "share of new traces kept, 0 to 1 (a sampled incoming trace is always kept)")
 	level := "info"
 	str(&level, "log-level", "BEEP_LOG_LEVEL", level, "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -142,6 +159,12 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	var err error
 	if cfg.RateLimit, err = strconv.ParseFloat(rate, 64); err != nil || cfg.RateLimit <= 0 {
 		return Config{}, fmt.Errorf("-rate-limit %q: want a positive number", rate)
+	}
+	if cfg.TraceSampleRatio, err = strconv.ParseFloat(ratio, 64); err != nil || cfg.TraceSampleRatio < 0 || cfg.TraceSampleRatio > 1 {
+		return Config{}, fmt.Errorf("-trace-sample-ratio %q: want a number from 0 to 1", ratio)
+	}
+	if cfg.OTLPProtocol != "grpc" && cfg.OTLPProtocol != "http" {
+		return Config{}, fmt.Errorf("-otlp-protocol %q: want grpc or http", cfg.OTLPProtocol)
 	}
 	if cfg.RateBurst, err = strconv.Atoi(burst); err != nil || cfg.RateBurst <= 0 {
 		return Config{}, fmt.Errorf("-rate-burst %q: want a positive whole number", burst)

@@ -19,6 +19,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/beepchat/beep/internal/telemetry"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -49,7 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		if err != nil {
 			return err
 		}
-		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+		logger := slog.New(telemetry.LogHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})))
 		return serve(ctx, cfg, logger, ready)
 	case "devtoken":
 		return devtoken(args, stdout, stderr)

@@ -23,6 +23,7 @@ import (
 	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
 	"github.com/beepchat/beep/internal/database"
 	"github.com/beepchat/beep/internal/memnet"
+	"github.com/beepchat/beep/internal/telemetry"
 	"github.com/beepchat/beep/services/community"
 	"github.com/beepchat/beep/services/gateway"
 )
@@ -109,7 +110,12 @@ func openCommunity(ctx context.Context, cfg Config, c *authz.Client, log *slog.L
 	if err != nil {
 		return nil, nil, err
 	}
-	pool, err := pgxpool.New(ctx, uri)
+	poolCfg, err := pgxpool.ParseConfig(uri)
+	if err != nil {
+		return nil, nil, err
+	}
+	poolCfg.ConnConfig.Tracer = telemetry.PostgresTracer{Database: cfg.CommunityDatabase}
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -170,6 +176,21 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 	if err != nil {
 		return err
 	}
+	stopTracing, err := startTracing(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(flushCtx); err != nil {
+			log.Warn("flushing traces", "err", err)
+		}
+	}()
+	rpcTracing, err := traceRPCs()
+	if err != nil {
+		return err
+	}
 	if cfg.DevTokenKey != "" && cfg.Role != roleCommunity {
 		log.Warn("development tokens are accepted: never do this in production")
 	}
@@ -181,9 +202,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 			return fmt.Errorf("-community-url: %w", err)
 		}
 		client := &http.Client{Transport: memnet.H2CTransport(nil)}
-		gw := newGateway(cfg, log, metrics, signer, gateway.Upstream(communityv1connect.CommunityServiceName, communityPath, base, client))
+		gw := newGateway(cfg, log, metrics, signer, gateway.Upstream(communityv1connect.CommunityServiceName, communityPath, base, traceUpstream(client)))
 		gw.Handle("GET /readyz", upstreamReadiness(client, base))
-		return listenAndServe(ctx, cfg, log, gw, &Instance{}, ready)
+		return listenAndServe(ctx, cfg, log, traceEdge(gw), &Instance{}, ready)
 	case roleCommunity:
 		c, err := open(ctx, cfg, log)
 		if err != nil {
@@ -192,7 +213,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 		defer c.close()
 		stop := c.runReconciler(ctx)
 		defer stop()
-		return listenAndServe(ctx, cfg, log, communityHost(c, log, metrics, signer), c.inst, ready)
+		return listenAndServe(ctx, cfg, log, communityHost(c, log, metrics, signer, rpcTracing), c.inst, ready)
 	}
 	c, err := open(ctx, cfg, log)
 	if err != nil {
@@ -204,13 +225,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 	// The community service on its own HTTP server, reached in memory: the
 	// gateway forwards to it exactly as it does over TCP when split.
 	lis := memnet.Listen(roleCommunity)
-	internal := &http.Server{Handler: communityHost(c, log, metrics, signer), Protocols: h2c(), ReadHeaderTimeout: 10 * time.Second}
+	internal := &http.Server{Handler: communityHost(c, log, metrics, signer, rpcTracing), Protocols: h2c(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = internal.Serve(lis) }()
 	defer internal.Close()
 	base := &url.URL{Scheme: "http", Host: roleCommunity}
-	gw := newGateway(cfg, log, metrics, signer, gateway.Upstream(communityv1connect.CommunityServiceName, communityPath, base, lis.Client()))
+	gw := newGateway(cfg, log, metrics, signer, gateway.Upstream(communityv1connect.CommunityServiceName, communityPath, base, traceUpstream(lis.Client())))
 	gw.Handle("GET /readyz", readiness(c.inst.Authz, c.pool))
-	return listenAndServe(ctx, cfg, log, gw, c.inst, ready)
+	return listenAndServe(ctx, cfg, log, traceEdge(gw), c.inst, ready)
 }
 
 // runReconciler converges dirty servers in the background until stopped.
@@ -239,10 +260,10 @@ func newGateway(cfg Config, log *slog.Logger, metrics *prometheus.Registry, sign
 // communityHost serves the community service: its RPCs (the principal
 // verified from the gateway's signature, each RPC's permission checked),
 // health, reflection, readiness and metrics.
-func communityHost(c *components, log *slog.Logger, metrics *prometheus.Registry, signer *connectauthz.Signer) http.Handler {
+func communityHost(c *components, log *slog.Logger, metrics *prometheus.Registry, signer *connectauthz.Signer, tracing connect.HandlerOption) http.Handler {
 	mux := http.NewServeMux()
 	checks := connectauthz.New(c.inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer))
-	mux.Handle(c.community.Handler(connect.WithInterceptors(checks), connect.WithReadMaxBytes(4<<20)))
+	mux.Handle(c.community.Handler(tracing, connect.WithInterceptors(checks), connect.WithReadMaxBytes(4<<20)))
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(communityv1connect.CommunityServiceName)))
 	reflector := grpcreflect.NewStaticReflector(communityv1connect.CommunityServiceName)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))

@@ -1,0 +1,84 @@
+// Package telemetry sets up Beep's OpenTelemetry tracing: a trace for every
+// request, propagated edge → service → SpiceDB and PostgreSQL, exported by
+// OTLP when an endpoint is configured, and its ids in every log line.
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+)
+
+// Config says where traces go.
+type Config struct {
+	// Endpoint is the OTLP collector (host:port). Empty exports nothing:
+	// spans are still made, so that logs carry trace ids.
+	Endpoint string
+	// Protocol is "grpc" (default) or "http" (http/protobuf).
+	Protocol string
+	// Insecure sends without TLS.
+	Insecure bool
+	// ServiceName names this process in traces.
+	ServiceName string
+	// SampleRatio is the share of new traces kept (0 to 1); a request
+	// arriving with a sampled parent is always kept.
+	SampleRatio float64
+	// Exporter, when set, receives spans instead of an OTLP endpoint
+	// (tests record them).
+	Exporter sdktrace.SpanExporter
+}
+
+// Setup installs the global tracer provider and the W3C trace-context
+// propagator. shutdown flushes what is buffered.
+func Setup(ctx context.Context, cfg Config) (shutdown func(context.Context) error, err error) {
+	if cfg.SampleRatio < 0 || cfg.SampleRatio > 1 {
+		return nil, fmt.Errorf("telemetry: sample ratio %v is not between 0 and 1", cfg.SampleRatio)
+	}
+	opts := []sdktrace.TracerProviderOption{
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.SampleRatio))),
+		sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName(cfg.ServiceName))),
+	}
+	exporter := cfg.Exporter
+	if exporter == nil && cfg.Endpoint != "" {
+		if exporter, err = otlpExporter(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	if exporter != nil {
+		if cfg.Exporter != nil {
+			opts = append(opts, sdktrace.WithSyncer(exporter))
+		} else {
+			opts = append(opts, sdktrace.WithBatcher(exporter))
+		}
+	}
+	provider := sdktrace.NewTracerProvider(opts...)
+	otel.SetTracerProvider(provider)
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	return provider.Shutdown, nil
+}
+
+func otlpExporter(ctx context.Context, cfg Config) (sdktrace.SpanExporter, error) {
+	switch cfg.Protocol {
+	case "", "grpc":
+		opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(cfg.Endpoint)}
+		if cfg.Insecure {
+			opts = append(opts, otlptracegrpc.WithInsecure())
+		}
+		return otlptracegrpc.New(ctx, opts...)
+	case "http":
+		opts := []otlptracehttp.Option{otlptracehttp.WithEndpoint(cfg.Endpoint)}
+		if cfg.Insecure {
+			opts = append(opts, otlptracehttp.WithInsecure())
+		}
+		return otlptracehttp.New(ctx, opts...)
+	}
+	return nil, errors.New(`telemetry: the OTLP protocol is "grpc" or "http"`)
+}

@@ -78,7 +78,7 @@ func TestOneTraceFromEdgeToStores(t *testing.T) {
 		"POST /beep.community.v1.CommunityService/CreateServer", // the edge
 		"beep.community.v1.CommunityService/CreateServer",       // the service's RPC
 		"authzed.api.v1.PermissionsService/WriteRelationships",  // SpiceDB
-		"postgresql.query",                                      // PostgreSQL
+		"postgresql.query", // PostgreSQL
 	} {
 		if !slices.Contains(names, want) {
 			t.Errorf("no %q span in the trace; it has %v", want, names)

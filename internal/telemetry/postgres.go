@@ -25,7 +25,9 @@ var (
 	_ pgx.BatchTracer = PostgresTracer{}
 )
 
-func (t PostgresTracer) tracer() trace.Tracer { return otel.Tracer("github.com/beepchat/beep/internal/telemetry") }
+func (t PostgresTracer) tracer() trace.Tracer {
+	return otel.Tracer("github.com/beepchat/beep/internal/telemetry")
+}
 
 // TraceQueryStart opens the query's span.
 func (t PostgresTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {

@@ -68,7 +68,9 @@ func TestOneTraceFromEdgeToStores(t *testing.T) {
 	var spans tracetest.SpanStubs
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		spans = exporter.GetSpans()
-		if slices.ContainsFunc(spans, func(s tracetest.SpanStub) bool { return s.Name == "POST /beep.community.v1.CommunityService/CreateServer" }) {
+		if slices.ContainsFunc(spans, func(s tracetest.SpanStub) bool {
+			return s.Name == "POST /beep.community.v1.CommunityService/CreateServer"
+		}) {
 			break
 		}
 	}

@@ -104,6 +104,39 @@ func expectChannel(ctx context.Context, tx pgx.Tx, st channelState) error {
 
 func sameID(a, b *uuid.UUID) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
 
+// rewire takes a channel from st to its category and sync in after, with
+// afterOwn as its own overwrites, in both stores; more, when set, runs in
+// the same transaction. It returns the channel as it then is.
+func (s *Service) rewire(ctx context.Context, st channelState, after channelRow, afterOwn []overwriteRow, more func(pgx.Tx) error) (channelState, authz.ZedToken, error) {
+	before, err := channelGraph(st.row, st.own)
+	if err != nil {
+		return st, "", err
+	}
+	now, err := channelGraph(after, afterOwn)
+	if err != nil {
+		return st, "", err
+	}
+	token, err := s.commit(ctx, st.row.serverID, change(before, now), func(tx pgx.Tx) error {
+		if err := expectChannel(ctx, tx, st); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE channels SET category_id = $2, synced = $3 WHERE id = $1`, st.row.id, after.categoryID, after.synced); err != nil {
+			return err
+		}
+		if more != nil {
+			if err := more(tx); err != nil {
+				return err
+			}
+		}
+		return replaceOverwrites(ctx, tx, st.row.serverID, st.row.id, afterOwn)
+	})
+	if err != nil {
+		return st, "", err
+	}
+	updated, err := s.loadChannel(ctx, s.db, st.row.id)
+	return updated, token, err
+}
+
 // destination reads the category a channel is created in or moved to, which
 // must be of the same server; the caller needs manage_channels in it.
 func (s *Service) destination(ctx context.Context, p authz.Principal, serverID uuid.UUID, categoryID string, c authz.Consistency) (*categoryRow, error) {
@@ -408,42 +441,21 @@ func (s *Service) MoveChannel(ctx context.Context, req *connect.Request[communit
 		// Leaving its category: keep the permissions it had through it.
 		after.synced, afterOwn = false, movedTo(st.inherited, "channel", id)
 	}
-	before, err := channelGraph(st.row, st.own)
-	if err != nil {
-		return nil, s.internal(ctx, "move channel", err)
-	}
-	now, err := channelGraph(after, afterOwn)
-	if err != nil {
-		return nil, s.internal(ctx, "move channel", err)
-	}
-	d := change(before, now)
-	if after.synced && !st.row.synced || after.synced && !sameID(after.categoryID, st.row.categoryID) {
+	if after.synced && (!st.row.synced || !sameID(after.categoryID, st.row.categoryID)) {
 		// Taking other overwrites is editing permissions.
 		if err := s.authz.Require(ctx, authz.Check{Subject: p.Subject(), Permission: authz.Channel.ManageRoles, ResourceID: id.String()}, consistency); err != nil {
 			return nil, s.internal(ctx, "move channel", err)
 		}
 	}
-	token, err := s.commit(ctx, st.row.serverID, d, func(tx pgx.Tx) error {
-		if err := expectChannel(ctx, tx, st); err != nil {
-			return err
-		}
+	moved, token, err := s.rewire(ctx, st, after, afterOwn, func(tx pgx.Tx) error {
 		if dest != nil {
 			if err := tx.QueryRow(ctx, `SELECT id FROM categories WHERE id = $1 FOR SHARE`, dest.id).Scan(new(uuid.UUID)); err != nil {
 				return errConflict
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE channels SET category_id = $2, synced = $3 WHERE id = $1`, id, after.categoryID, after.synced); err != nil {
-			return err
-		}
-		if _, err := place(ctx, tx, st.row.serverID, id, after.categoryID, int(req.Msg.Position)); err != nil {
-			return err
-		}
-		return replaceOverwrites(ctx, tx, st.row.serverID, id, afterOwn)
+		_, err := place(ctx, tx, st.row.serverID, id, after.categoryID, int(req.Msg.Position))
+		return err
 	})
-	if err != nil {
-		return nil, s.internal(ctx, "move channel", err)
-	}
-	moved, err := s.loadChannel(ctx, s.db, id)
 	if err != nil {
 		return nil, s.internal(ctx, "move channel", err)
 	}
@@ -468,23 +480,7 @@ func (s *Service) SyncChannel(ctx context.Context, req *connect.Request[communit
 	}
 	after := st.row
 	after.synced = true
-	before, err := channelGraph(st.row, st.own)
-	if err != nil {
-		return nil, s.internal(ctx, "sync channel", err)
-	}
-	token, err := s.commit(ctx, st.row.serverID, change(before, channelRelationships(after)), func(tx pgx.Tx) error {
-		if err := expectChannel(ctx, tx, st); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE channels SET synced = true WHERE id = $1`, id); err != nil {
-			return err
-		}
-		return replaceOverwrites(ctx, tx, st.row.serverID, id, nil)
-	})
-	if err != nil {
-		return nil, s.internal(ctx, "sync channel", err)
-	}
-	synced, err := s.loadChannel(ctx, s.db, id)
+	synced, token, err := s.rewire(ctx, st, after, nil, nil)
 	if err != nil {
 		return nil, s.internal(ctx, "sync channel", err)
 	}
@@ -524,28 +520,11 @@ func (s *Service) SetPermissionOverwrite(ctx context.Context, req *connect.Reque
 	if st.row.synced {
 		after.synced, base = false, movedTo(st.inherited, "channel", id)
 	}
-	afterOwn := withOverwrite(base, row)
-	before, err := channelGraph(st.row, st.own)
+	set, token, err := s.rewire(ctx, st, after, withOverwrite(base, row), nil)
 	if err != nil {
 		return nil, s.internal(ctx, "set overwrite", err)
 	}
-	now, err := channelGraph(after, afterOwn)
-	if err != nil {
-		return nil, s.internal(ctx, "set overwrite", err)
-	}
-	token, err := s.commit(ctx, st.row.serverID, change(before, now), func(tx pgx.Tx) error {
-		if err := expectChannel(ctx, tx, st); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE channels SET synced = $2 WHERE id = $1`, id, after.synced); err != nil {
-			return err
-		}
-		return replaceOverwrites(ctx, tx, st.row.serverID, id, afterOwn)
-	})
-	if err != nil {
-		return nil, s.internal(ctx, "set overwrite", err)
-	}
-	return connect.NewResponse(&communityv1.SetPermissionOverwriteResponse{Channel: channelProto(after, afterOwn), ZedToken: string(token)}), nil
+	return connect.NewResponse(&communityv1.SetPermissionOverwriteResponse{Channel: set.proto(), ZedToken: string(token)}), nil
 }
 
 // DeleteChannel deletes a channel, its threads, overwrites and invites.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/beepchat/beep/internal/telemetry"
@@ -31,5 +32,25 @@ func TestLogHandlerAddsTheSpan(t *testing.T) {
 	}
 	if strings.Contains(lines[1], "trace_id") {
 		t.Errorf("outside any span: %s", lines[1])
+	}
+}
+
+// TestTraceIDsWithoutExporter: with nowhere to send spans, none are
+// recorded, but requests still get trace ids (continuing the caller's) for
+// the logs.
+func TestTraceIDsWithoutExporter(t *testing.T) {
+	shutdown, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "test", SampleRatio: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown(context.Background())
+	ctx, span := otel.Tracer("test").Start(context.Background(), "request")
+	defer span.End()
+	if span.IsRecording() || !span.SpanContext().TraceID().IsValid() {
+		t.Fatalf("recording %v, trace id %v: want a trace id and no recording", span.IsRecording(), span.SpanContext().TraceID())
+	}
+	_, child := otel.Tracer("test").Start(ctx, "query")
+	if child.SpanContext().TraceID() != span.SpanContext().TraceID() {
+		t.Error("a child span does not continue its parent's trace")
 	}
 }

@@ -19,8 +19,9 @@ import (
 
 // Config says where traces go.
 type Config struct {
-	// Endpoint is the OTLP collector (host:port). Empty exports nothing:
-	// spans are still made, so that logs carry trace ids.
+	// Endpoint is the OTLP collector (host:port). Empty exports nothing
+	// and records nothing; trace ids are still made and passed on, so that
+	// logs carry them.
 	Endpoint string
 	// Protocol is "grpc" (default) or "http" (http/protobuf).
 	Protocol string
@@ -52,12 +53,15 @@ func Setup(ctx context.Context, cfg Config) (shutdown func(context.Context) erro
 			return nil, err
 		}
 	}
-	if exporter != nil {
-		if cfg.Exporter != nil {
-			opts = append(opts, sdktrace.WithSyncer(exporter))
-		} else {
-			opts = append(opts, sdktrace.WithBatcher(exporter))
-		}
+	switch {
+	case exporter == nil:
+		// Nothing would receive spans: record none. Spans still carry
+		// (and pass on) trace ids, for the logs.
+		opts = append(opts, sdktrace.WithSampler(sdktrace.NeverSample()))
+	case cfg.Exporter != nil:
+		opts = append(opts, sdktrace.WithSyncer(exporter))
+	default:
+		opts = append(opts, sdktrace.WithBatcher(exporter))
 	}
 	provider := sdktrace.NewTracerProvider(opts...)
 	otel.SetTracerProvider(provider)

@@ -11,13 +11,13 @@ help: ## List the targets
 
 run: ## Run Beep: every component in one process, SpiceDB in-process on the local PostgreSQL (flags in ARGS="...")
 	@scripts/ensure-postgres
-	go run ./cmd/beep serve $(ARGS)
+	go run ./cmd/beep serve -kratos-bin "$$(scripts/build-kratos)" $(ARGS)
 
 test: ## Run the whole test suite: generated code, policies, unit and integration tests
 	@scripts/ensure-postgres
 	scripts/check-generated
 	go vet $(PACKAGES)
-	go test -count=1 -timeout 20m $(PACKAGES)
+	BEEP_KRATOS_BIN="$$(scripts/build-kratos)" go test -count=1 -timeout 20m $(PACKAGES)
 
 generate: ## Regenerate everything derived from schema/ (beep.zed, authz constants, gen/)
 	go run ./schema/zedgen

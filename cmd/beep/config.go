@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
@@ -57,6 +58,21 @@ type Config struct {
 	// RateLimit and RateBurst bound each principal (or client IP), per second.
 	RateLimit float64
 	RateBurst int
+	// KratosBin, when set, is the Ory Kratos binary `beep serve` runs as a
+	// supervised child (scripts/build-kratos builds it).
+	KratosBin string
+	// KratosDSN is its database ("" = KratosDatabase on PostgresURL's
+	// server; "memory" for a throwaway one).
+	KratosDSN      string
+	KratosDatabase string
+	// KratosPublicAddr and KratosAdminAddr are where the child listens.
+	KratosPublicAddr, KratosAdminAddr string
+	// KratosURL is an external Kratos' public API (instead of a child).
+	KratosURL string
+	// SessionCacheTTL is how long the gateway reuses a session's whoami.
+	SessionCacheTTL time.Duration
+	// PublicURL is where clients reach Beep (the links Kratos makes).
+	PublicURL string
 	// LogLevel is debug, info, warn or error.
 	LogLevel slog.Level
 	// OTLPEndpoint receives traces (empty: none are exported).
@@ -137,6 +153,15 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	str(&burst, "rate-burst", "BEEP_RATE_BURST", burst, "requests allowed at once above the rate")
 	insecure := os.Getenv("BEEP_SPICEDB_INSECURE") == "true"
 	fs.BoolVar(&cfg.SpiceDBInsecure, "spicedb-insecure", insecure, "talk to the remote SpiceDB without TLS ($BEEP_SPICEDB_INSECURE)")
+	str(&cfg.KratosBin, "kratos-bin", "BEEP_KRATOS_BIN", "", "run this Ory Kratos binary as the identity server (`make run` builds and passes it)")
+	str(&cfg.KratosDSN, "kratos-dsn", "BEEP_KRATOS_DSN", "", "Kratos' database (empty: -kratos-database on the PostgreSQL server; memory: throwaway)")
+	str(&cfg.KratosDatabase, "kratos-database", "BEEP_KRATOS_DATABASE", "beep_kratos", "PostgreSQL database of the Kratos child (created if absent)")
+	str(&cfg.KratosPublicAddr, "kratos-public-addr", "BEEP_KRATOS_PUBLIC_ADDR", "127.0.0.1:4433", "where the Kratos child serves its public API")
+	str(&cfg.KratosAdminAddr, "kratos-admin-addr", "BEEP_KRATOS_ADMIN_ADDR", "127.0.0.1:4434", "where the Kratos child serves its admin API")
+	str(&cfg.KratosURL, "kratos-url", "BEEP_KRATOS_URL", "", "an external Kratos' public API, instead of a child")
+	str(&cfg.PublicURL, "public-url", "BEEP_PUBLIC_URL", "", "where clients reach Beep, for the links Kratos makes (default: http://<http-addr>/)")
+	sessionTTL := "10s"
+	str(&sessionTTL, "session-cache-ttl", "BEEP_SESSION_CACHE_TTL", sessionTTL, "how long the gateway trusts a verified session before asking Kratos again (a revoked session works at most this long)")
 	str(&cfg.OTLPEndpoint, "otlp-endpoint", "BEEP_OTLP_ENDPOINT", "", "OTLP collector host:port receiving traces (empty: traces are not exported)")
 	str(&cfg.OTLPProtocol, "otlp-protocol", "BEEP_OTLP_PROTOCOL", "grpc", "OTLP protocol: grpc or http")
 	fs.BoolVar(&cfg.OTLPInsecure, "otlp-insecure", os.Getenv("BEEP_OTLP_INSECURE") == "true", "send traces without TLS ($BEEP_OTLP_INSECURE)")
@@ -159,6 +184,9 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	var err error
 	if cfg.RateLimit, err = strconv.ParseFloat(rate, 64); err != nil || cfg.RateLimit <= 0 {
 		return Config{}, fmt.Errorf("-rate-limit %q: want a positive number", rate)
+	}
+	if cfg.SessionCacheTTL, err = time.ParseDuration(sessionTTL); err != nil || cfg.SessionCacheTTL < 0 {
+		return Config{}, fmt.Errorf("-session-cache-ttl %q: want a duration such as 10s", sessionTTL)
 	}
 	if cfg.TraceSampleRatio, err = strconv.ParseFloat(ratio, 64); err != nil || cfg.TraceSampleRatio < 0 || cfg.TraceSampleRatio > 1 {
 		return Config{}, fmt.Errorf("-trace-sample-ratio %q: want a number from 0 to 1", ratio)

@@ -202,9 +202,17 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 			return fmt.Errorf("-community-url: %w", err)
 		}
 		client := &http.Client{Transport: memnet.H2CTransport(nil)}
-		gw := newGateway(cfg, log, metrics, signer, gateway.Upstream(communityv1connect.CommunityServiceName, communityPath, base, traceUpstream(client)))
+		gw, err := newGateway(cfg, log, metrics, signer, &identity{publicURL: cfg.KratosURL},
+			gateway.Upstream(communityv1connect.CommunityServiceName, communityPath, base, traceUpstream(client)))
+		if err != nil {
+			return err
+		}
 		gw.Handle("GET /readyz", upstreamReadiness(client, base))
-		return listenAndServe(ctx, cfg, log, traceEdge(gw), &Instance{}, ready)
+		lis, err := listen(cfg)
+		if err != nil {
+			return err
+		}
+		return serveOn(ctx, lis, cfg, log, traceEdge(gw), &Instance{}, ready)
 	case roleCommunity:
 		c, err := open(ctx, cfg, log)
 		if err != nil {
@@ -213,7 +221,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 		defer c.close()
 		stop := c.runReconciler(ctx)
 		defer stop()
-		return listenAndServe(ctx, cfg, log, communityHost(c, log, metrics, signer, rpcTracing), c.inst, ready)
+		lis, err := listen(cfg)
+		if err != nil {
+			return err
+		}
+		return serveOn(ctx, lis, cfg, log, communityHost(c, log, metrics, signer, rpcTracing), c.inst, ready)
 	}
 	c, err := open(ctx, cfg, log)
 	if err != nil {
@@ -229,9 +241,25 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 	go func() { _ = internal.Serve(lis) }()
 	defer internal.Close()
 	base := &url.URL{Scheme: "http", Host: roleCommunity}
-	gw := newGateway(cfg, log, metrics, signer, gateway.Upstream(communityv1connect.CommunityServiceName, communityPath, base, traceUpstream(lis.Client())))
+	public, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	// Kratos, its links pointing at the public port, which forwards to it.
+	id, err := startIdentity(ctx, cfg, log, publicURL(cfg, public))
+	if err != nil {
+		public.Close()
+		return err
+	}
+	defer id.stop()
+	gw, err := newGateway(cfg, log, metrics, signer, id,
+		gateway.Upstream(communityv1connect.CommunityServiceName, communityPath, base, traceUpstream(lis.Client())))
+	if err != nil {
+		public.Close()
+		return err
+	}
 	gw.Handle("GET /readyz", readiness(c.inst.Authz, c.pool))
-	return listenAndServe(ctx, cfg, log, traceEdge(gw), c.inst, ready)
+	return serveOn(ctx, public, cfg, log, traceEdge(gw), c.inst, ready)
 }
 
 // runReconciler converges dirty servers in the background until stopped.
@@ -242,8 +270,9 @@ func (c *components) runReconciler(ctx context.Context) (stop func()) {
 }
 
 // newGateway is the public edge in front of the services.
-func newGateway(cfg Config, log *slog.Logger, metrics *prometheus.Registry, signer *connectauthz.Signer, services ...gateway.Service) *gateway.Gateway {
+func newGateway(cfg Config, log *slog.Logger, metrics *prometheus.Registry, signer *connectauthz.Signer, id *identity, services ...gateway.Service) (*gateway.Gateway, error) {
 	gw := gateway.New(gateway.Config{
+		Sessions:       id.sessions(cfg.SessionCacheTTL),
 		DevTokenKey:    []byte(cfg.DevTokenKey),
 		AllowedOrigins: cfg.CORSOrigins,
 		Log:            log.With("component", "gateway"),
@@ -254,7 +283,7 @@ func newGateway(cfg Config, log *slog.Logger, metrics *prometheus.Registry, sign
 	}, services...)
 	gw.Handle("GET /healthz", http.HandlerFunc(healthz))
 	gw.Handle("GET /metrics", metricsHandler(metrics))
-	return gw
+	return gw, id.forward(gw)
 }
 
 // communityHost serves the community service: its RPCs (the principal
@@ -289,12 +318,25 @@ func h2c() *http.Protocols {
 	return protocols
 }
 
-// listenAndServe serves handler on cfg.HTTPAddr until ctx ends.
-func listenAndServe(ctx context.Context, cfg Config, log *slog.Logger, handler http.Handler, inst *Instance, ready chan<- *Instance) error {
+// listen opens the process's port.
+func listen(cfg Config) (net.Listener, error) {
 	lis, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", cfg.HTTPAddr, err)
+		return nil, fmt.Errorf("listening on %s: %w", cfg.HTTPAddr, err)
 	}
+	return lis, nil
+}
+
+// publicURL is where clients reach Beep: -public-url, or the port itself.
+func publicURL(cfg Config, lis net.Listener) string {
+	if cfg.PublicURL != "" {
+		return cfg.PublicURL
+	}
+	return "http://" + lis.Addr().String() + "/"
+}
+
+// serveOn serves handler on lis until ctx ends.
+func serveOn(ctx context.Context, lis net.Listener, cfg Config, log *slog.Logger, handler http.Handler, inst *Instance, ready chan<- *Instance) error {
 	inst.HTTPAddr = lis.Addr().String()
 	httpServer := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, Protocols: h2c()}
 	served := make(chan error, 1)

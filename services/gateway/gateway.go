@@ -45,11 +45,24 @@ type Config struct {
 	Log *slog.Logger
 	// Metrics, when set, receives the request metrics.
 	Metrics prometheus.Registerer
+	// Sessions, when set, verifies Kratos sessions: a session token (the
+	// X-Session-Token header, or a bearer token that is not a development
+	// token) or the browser's session cookie.
+	Sessions SessionVerifier
 	// Signer signs the authenticated principal into the request
 	// (connectauthz.PrincipalHeader) for the services, which verify it with
 	// the same internal key. Without it requests reach them anonymous.
 	Signer *connectauthz.Signer
 }
+
+// SessionVerifier says whose a session is (internal/kratos.Sessions).
+type SessionVerifier interface {
+	// Verify returns the user id of a session token or of a Cookie header.
+	Verify(ctx context.Context, token, cookie string) (string, error)
+}
+
+// sessionCookie is the name of Kratos' browser session cookie.
+const sessionCookie = "ory_kratos_session"
 
 // Service is one mounted Connect service.
 type Service struct {
@@ -186,7 +199,7 @@ func (g *Gateway) route(path string) string {
 func (g *Gateway) authenticate(r *http.Request) (authz.Principal, error) {
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
-		return authz.Principal{}, nil
+		return g.session(r, r.Header.Get("X-Session-Token"))
 	}
 	token, ok := strings.CutPrefix(auth, "Bearer ")
 	if !ok {
@@ -202,7 +215,30 @@ func (g *Gateway) authenticate(r *http.Request) (authz.Principal, error) {
 		}
 		return authz.Principal{UserID: user}, nil
 	}
+	if g.cfg.Sessions != nil {
+		return g.session(r, token)
+	}
 	return authz.Principal{}, errors.New("unrecognised token")
+}
+
+// session authenticates a Kratos session token, or the session cookie; no
+// credentials at all is anonymous.
+func (g *Gateway) session(r *http.Request, token string) (authz.Principal, error) {
+	var cookie string
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		cookie = c.String()
+	}
+	if token == "" && cookie == "" {
+		return authz.Principal{}, nil
+	}
+	if g.cfg.Sessions == nil {
+		return authz.Principal{}, errors.New("sessions are not accepted here")
+	}
+	user, err := g.cfg.Sessions.Verify(r.Context(), token, cookie)
+	if err != nil {
+		return authz.Principal{}, errors.New("not signed in: the session is not valid or has ended")
+	}
+	return authz.Principal{UserID: user}, nil
 }
 
 func (g *Gateway) allow(key string) (time.Duration, bool) {
@@ -227,7 +263,7 @@ func (g *Gateway) cors(w http.ResponseWriter, r *http.Request) bool {
 	h.Set("Access-Control-Expose-Headers", "Grpc-Status, Grpc-Message, Grpc-Status-Details-Bin, X-Request-Id, Retry-After")
 	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 		h.Set("Access-Control-Allow-Methods", "GET, POST")
-		h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, Connect-Protocol-Version, Connect-Timeout-Ms, X-Grpc-Web, X-User-Agent, X-Request-Id, Beep-Zed-Token")
+		h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, X-Session-Token, Connect-Protocol-Version, Connect-Timeout-Ms, X-Grpc-Web, X-User-Agent, X-Request-Id, Beep-Zed-Token")
 		h.Set("Access-Control-Max-Age", "7200")
 		w.WriteHeader(http.StatusNoContent)
 		return true

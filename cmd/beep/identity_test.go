@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+)
+
+// freeAddr is a loopback address nothing listens on (for Kratos' ports).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// kratosBinary is the Kratos that `make test` builds (scripts/build-kratos)
+// and passes in BEEP_KRATOS_BIN.
+func kratosBinary(t *testing.T) string {
+	bin := os.Getenv("BEEP_KRATOS_BIN")
+	if bin == "" {
+		t.Skip("BEEP_KRATOS_BIN is not set: run `make test`, which builds Kratos (scripts/build-kratos)")
+	}
+	return bin
+}
+
+// jsonCall sends body as JSON and decodes the JSON answer.
+func jsonCall(t *testing.T, method, url string, header http.Header, body any) (int, map[string]any) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	if out == nil {
+		out = map[string]any{"raw": string(raw)}
+	}
+	return resp.StatusCode, out
+}
+
+// TestKratosSignUpAndIn: Beep runs Kratos as its child; a new user
+// registers with a password through Beep's port (the native/API flow), and
+// the session token Kratos gives is accepted by the gateway: the user
+// creates a server and owns it. A signed-in user's login gives a token that
+// works too; a made-up token and a logged-out session are refused.
+func TestKratosSignUpAndIn(t *testing.T) {
+	bin := kratosBinary(t)
+	inst, logs, stop := start(t, isolated(t, "-kratos-bin", bin, "-kratos-dsn", "memory",
+		"-kratos-public-addr", freeAddr(t), "-kratos-admin-addr", freeAddr(t), "-session-cache-ttl", "0s")...)
+	defer stop()
+	base := "http://" + inst.HTTPAddr
+
+	// Registration (API flow): the flow, then the password method.
+	code, flow := jsonCall(t, http.MethodGet, base+"/self-service/registration/api", nil, nil)
+	if code != http.StatusOK {
+		t.Fatalf("registration flow: %d %v\n%s", code, flow, logs)
+	}
+	action := flow["ui"].(map[string]any)["action"].(string)
+	code, registered := jsonCall(t, http.MethodPost, action, nil, map[string]any{
+		"method": "password", "password": "correct horse battery staple 42",
+		"traits": map[string]any{"email": "ann@example.org", "username": "ann"},
+	})
+	if code != http.StatusOK {
+		t.Fatalf("registration: %d %v", code, registered)
+	}
+	token := registered["session_token"].(string)
+	identityID := registered["identity"].(map[string]any)["id"].(string)
+
+	createServer := func(token string) (int, map[string]any) {
+		return jsonCall(t, http.MethodPost, base+"/beep.community.v1.CommunityService/CreateServer",
+			http.Header{"Authorization": {"Bearer " + token}}, map[string]any{"name": "Ann's place"})
+	}
+	code, created := createServer(token)
+	if code != http.StatusOK {
+		t.Fatalf("CreateServer with the session token: %d %v", code, created)
+	}
+	if owner := created["server"].(map[string]any)["ownerId"]; owner != identityID {
+		t.Fatalf("the server's owner is %v, want the Kratos identity %s", owner, identityID)
+	}
+	// The same token in Kratos' own header works too.
+	code, _ = jsonCall(t, http.MethodPost, base+"/beep.community.v1.CommunityService/ListMyServers",
+		http.Header{"X-Session-Token": {token}}, map[string]any{})
+	if code != http.StatusOK {
+		t.Fatalf("ListMyServers with X-Session-Token: %d", code)
+	}
+
+	// Login (API flow) gives another working session.
+	code, flow = jsonCall(t, http.MethodGet, base+"/self-service/login/api", nil, nil)
+	if code != http.StatusOK {
+		t.Fatalf("login flow: %d %v", code, flow)
+	}
+	code, loggedIn := jsonCall(t, http.MethodPost, flow["ui"].(map[string]any)["action"].(string), nil, map[string]any{
+		"method": "password", "identifier": "ann@example.org", "password": "correct horse battery staple 42"})
+	if code != http.StatusOK {
+		t.Fatalf("login: %d %v", code, loggedIn)
+	}
+	second := loggedIn["session_token"].(string)
+	if code, _ := createServer(second); code != http.StatusOK {
+		t.Fatalf("CreateServer after login: %d", code)
+	}
+	// A wrong password is Kratos' refusal, not a session.
+	code, _ = jsonCall(t, http.MethodPost, flow["ui"].(map[string]any)["action"].(string), nil, map[string]any{
+		"method": "password", "identifier": "ann@example.org", "password": "wrong"})
+	if code == http.StatusOK {
+		t.Fatal("a wrong password signed in")
+	}
+
+	// Refused: a made-up token; a session after logout.
+	if code, answer := createServer("ory_st_madeup"); code != http.StatusUnauthorized {
+		t.Fatalf("a made-up token: %d %v", code, answer)
+	}
+	code, out := jsonCall(t, http.MethodDelete, base+"/self-service/logout/api", nil, map[string]any{"session_token": second})
+	if code != http.StatusNoContent {
+		t.Fatalf("logout: %d %v", code, out)
+	}
+	if code, answer := createServer(second); code != http.StatusUnauthorized {
+		t.Fatalf("a logged-out session: %d %v", code, answer)
+	}
+}

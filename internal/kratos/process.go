@@ -1,0 +1,180 @@
+// Package kratos runs Ory Kratos, Beep's identity server, as a supervised
+// child process of `beep serve`, and asks it who a session belongs to. Beep
+// never sees or stores passwords: Kratos does.
+package kratos
+
+import (
+	"bufio"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+//go:embed kratos.yml identity.schema.json VERSION
+var files embed.FS
+
+// Version is the Kratos version Beep is built and tested with.
+func Version() string {
+	v, _ := files.ReadFile("VERSION")
+	return strings.TrimSpace(string(v))
+}
+
+// Config is how to run Kratos.
+type Config struct {
+	// Binary is the kratos executable (scripts/build-kratos makes it).
+	Binary string
+	// DSN is Kratos' database: "memory", "sqlite://file?_fk=true" or a
+	// postgres:// URL.
+	DSN string
+	// PublicAddr and AdminAddr are where Kratos listens (host:port).
+	PublicAddr, AdminAddr string
+	// PublicBaseURL is the URL browsers and apps reach Kratos' public API
+	// at: the gateway's, which forwards /self-service/ and /sessions/.
+	PublicBaseURL string
+	// Log receives Kratos' output, line by line.
+	Log *slog.Logger
+}
+
+// Process is a running, supervised Kratos.
+type Process struct {
+	// PublicURL and AdminURL reach Kratos directly.
+	PublicURL, AdminURL string
+	done                chan struct{}
+}
+
+// Start writes Kratos' configuration to a temporary folder, migrates its
+// database, starts it, restarts it if it dies, and returns once it is
+// ready. Kratos stops when ctx ends; Wait waits for that.
+func Start(ctx context.Context, cfg Config) (*Process, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	// Kratos runs in its own folder: find the binary first.
+	bin, err := exec.LookPath(cfg.Binary)
+	if err == nil {
+		bin, err = filepath.Abs(bin)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kratos: %w", err)
+	}
+	cfg.Binary = bin
+	dir, err := os.MkdirTemp("", "beep-kratos-")
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range []string{"kratos.yml", "identity.schema.json"} {
+		b, _ := files.ReadFile(name)
+		// The identity schema, where it now is.
+		b = []byte(strings.ReplaceAll(string(b), "file://identity.schema.json", "file://"+filepath.Join(dir, "identity.schema.json")))
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	env := append(os.Environ(),
+		"DSN="+cfg.DSN,
+		"SERVE_PUBLIC_HOST="+host(cfg.PublicAddr), "SERVE_PUBLIC_PORT="+port(cfg.PublicAddr),
+		"SERVE_ADMIN_HOST="+host(cfg.AdminAddr), "SERVE_ADMIN_PORT="+port(cfg.AdminAddr),
+		"SERVE_PUBLIC_BASE_URL="+cfg.PublicBaseURL,
+		"SERVE_ADMIN_BASE_URL=http://"+cfg.AdminAddr+"/",
+	)
+	if cfg.DSN != "memory" {
+		migrate := exec.CommandContext(ctx, cfg.Binary, "migrate", "sql", "-e", "--yes", "-c", filepath.Join(dir, "kratos.yml"))
+		migrate.Env, migrate.Dir = env, dir
+		if out, err := migrate.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("kratos: migrating its database: %w\n%s", err, out)
+		}
+	}
+	p := &Process{PublicURL: "http://" + cfg.PublicAddr, AdminURL: "http://" + cfg.AdminAddr, done: make(chan struct{})}
+	args := []string{"serve", "-c", filepath.Join(dir, "kratos.yml")}
+	if strings.HasPrefix(cfg.PublicBaseURL, "http://") {
+		args = append(args, "--dev") // cookies without TLS: local development only
+	}
+	go func() {
+		defer close(p.done)
+		defer os.RemoveAll(dir)
+		supervise(ctx, cfg, args, env, dir)
+	}()
+	if err := p.waitReady(ctx, 60*time.Second); err != nil {
+		return nil, err
+	}
+	cfg.Log.Info("Kratos started", "version", Version(), "public", p.PublicURL, "admin", p.AdminURL)
+	return p, nil
+}
+
+// Wait returns once Kratos has stopped.
+func (p *Process) Wait() { <-p.done }
+
+// supervise runs Kratos until ctx ends, restarting it (with a growing
+// pause) when it exits.
+func supervise(ctx context.Context, cfg Config, args, env []string, dir string) {
+	pause := time.Second
+	for {
+		cmd := exec.CommandContext(ctx, cfg.Binary, args...)
+		cmd.Env, cmd.Dir = env, dir
+		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+		cmd.WaitDelay = 10 * time.Second
+		out, _ := cmd.StdoutPipe()
+		cmd.Stderr = cmd.Stdout
+		began := time.Now()
+		err := cmd.Start()
+		if err == nil {
+			relay(out, cfg.Log)
+			err = cmd.Wait()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(began) > time.Minute {
+			pause = time.Second
+		}
+		cfg.Log.Error("Kratos exited; restarting", "err", err, "in", pause)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 30*time.Second)
+	}
+}
+
+// relay logs Kratos' output lines (its warnings and errors: see
+// kratos.yml) until it closes.
+func relay(r io.Reader, log *slog.Logger) {
+	s := bufio.NewScanner(r)
+	for s.Scan() {
+		log.Warn("kratos", "line", s.Text())
+	}
+}
+
+func (p *Process) waitReady(ctx context.Context, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.AdminURL+"/health/ready", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.done:
+			return errors.New("kratos: exited before it was ready")
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("kratos: not ready after %s", within)
+}
+
+func host(addr string) string { h, _, _ := strings.Cut(addr, ":"); return h }
+func port(addr string) string { _, p, _ := strings.Cut(addr, ":"); return p }

@@ -1,2 +1,3 @@
 -- Databases of the standalone SpiceDB (the beep services create their own).
 CREATE DATABASE beep_spicedb;
+CREATE DATABASE beep_kratos;

@@ -71,6 +71,13 @@ type Config struct {
 	KratosURL string
 	// SessionCacheTTL is how long the gateway reuses a session's whoami.
 	SessionCacheTTL time.Duration
+	// OIDCIssuer and OIDCAudience, when set, make the gateway accept access
+	// tokens of that issuer (Keycloak) for that audience.
+	OIDCIssuer, OIDCAudience string
+	// OIDCSubjectPrefix goes before a token's subject to make the user id.
+	OIDCSubjectPrefix string
+	// OIDCClockSkew is the tolerance on token times.
+	OIDCClockSkew time.Duration
 	// PublicURL is where clients reach Beep (the links Kratos makes).
 	PublicURL string
 	// LogLevel is debug, info, warn or error.
@@ -160,6 +167,11 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	str(&cfg.KratosAdminAddr, "kratos-admin-addr", "BEEP_KRATOS_ADMIN_ADDR", "127.0.0.1:4434", "where the Kratos child serves its admin API")
 	str(&cfg.KratosURL, "kratos-url", "BEEP_KRATOS_URL", "", "an external Kratos' public API, instead of a child")
 	str(&cfg.PublicURL, "public-url", "BEEP_PUBLIC_URL", "", "where clients reach Beep, for the links Kratos makes (default: http://<http-addr>/)")
+	str(&cfg.OIDCIssuer, "oidc-issuer", "BEEP_OIDC_ISSUER", "", "accept access tokens from this OIDC issuer (e.g. a Keycloak realm URL)")
+	str(&cfg.OIDCAudience, "oidc-audience", "BEEP_OIDC_AUDIENCE", "", "the audience those tokens must carry (Beep's client id there)")
+	str(&cfg.OIDCSubjectPrefix, "oidc-subject-prefix", "BEEP_OIDC_SUBJECT_PREFIX", "oidc-", "put before a token's subject to make the Beep user id")
+	skew := "30s"
+	str(&skew, "oidc-clock-skew", "BEEP_OIDC_CLOCK_SKEW", skew, "tolerance on access tokens' expiry and issue times")
 	sessionTTL := "10s"
 	str(&sessionTTL, "session-cache-ttl", "BEEP_SESSION_CACHE_TTL", sessionTTL, "how long the gateway trusts a verified session before asking Kratos again (a revoked session works at most this long)")
 	str(&cfg.OTLPEndpoint, "otlp-endpoint", "BEEP_OTLP_ENDPOINT", "", "OTLP collector host:port receiving traces (empty: traces are not exported)")
@@ -184,6 +196,12 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	var err error
 	if cfg.RateLimit, err = strconv.ParseFloat(rate, 64); err != nil || cfg.RateLimit <= 0 {
 		return Config{}, fmt.Errorf("-rate-limit %q: want a positive number", rate)
+	}
+	if cfg.OIDCClockSkew, err = time.ParseDuration(skew); err != nil || cfg.OIDCClockSkew < 0 {
+		return Config{}, fmt.Errorf("-oidc-clock-skew %q: want a duration such as 30s", skew)
+	}
+	if (cfg.OIDCIssuer == "") != (cfg.OIDCAudience == "") {
+		return Config{}, errors.New("-oidc-issuer and -oidc-audience go together")
 	}
 	if cfg.SessionCacheTTL, err = time.ParseDuration(sessionTTL); err != nil || cfg.SessionCacheTTL < 0 {
 		return Config{}, fmt.Errorf("-session-cache-ttl %q: want a duration such as 10s", sessionTTL)

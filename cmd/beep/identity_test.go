@@ -8,6 +8,9 @@ import (
 	"net/http"
 	"os"
 	"testing"
+	"time"
+
+	"github.com/beepchat/beep/internal/accesstoken/accesstokentest"
 )
 
 // freeAddr is a loopback address nothing listens on (for Kratos' ports).
@@ -139,5 +142,43 @@ func TestKratosSignUpAndIn(t *testing.T) {
 	}
 	if code, answer := createServer(second); code != http.StatusUnauthorized {
 		t.Fatalf("a logged-out session: %d %v", code, answer)
+	}
+}
+
+// TestAccessTokensFromAnIssuer: with -oidc-issuer and -oidc-audience, the
+// gateway accepts that issuer's access tokens (as Keycloak's), and refuses
+// expired, forged, unsigned and wrong-audience ones.
+func TestAccessTokensFromAnIssuer(t *testing.T) {
+	iss := accesstokentest.New(t)
+	inst, _, stop := start(t, isolated(t, "-oidc-issuer", iss.URL, "-oidc-audience", "beep")...)
+	defer stop()
+	now := time.Now()
+	claims := func(change func(map[string]any)) map[string]any {
+		c := map[string]any{"iss": iss.URL, "aud": []string{"account", "beep"}, "sub": "5c2f", "exp": now.Add(5 * time.Minute).Unix(), "iat": now.Unix()}
+		if change != nil {
+			change(c)
+		}
+		return c
+	}
+	call := func(token string) (int, map[string]any) {
+		return jsonCall(t, http.MethodPost, "http://"+inst.HTTPAddr+"/beep.community.v1.CommunityService/CreateServer",
+			http.Header{"Authorization": {"Bearer " + token}}, map[string]any{"name": "Keycloak's"})
+	}
+	code, created := call(accesstokentest.Sign(t, iss.Key, claims(nil)))
+	if code != http.StatusOK {
+		t.Fatalf("a valid access token: %d %v", code, created)
+	}
+	if owner := created["server"].(map[string]any)["ownerId"]; owner != "oidc-5c2f" {
+		t.Fatalf("owner %v, want oidc-5c2f", owner)
+	}
+	for name, token := range map[string]string{
+		"expired":        accesstokentest.Sign(t, iss.Key, claims(func(c map[string]any) { c["exp"] = now.Add(-time.Hour).Unix() })),
+		"wrong audience": accesstokentest.Sign(t, iss.Key, claims(func(c map[string]any) { c["aud"] = "account" })),
+		"forged":         accesstokentest.Sign(t, accesstokentest.NewKey(t), claims(nil)),
+		"alg none":       accesstokentest.Unsigned(claims(nil)),
+	} {
+		if code, answer := call(token); code != http.StatusUnauthorized {
+			t.Errorf("%s: %d %v, want 401", name, code, answer)
+		}
 	}
 }

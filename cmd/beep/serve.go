@@ -21,6 +21,7 @@ import (
 	"github.com/beepchat/beep/authz/connectauthz"
 	"github.com/beepchat/beep/authz/inprocess"
 	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
+	"github.com/beepchat/beep/internal/accesstoken"
 	"github.com/beepchat/beep/internal/database"
 	"github.com/beepchat/beep/internal/memnet"
 	"github.com/beepchat/beep/internal/telemetry"
@@ -202,7 +203,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 			return fmt.Errorf("-community-url: %w", err)
 		}
 		client := &http.Client{Transport: memnet.H2CTransport(nil)}
-		gw, err := newGateway(cfg, log, metrics, signer, &identity{publicURL: cfg.KratosURL},
+		gw, err := newGateway(ctx, cfg, log, metrics, signer, &identity{publicURL: cfg.KratosURL},
 			gateway.Upstream(communityv1connect.CommunityServiceName, communityPath, base, traceUpstream(client)))
 		if err != nil {
 			return err
@@ -252,7 +253,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 		return err
 	}
 	defer id.stop()
-	gw, err := newGateway(cfg, log, metrics, signer, id,
+	gw, err := newGateway(ctx, cfg, log, metrics, signer, id,
 		gateway.Upstream(communityv1connect.CommunityServiceName, communityPath, base, traceUpstream(lis.Client())))
 	if err != nil {
 		public.Close()
@@ -270,8 +271,19 @@ func (c *components) runReconciler(ctx context.Context) (stop func()) {
 }
 
 // newGateway is the public edge in front of the services.
-func newGateway(cfg Config, log *slog.Logger, metrics *prometheus.Registry, signer *connectauthz.Signer, id *identity, services ...gateway.Service) (*gateway.Gateway, error) {
+func newGateway(ctx context.Context, cfg Config, log *slog.Logger, metrics *prometheus.Registry, signer *connectauthz.Signer, id *identity, services ...gateway.Service) (*gateway.Gateway, error) {
+	var tokens gateway.TokenVerifier
+	if cfg.OIDCIssuer != "" {
+		v, err := accesstoken.New(ctx, accesstoken.Config{Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience,
+			SubjectPrefix: cfg.OIDCSubjectPrefix, ClockSkew: cfg.OIDCClockSkew})
+		if err != nil {
+			return nil, err
+		}
+		tokens = v
+		log.Info("accepting access tokens", "issuer", cfg.OIDCIssuer, "audience", cfg.OIDCAudience)
+	}
 	gw := gateway.New(gateway.Config{
+		AccessTokens:   tokens,
 		Sessions:       id.sessions(cfg.SessionCacheTTL),
 		DevTokenKey:    []byte(cfg.DevTokenKey),
 		AllowedOrigins: cfg.CORSOrigins,

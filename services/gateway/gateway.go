@@ -45,6 +45,9 @@ type Config struct {
 	Log *slog.Logger
 	// Metrics, when set, receives the request metrics.
 	Metrics prometheus.Registerer
+	// AccessTokens, when set, verifies bearer JWTs from an external OIDC
+	// issuer (Keycloak-compatible).
+	AccessTokens TokenVerifier
 	// Sessions, when set, verifies Kratos sessions: a session token (the
 	// X-Session-Token header, or a bearer token that is not a development
 	// token) or the browser's session cookie.
@@ -59,6 +62,12 @@ type Config struct {
 type SessionVerifier interface {
 	// Verify returns the user id of a session token or of a Cookie header.
 	Verify(ctx context.Context, token, cookie string) (string, error)
+}
+
+// TokenVerifier says whose an access token is (internal/accesstoken).
+type TokenVerifier interface {
+	// Verify returns the user id of a valid token.
+	Verify(ctx context.Context, token string) (string, error)
 }
 
 // sessionCookie is the name of Kratos' browser session cookie.
@@ -212,6 +221,13 @@ func (g *Gateway) authenticate(r *http.Request) (authz.Principal, error) {
 		user, err := verifyDevToken(g.cfg.DevTokenKey, token, time.Now())
 		if err != nil {
 			return authz.Principal{}, errors.New("invalid development token: " + err.Error())
+		}
+		return authz.Principal{UserID: user}, nil
+	}
+	if g.cfg.AccessTokens != nil && strings.Count(token, ".") == 2 {
+		user, err := g.cfg.AccessTokens.Verify(r.Context(), token)
+		if err != nil {
+			return authz.Principal{}, errors.New("the access token is not valid")
 		}
 		return authz.Principal{UserID: user}, nil
 	}

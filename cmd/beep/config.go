@@ -71,6 +71,13 @@ type Config struct {
 	KratosURL string
 	// SessionCacheTTL is how long the gateway reuses a session's whoami.
 	SessionCacheTTL time.Duration
+	// GoogleClientID and GoogleClientSecret, when set, offer "Sign in with
+	// Google" (Kratos' OIDC) with the issuer GoogleIssuer.
+	GoogleClientID, GoogleClientSecret, GoogleIssuer string
+	// LDAPURL, when set, offers "Sign in with Polytech" through the LDAP
+	// bridge; the rest say how to find and check people there.
+	LDAPURL, LDAPBindDN, LDAPBindPassword, LDAPBaseDN, LDAPUserFilter string
+	LDAPStartTLS                                                      bool
 	// OIDCIssuer and OIDCAudience, when set, make the gateway accept access
 	// tokens of that issuer (Keycloak) for that audience.
 	OIDCIssuer, OIDCAudience string
@@ -167,6 +174,15 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	str(&cfg.KratosAdminAddr, "kratos-admin-addr", "BEEP_KRATOS_ADMIN_ADDR", "127.0.0.1:4434", "where the Kratos child serves its admin API")
 	str(&cfg.KratosURL, "kratos-url", "BEEP_KRATOS_URL", "", "an external Kratos' public API, instead of a child")
 	str(&cfg.PublicURL, "public-url", "BEEP_PUBLIC_URL", "", "where clients reach Beep, for the links Kratos makes (default: http://<http-addr>/)")
+	str(&cfg.GoogleClientID, "google-client-id", "BEEP_GOOGLE_CLIENT_ID", "", "offer sign-in with Google (an OAuth client of Google's console)")
+	str(&cfg.GoogleClientSecret, "google-client-secret", "BEEP_GOOGLE_CLIENT_SECRET", "", "its secret")
+	str(&cfg.GoogleIssuer, "google-issuer", "BEEP_GOOGLE_ISSUER", "https://accounts.google.com", "Google's OIDC issuer (tests put a stand-in here)")
+	str(&cfg.LDAPURL, "ldap-url", "BEEP_LDAP_URL", "", "offer sign-in with Polytech's directory: ldap:// or ldaps:// URL")
+	str(&cfg.LDAPBindDN, "ldap-bind-dn", "BEEP_LDAP_BIND_DN", "", "the account that searches the directory (empty: anonymous)")
+	str(&cfg.LDAPBindPassword, "ldap-bind-password", "BEEP_LDAP_BIND_PASSWORD", "", "its password")
+	str(&cfg.LDAPBaseDN, "ldap-base-dn", "BEEP_LDAP_BASE_DN", "", "where people are searched")
+	str(&cfg.LDAPUserFilter, "ldap-user-filter", "BEEP_LDAP_USER_FILTER", "(uid={username})", "finds one person; {username} is the escaped username")
+	fs.BoolVar(&cfg.LDAPStartTLS, "ldap-starttls", os.Getenv("BEEP_LDAP_STARTTLS") == "true", "StartTLS on an ldap:// URL ($BEEP_LDAP_STARTTLS)")
 	str(&cfg.OIDCIssuer, "oidc-issuer", "BEEP_OIDC_ISSUER", "", "accept access tokens from this OIDC issuer (e.g. a Keycloak realm URL)")
 	str(&cfg.OIDCAudience, "oidc-audience", "BEEP_OIDC_AUDIENCE", "", "the audience those tokens must carry (Beep's client id there)")
 	str(&cfg.OIDCSubjectPrefix, "oidc-subject-prefix", "BEEP_OIDC_SUBJECT_PREFIX", "oidc-", "put before a token's subject to make the Beep user id")

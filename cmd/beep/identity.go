@@ -2,14 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
+	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/beepchat/beep/internal/database"
 	"github.com/beepchat/beep/internal/kratos"
+	"github.com/beepchat/beep/internal/oidcprovider"
 	"github.com/beepchat/beep/services/gateway"
+	"github.com/beepchat/beep/services/ldapbridge"
 )
 
 // identity is Kratos as this process reaches it.
@@ -23,7 +29,7 @@ type identity struct {
 // startIdentity starts Kratos as a supervised child when -kratos-bin is set
 // (its public links pointing at publicBase, the gateway), or uses the one at
 // -kratos-url.
-func startIdentity(ctx context.Context, cfg Config, log *slog.Logger, publicBase string) (*identity, error) {
+func startIdentity(ctx context.Context, cfg Config, log *slog.Logger, publicBase string, providers []kratos.Provider) (*identity, error) {
 	switch {
 	case cfg.KratosURL != "":
 		return &identity{publicURL: cfg.KratosURL, stop: func() {}}, nil
@@ -41,7 +47,7 @@ func startIdentity(ctx context.Context, cfg Config, log *slog.Logger, publicBase
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	p, err := kratos.Start(ctx, kratos.Config{Binary: cfg.KratosBin, DSN: dsn, PublicAddr: cfg.KratosPublicAddr, AdminAddr: cfg.KratosAdminAddr,
-		PublicBaseURL: publicBase, Log: log.With("component", "kratos")})
+		PublicBaseURL: publicBase, Providers: providers, Log: log.With("component", "kratos")})
 	if err != nil {
 		cancel()
 		return nil, err
@@ -72,4 +78,36 @@ func (id *identity) forward(gw *gateway.Gateway) error {
 		gw.Handle(prefix, proxy)
 	}
 	return nil
+}
+
+// polytechPath is where the LDAP bridge's OIDC provider is served.
+const polytechPath = "/polytech"
+
+// signInProviders are the OIDC providers Kratos offers: Google when
+// configured, and Polytech's directory through the LDAP bridge, whose
+// handler (to mount at polytechPath) is returned too.
+func signInProviders(cfg Config, publicBase string) ([]kratos.Provider, http.Handler, error) {
+	var providers []kratos.Provider
+	if cfg.GoogleClientID != "" {
+		providers = append(providers, kratos.Provider{ID: "google", IssuerURL: cfg.GoogleIssuer, ClientID: cfg.GoogleClientID, ClientSecret: cfg.GoogleClientSecret})
+	}
+	if cfg.LDAPURL == "" {
+		return providers, nil, nil
+	}
+	dir, err := ldapbridge.New(ldapbridge.Config{URL: cfg.LDAPURL, StartTLS: cfg.LDAPStartTLS, BindDN: cfg.LDAPBindDN, BindPassword: cfg.LDAPBindPassword,
+		BaseDN: cfg.LDAPBaseDN, UserFilter: cfg.LDAPUserFilter})
+	if err != nil {
+		return nil, nil, err
+	}
+	issuer := strings.TrimRight(publicBase, "/") + polytechPath
+	secret := make([]byte, 24)
+	_, _ = rand.Read(secret)
+	client := oidcprovider.Client{ID: "kratos", Secret: hex.EncodeToString(secret),
+		RedirectURIs: []string{strings.TrimRight(publicBase, "/") + "/self-service/methods/oidc/callback/polytech"}}
+	provider, err := oidcprovider.New(oidcprovider.Config{Issuer: issuer, Title: "Polytech", Clients: []oidcprovider.Client{client}, Authenticator: dir})
+	if err != nil {
+		return nil, nil, err
+	}
+	providers = append(providers, kratos.Provider{ID: "polytech", IssuerURL: issuer, ClientID: client.ID, ClientSecret: client.Secret})
+	return providers, http.StripPrefix(polytechPath, provider.Handler()), nil
 }

@@ -246,8 +246,14 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 	if err != nil {
 		return err
 	}
-	// Kratos, its links pointing at the public port, which forwards to it.
-	id, err := startIdentity(ctx, cfg, log, publicURL(cfg, public))
+	// Kratos, its links pointing at the public port, which forwards to it;
+	// the Polytech bridge, served there too.
+	providers, bridge, err := signInProviders(cfg, publicURL(cfg, public))
+	if err != nil {
+		public.Close()
+		return err
+	}
+	id, err := startIdentity(ctx, cfg, log, publicURL(cfg, public), providers)
 	if err != nil {
 		public.Close()
 		return err
@@ -260,6 +266,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 		return err
 	}
 	gw.Handle("GET /readyz", readiness(c.inst.Authz, c.pool))
+	if bridge != nil {
+		gw.Handle(polytechPath+"/", bridge)
+	}
 	return serveOn(ctx, public, cfg, log, traceEdge(gw), c.inst, ready)
 }
 

@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,7 +20,7 @@ import (
 	"time"
 )
 
-//go:embed kratos.yml identity.schema.json VERSION
+//go:embed kratos.yml identity.schema.json oidc.jsonnet VERSION
 var files embed.FS
 
 // Version is the Kratos version Beep is built and tested with.
@@ -40,8 +41,38 @@ type Config struct {
 	// PublicBaseURL is the URL browsers and apps reach Kratos' public API
 	// at: the gateway's, which forwards /self-service/ and /sessions/.
 	PublicBaseURL string
+	// Providers are the OIDC providers people may sign in with.
+	Providers []Provider
 	// Log receives Kratos' output, line by line.
 	Log *slog.Logger
+}
+
+// Provider is an OIDC provider Kratos signs people in with: Google, or the
+// Polytech bridge. Its claims become traits through oidc.jsonnet.
+type Provider struct {
+	// ID names it in Kratos' flows and callback URL ("google", "polytech").
+	ID                     string
+	IssuerURL              string
+	ClientID, ClientSecret string
+}
+
+// providersEnv is Kratos' OIDC configuration for providers.
+func providersEnv(providers []Provider, mapper string) ([]string, error) {
+	if len(providers) == 0 {
+		return nil, nil
+	}
+	var list []map[string]any
+	for _, p := range providers {
+		list = append(list, map[string]any{
+			"id": p.ID, "provider": "generic", "issuer_url": p.IssuerURL, "client_id": p.ClientID, "client_secret": p.ClientSecret,
+			"mapper_url": "file://" + mapper, "scope": []string{"openid", "email", "profile"},
+		})
+	}
+	b, err := json.Marshal(list)
+	if err != nil {
+		return nil, err
+	}
+	return []string{"SELFSERVICE_METHODS_OIDC_ENABLED=true", "SELFSERVICE_METHODS_OIDC_CONFIG_PROVIDERS=" + string(b)}, nil
 }
 
 // Process is a running, supervised Kratos.
@@ -71,7 +102,7 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range []string{"kratos.yml", "identity.schema.json"} {
+	for _, name := range []string{"kratos.yml", "identity.schema.json", "oidc.jsonnet"} {
 		b, _ := files.ReadFile(name)
 		// The identity schema, where it now is.
 		b = []byte(strings.ReplaceAll(string(b), "file://identity.schema.json", "file://"+filepath.Join(dir, "identity.schema.json")))
@@ -86,6 +117,11 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 		"SERVE_PUBLIC_BASE_URL="+cfg.PublicBaseURL,
 		"SERVE_ADMIN_BASE_URL=http://"+cfg.AdminAddr+"/",
 	)
+	providers, err := providersEnv(cfg.Providers, filepath.Join(dir, "oidc.jsonnet"))
+	if err != nil {
+		return nil, err
+	}
+	env = append(env, providers...)
 	if cfg.DSN != "memory" {
 		migrate := exec.CommandContext(ctx, cfg.Binary, "migrate", "sql", "-e", "--yes", "-c", filepath.Join(dir, "kratos.yml"))
 		migrate.Env, migrate.Dir = env, dir

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/beepchat/beep/internal/oidcprovider"
+	"github.com/beepchat/beep/services/ldapbridge/ldaptest"
+)
+
+// browser is an HTTP client with cookies that does not follow redirects,
+// so that each hop of a sign-in is seen.
+func browser(t *testing.T) *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+func hop(t *testing.T, c *http.Client, req *http.Request, want int) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: %s, want %d\n%s", req.Method, req.URL, resp.Status, want, body)
+	}
+	return resp, string(body)
+}
+
+func browse(t *testing.T, c *http.Client, u string, want int) (*http.Response, string) {
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	return hop(t, c, req, want)
+}
+
+func postForm(t *testing.T, c *http.Client, u string, form url.Values, want int) (*http.Response, string) {
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return hop(t, c, req, want)
+}
+
+// TestSignInWithPolytech: a Polytech person signs in through Kratos' browser
+// flow, Kratos sends them to Beep's LDAP bridge, the directory checks their
+// password, and they come back with a Kratos session that the gateway
+// accepts. A wrong password stays at the bridge.
+func TestSignInWithPolytech(t *testing.T) {
+	bin := kratosBinary(t)
+	ldapURL := ldaptest.Start(t, ldaptest.Person{UID: "alice", Password: "s3cret", Mail: "alice@polytech.example", Name: "Alice Martin"})
+	inst, logs, stop := start(t, isolated(t, "-kratos-bin", bin, "-kratos-dsn", "memory",
+		"-kratos-public-addr", freeAddr(t), "-kratos-admin-addr", freeAddr(t), "-session-cache-ttl", "0s",
+		"-ldap-url", ldapURL, "-ldap-bind-dn", ldaptest.SearchDN, "-ldap-bind-password", ldaptest.SearchPassword, "-ldap-base-dn", ldaptest.BaseDN)...)
+	defer stop()
+	base := "http://" + inst.HTTPAddr
+	c := browser(t)
+
+	// A wrong password stays at the bridge.
+	authorize := startProviderSignIn(t, c, base, "polytech")
+	if !strings.HasPrefix(authorize, base+"/polytech/authorize?") {
+		t.Fatalf("Kratos sent the browser to %s, not to the bridge\n%s", authorize, logs)
+	}
+	providerLogin(t, c, authorize, "alice", "guess", http.StatusUnauthorized)
+	finishProviderSignIn(t, c, base, "polytech", providerLogin(t, c, authorize, "alice", "s3cret", http.StatusFound), logs)
+
+	// The session cookie works at the gateway.
+	req, _ := http.NewRequest(http.MethodGet, base+"/sessions/whoami", nil)
+	_, who := hop(t, c, req, http.StatusOK)
+	if !strings.Contains(who, `"email":"alice@polytech.example"`) || !strings.Contains(who, `"username":"alice"`) {
+		t.Fatalf("whoami: %s", who)
+	}
+	req, _ = http.NewRequest(http.MethodPost, base+"/beep.community.v1.CommunityService/CreateServer", strings.NewReader(`{"name":"Polytech CS"}`))
+	req.Header.Set("Content-Type", "application/json")
+	_, created := hop(t, c, req, http.StatusOK)
+	if !strings.Contains(created, `"name":"Polytech CS"`) {
+		t.Fatalf("CreateServer with the session cookie: %s", created)
+	}
+}
+
+// startProviderSignIn starts Kratos' browser login flow and chooses the
+// provider; it returns where Kratos sends the browser (the provider's
+// authorization URL).
+func startProviderSignIn(t *testing.T, c *http.Client, base, provider string) string {
+	t.Helper()
+	resp, _ := browse(t, c, base+"/self-service/login/browser", http.StatusSeeOther)
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	_, body := browse(t, c, base+"/self-service/login/flows?id="+loc.Query().Get("flow"), http.StatusOK)
+	var flow struct {
+		UI struct {
+			Action string `json:"action"`
+			Nodes  []struct {
+				Attributes struct {
+					Name  string `json:"name"`
+					Value any    `json:"value"`
+				} `json:"attributes"`
+			} `json:"nodes"`
+		} `json:"ui"`
+	}
+	if err := json.Unmarshal([]byte(body), &flow); err != nil {
+		t.Fatal(err)
+	}
+	form := url.Values{"provider": {provider}}
+	for _, n := range flow.UI.Nodes {
+		if n.Attributes.Name == "csrf_token" {
+			form.Set("csrf_token", n.Attributes.Value.(string))
+		}
+	}
+	resp, _ = postForm(t, c, flow.UI.Action, form, http.StatusSeeOther)
+	return resp.Header.Get("Location")
+}
+
+// providerLogin fills in the provider's sign-in page (internal/oidcprovider)
+// and returns where it sends the browser ("" unless it redirects).
+func providerLogin(t *testing.T, c *http.Client, authorize, username, password string, want int) string {
+	t.Helper()
+	_, page := browse(t, c, authorize, http.StatusOK)
+	form := url.Values{"username": {username}, "password": {password}}
+	for _, m := range regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`).FindAllStringSubmatch(page, -1) {
+		form.Set(m[1], htmlUnescape(m[2]))
+	}
+	u, _ := url.Parse(authorize)
+	u.RawQuery = ""
+	resp, _ := postForm(t, c, u.String(), form, want)
+	return resp.Header.Get("Location")
+}
+
+// finishProviderSignIn follows the provider's redirect back to Kratos,
+// which signs the browser in.
+func finishProviderSignIn(t *testing.T, c *http.Client, base, provider, callback string, logs *logBuffer) {
+	t.Helper()
+	if !strings.HasPrefix(callback, base+"/self-service/methods/oidc/callback/"+provider+"?") {
+		t.Fatalf("the provider sent the browser to %s", callback)
+	}
+	resp, _ := browse(t, c, callback, http.StatusSeeOther)
+	if strings.Contains(resp.Header.Get("Location"), "error") {
+		t.Fatalf("Kratos refused the sign-in: %s\n%s", resp.Header.Get("Location"), logs)
+	}
+}
+
+func htmlUnescape(s string) string {
+	return strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">", "&#34;", `"`, "&#39;", "'", "&quot;", `"`).Replace(s)
+}
+
+// fakeGoogle is a stand-in for Google: an OIDC provider with one account.
+type fakeGoogle struct{}
+
+func (fakeGoogle) Authenticate(_ context.Context, username, password string) (oidcprovider.Claims, error) {
+	if username != "bob@gmail.example" || password != "g00gle" {
+		return oidcprovider.Claims{}, oidcprovider.ErrBadCredentials
+	}
+	return oidcprovider.Claims{Subject: "1098765", Email: username, EmailVerified: true, Name: "Bob", Username: "bob"}, nil
+}
+
+// TestSignInWithGoogle: the same browser flow with Google (a stand-in
+// issuer on its own port, as Google is to Beep); Kratos creates the
+// identity from Google's claims and the session works at the gateway.
+func TestSignInWithGoogle(t *testing.T) {
+	bin := kratosBinary(t)
+	addr := freeAddr(t)
+	base := "http://" + addr
+	mux := http.NewServeMux()
+	google := httptest.NewServer(mux)
+	defer google.Close()
+	provider, err := oidcprovider.New(oidcprovider.Config{Issuer: google.URL, Title: "Google", Authenticator: fakeGoogle{},
+		Clients: []oidcprovider.Client{{ID: "beep.apps.googleusercontent.example", Secret: "google-secret",
+			RedirectURIs: []string{base + "/self-service/methods/oidc/callback/google"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("/", provider.Handler())
+	inst, logs, stop := start(t, append(isolated(t, "-kratos-bin", bin, "-kratos-dsn", "memory",
+		"-kratos-public-addr", freeAddr(t), "-kratos-admin-addr", freeAddr(t), "-session-cache-ttl", "0s",
+		"-google-issuer", google.URL, "-google-client-id", "beep.apps.googleusercontent.example", "-google-client-secret", "google-secret"),
+		"-http-addr", addr)...)
+	defer stop()
+	if inst.HTTPAddr != addr {
+		t.Fatalf("listening on %s, want %s", inst.HTTPAddr, addr)
+	}
+	c := browser(t)
+	authorize := startProviderSignIn(t, c, base, "google")
+	if !strings.HasPrefix(authorize, google.URL+"/authorize?") {
+		t.Fatalf("Kratos sent the browser to %s, not to Google\n%s", authorize, logs)
+	}
+	finishProviderSignIn(t, c, base, "google", providerLogin(t, c, authorize, "bob@gmail.example", "g00gle", http.StatusFound), logs)
+	req, _ := http.NewRequest(http.MethodGet, base+"/sessions/whoami", nil)
+	_, who := hop(t, c, req, http.StatusOK)
+	if !strings.Contains(who, `"email":"bob@gmail.example"`) {
+		t.Fatalf("whoami: %s", who)
+	}
+	req, _ = http.NewRequest(http.MethodPost, base+"/beep.community.v1.CommunityService/ListMyServers", strings.NewReader(`{}`))
+	req.Header.Set("Content-Type", "application/json")
+	hop(t, c, req, http.StatusOK)
+}

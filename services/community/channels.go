@@ -102,6 +102,16 @@ func expectChannel(ctx context.Context, tx pgx.Tx, st channelState) error {
 	return nil
 }
 
+// expectCategory checks in tx that a category read before is still there,
+// and keeps it there until tx ends.
+func expectCategory(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
+	err := tx.QueryRow(ctx, `SELECT id FROM categories WHERE id = $1 FOR SHARE`, id).Scan(new(uuid.UUID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errConflict
+	}
+	return err
+}
+
 func sameID(a, b *uuid.UUID) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
 
 // rewire takes a channel from st to its category and sync in after, with
@@ -241,8 +251,8 @@ func (s *Service) CreateChannel(ctx context.Context, req *connect.Request[commun
 	token, err := s.commit(ctx, id, delta{add: rels}, func(tx pgx.Tx) error {
 		if cat != nil {
 			// The category must still be there, with the overwrites read.
-			if err := tx.QueryRow(ctx, `SELECT id FROM categories WHERE id = $1 FOR SHARE`, cat.id).Scan(new(uuid.UUID)); err != nil {
-				return errConflict
+			if err := expectCategory(ctx, tx, cat.id); err != nil {
+				return err
 			}
 			if err := expectOverwrites(ctx, tx, cat.id, inherited); err != nil {
 				return err
@@ -449,8 +459,8 @@ func (s *Service) MoveChannel(ctx context.Context, req *connect.Request[communit
 	}
 	moved, token, err := s.rewire(ctx, st, after, afterOwn, func(tx pgx.Tx) error {
 		if dest != nil {
-			if err := tx.QueryRow(ctx, `SELECT id FROM categories WHERE id = $1 FOR SHARE`, dest.id).Scan(new(uuid.UUID)); err != nil {
-				return errConflict
+			if err := expectCategory(ctx, tx, dest.id); err != nil {
+				return err
 			}
 		}
 		_, err := place(ctx, tx, st.row.serverID, id, after.categoryID, int(req.Msg.Position))

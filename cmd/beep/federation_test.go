@@ -92,27 +92,9 @@ func startProviderSignIn(t *testing.T, c *http.Client, base, provider string) st
 	resp, _ := browse(t, c, base+"/self-service/login/browser", http.StatusSeeOther)
 	loc, _ := url.Parse(resp.Header.Get("Location"))
 	_, body := browse(t, c, base+"/self-service/login/flows?id="+loc.Query().Get("flow"), http.StatusOK)
-	var flow struct {
-		UI struct {
-			Action string `json:"action"`
-			Nodes  []struct {
-				Attributes struct {
-					Name  string `json:"name"`
-					Value any    `json:"value"`
-				} `json:"attributes"`
-			} `json:"nodes"`
-		} `json:"ui"`
-	}
-	if err := json.Unmarshal([]byte(body), &flow); err != nil {
-		t.Fatal(err)
-	}
-	form := url.Values{"provider": {provider}}
-	for _, n := range flow.UI.Nodes {
-		if n.Attributes.Name == "csrf_token" {
-			form.Set("csrf_token", n.Attributes.Value.(string))
-		}
-	}
-	resp, _ = postForm(t, c, flow.UI.Action, form, http.StatusSeeOther)
+	action, csrf := flowForm(t, body)
+	form := url.Values{"provider": {provider}, "csrf_token": {csrf}}
+	resp, _ = postForm(t, c, action, form, http.StatusSeeOther)
 	return resp.Header.Get("Location")
 }
 
@@ -197,4 +179,89 @@ func TestSignInWithGoogle(t *testing.T) {
 	req, _ = http.NewRequest(http.MethodPost, base+"/beep.community.v1.CommunityService/ListMyServers", strings.NewReader(`{}`))
 	req.Header.Set("Content-Type", "application/json")
 	hop(t, c, req, http.StatusOK)
+}
+
+// TestLinkPolytechToAGoogleAccount: someone signed in with Google links
+// their Polytech account in Kratos' settings flow; later, signing in with
+// Polytech alone (another browser) gives the same identity.
+func TestLinkPolytechToAGoogleAccount(t *testing.T) {
+	bin := kratosBinary(t)
+	ldapURL := ldaptest.Start(t, ldaptest.Person{UID: "bob", Password: "p0lytech", Mail: "bob@polytech.example", Name: "Bob"})
+	addr := freeAddr(t)
+	base := "http://" + addr
+	mux := http.NewServeMux()
+	google := httptest.NewServer(mux)
+	defer google.Close()
+	provider, err := oidcprovider.New(oidcprovider.Config{Issuer: google.URL, Title: "Google", Authenticator: fakeGoogle{},
+		Clients: []oidcprovider.Client{{ID: "beep-google", Secret: "google-secret",
+			RedirectURIs: []string{base + "/self-service/methods/oidc/callback/google"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("/", provider.Handler())
+	_, logs, stop := start(t, append(isolated(t, "-kratos-bin", bin, "-kratos-dsn", "memory",
+		"-kratos-public-addr", freeAddr(t), "-kratos-admin-addr", freeAddr(t), "-session-cache-ttl", "0s",
+		"-google-issuer", google.URL, "-google-client-id", "beep-google", "-google-client-secret", "google-secret",
+		"-ldap-url", ldapURL, "-ldap-bind-dn", ldaptest.SearchDN, "-ldap-bind-password", ldaptest.SearchPassword, "-ldap-base-dn", ldaptest.BaseDN),
+		"-http-addr", addr)...)
+	defer stop()
+	whoami := func(c *http.Client) string {
+		req, _ := http.NewRequest(http.MethodGet, base+"/sessions/whoami", nil)
+		_, body := hop(t, c, req, http.StatusOK)
+		var s struct {
+			Identity struct {
+				ID string `json:"id"`
+			} `json:"identity"`
+		}
+		_ = json.Unmarshal([]byte(body), &s)
+		return s.Identity.ID
+	}
+
+	first := browser(t)
+	finishProviderSignIn(t, first, base, "google", providerLogin(t, first, startProviderSignIn(t, first, base, "google"), "bob@gmail.example", "g00gle", http.StatusFound), logs)
+	id := whoami(first)
+
+	// Settings: link Polytech.
+	resp, _ := browse(t, first, base+"/self-service/settings/browser", http.StatusSeeOther)
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	_, body := browse(t, first, base+"/self-service/settings/flows?id="+loc.Query().Get("flow"), http.StatusOK)
+	action, csrf := flowForm(t, body)
+	resp, _ = postForm(t, first, action, url.Values{"csrf_token": {csrf}, "link": {"polytech"}}, http.StatusSeeOther)
+	authorize := resp.Header.Get("Location")
+	if !strings.HasPrefix(authorize, base+"/polytech/authorize?") {
+		t.Fatalf("linking sent the browser to %s\n%s", authorize, logs)
+	}
+	finishProviderSignIn(t, first, base, "polytech", providerLogin(t, first, authorize, "bob", "p0lytech", http.StatusFound), logs)
+
+	// Another browser, Polytech only: the same identity.
+	second := browser(t)
+	finishProviderSignIn(t, second, base, "polytech", providerLogin(t, second, startProviderSignIn(t, second, base, "polytech"), "bob", "p0lytech", http.StatusFound), logs)
+	if got := whoami(second); got != id {
+		t.Fatalf("signing in with the linked Polytech account gave identity %s, want %s", got, id)
+	}
+}
+
+// flowForm reads a Kratos flow's form action and CSRF token.
+func flowForm(t *testing.T, body string) (action, csrf string) {
+	t.Helper()
+	var flow struct {
+		UI struct {
+			Action string `json:"action"`
+			Nodes  []struct {
+				Attributes struct {
+					Name  string `json:"name"`
+					Value any    `json:"value"`
+				} `json:"attributes"`
+			} `json:"nodes"`
+		} `json:"ui"`
+	}
+	if err := json.Unmarshal([]byte(body), &flow); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range flow.UI.Nodes {
+		if n.Attributes.Name == "csrf_token" {
+			csrf, _ = n.Attributes.Value.(string)
+		}
+	}
+	return flow.UI.Action, csrf
 }

@@ -1,6 +1,9 @@
 package authz
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // Principal is who a request acts for, as established by authentication
 // (the gateway): services receive a verified principal, never raw tokens.
@@ -25,3 +28,9 @@ func PrincipalFrom(ctx context.Context) (p Principal, ok bool) {
 	p, ok = ctx.Value(principalKey{}).(Principal)
 	return p, ok && p.UserID != ""
 }
+
+// ErrUnauthenticated is what a credential check returns (wrapped) for
+// credentials that establish no principal: unknown, expired, revoked or
+// forged. Any other error is a failure of the check itself (its server is
+// down), which callers must not report as a wrong credential.
+var ErrUnauthenticated = errors.New("authz: not authenticated")

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/beepchat/beep/authz"
 )
 
 // Config names the trusted issuer.
@@ -68,20 +70,20 @@ func LooksLikeJWT(token string) bool { return strings.Count(token, ".") == 2 }
 func (v *Verifier) Verify(ctx context.Context, token string) (string, error) {
 	t, err := v.verifier.Verify(ctx, token)
 	if err != nil {
-		return "", fmt.Errorf("accesstoken: %w", err)
+		return "", fmt.Errorf("accesstoken: %w: %w", authz.ErrUnauthenticated, err)
 	}
 	now := time.Now()
 	if !t.Expiry.IsZero() && now.After(t.Expiry.Add(v.cfg.ClockSkew)) {
-		return "", errors.New("accesstoken: the token has expired")
+		return "", fmt.Errorf("accesstoken: the token has expired: %w", authz.ErrUnauthenticated)
 	}
 	if t.Expiry.IsZero() {
-		return "", errors.New("accesstoken: the token has no expiry")
+		return "", fmt.Errorf("accesstoken: the token has no expiry: %w", authz.ErrUnauthenticated)
 	}
 	if !t.IssuedAt.IsZero() && t.IssuedAt.After(now.Add(v.cfg.ClockSkew)) {
-		return "", errors.New("accesstoken: the token is issued in the future")
+		return "", fmt.Errorf("accesstoken: the token is issued in the future: %w", authz.ErrUnauthenticated)
 	}
 	if !subject.MatchString(t.Subject) {
-		return "", errors.New("accesstoken: the token's subject is empty or not usable as a user id")
+		return "", fmt.Errorf("accesstoken: the token's subject is empty or not usable as a user id: %w", authz.ErrUnauthenticated)
 	}
 	return v.cfg.SubjectPrefix + t.Subject, nil
 }

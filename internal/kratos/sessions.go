@@ -4,16 +4,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/beepchat/beep/authz"
 )
 
 // ErrNoSession means the token or cookie is not a live Kratos session.
-var ErrNoSession = errors.New("kratos: no active session")
+var ErrNoSession = fmt.Errorf("kratos: no active session: %w", authz.ErrUnauthenticated)
 
 // maxCached bounds the session cache.
 const maxCached = 10_000

@@ -60,13 +60,15 @@ type Config struct {
 
 // SessionVerifier says whose a session is (internal/kratos.Sessions).
 type SessionVerifier interface {
-	// Verify returns the user id of a session token or of a Cookie header.
+	// Verify returns the user id of a session token or of a Cookie header;
+	// its error wraps authz.ErrUnauthenticated when they are no session.
 	Verify(ctx context.Context, token, cookie string) (string, error)
 }
 
 // TokenVerifier says whose an access token is (internal/accesstoken).
 type TokenVerifier interface {
-	// Verify returns the user id of a valid token.
+	// Verify returns the user id of a valid token; its error wraps
+	// authz.ErrUnauthenticated when the token is not valid.
 	Verify(ctx context.Context, token string) (string, error)
 }
 
@@ -161,7 +163,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	principal, err := g.authenticate(r)
 	if err != nil {
-		writeError(rec, r, connect.NewError(connect.CodeUnauthenticated, err))
+		cerr := new(connect.Error)
+		if !errors.As(err, &cerr) {
+			cerr = connect.NewError(connect.CodeUnauthenticated, err)
+		}
+		writeError(rec, r, cerr)
 		g.logRequest(ctx, r, rec.status, "", began)
 		return
 	}
@@ -227,7 +233,7 @@ func (g *Gateway) authenticate(r *http.Request) (authz.Principal, error) {
 	if g.cfg.AccessTokens != nil && strings.Count(token, ".") == 2 {
 		user, err := g.cfg.AccessTokens.Verify(r.Context(), token)
 		if err != nil {
-			return authz.Principal{}, errors.New("the access token is not valid")
+			return authz.Principal{}, g.credentialError("the access token is not valid", err)
 		}
 		return authz.Principal{UserID: user}, nil
 	}
@@ -252,9 +258,20 @@ func (g *Gateway) session(r *http.Request, token string) (authz.Principal, error
 	}
 	user, err := g.cfg.Sessions.Verify(r.Context(), token, cookie)
 	if err != nil {
-		return authz.Principal{}, errors.New("not signed in: the session is not valid or has ended")
+		return authz.Principal{}, g.credentialError("not signed in: the session is not valid or has ended", err)
 	}
 	return authz.Principal{UserID: user}, nil
+}
+
+// credentialError is Unauthenticated for credentials that establish no
+// principal (authz.ErrUnauthenticated), and Unavailable when they could not
+// be checked: an outage of the identity server is not a wrong password.
+func (g *Gateway) credentialError(refusal string, err error) error {
+	if errors.Is(err, authz.ErrUnauthenticated) {
+		return connect.NewError(connect.CodeUnauthenticated, errors.New(refusal))
+	}
+	g.cfg.Log.Error("checking credentials", "err", err)
+	return connect.NewError(connect.CodeUnavailable, errors.New("sign-in cannot be checked right now; try again"))
 }
 
 func (g *Gateway) allow(key string) (time.Duration, bool) {

@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -126,5 +129,49 @@ func TestCORS(t *testing.T) {
 	other := do(g, http.MethodOptions, "", "", "Origin", "https://evil.example", "Access-Control-Request-Method", "POST")
 	if other.Header().Get("Access-Control-Allow-Origin") != "" {
 		t.Errorf("an unlisted origin was allowed: %v", other.Header())
+	}
+}
+
+// sessionsStub answers Verify like an identity server: "good" is ann's,
+// anything else is no session, and everything fails while it is down.
+type sessionsStub struct{ down bool }
+
+func (s sessionsStub) Verify(_ context.Context, token, cookie string) (string, error) {
+	switch {
+	case s.down:
+		return "", errors.New("connection refused")
+	case token == "good" || cookie == sessionCookie+"=good":
+		return "ann", nil
+	}
+	return "", fmt.Errorf("no session: %w", authz.ErrUnauthenticated)
+}
+
+// TestSessions: session tokens and cookies authenticate; a bad one is
+// Unauthenticated, but an identity server that is down is Unavailable (not
+// a wrong credential).
+func TestSessions(t *testing.T) {
+	up := newGateway(Config{Sessions: sessionsStub{}})
+	down := newGateway(Config{Sessions: sessionsStub{down: true}})
+	tests := []struct {
+		name    string
+		g       *Gateway
+		auth    string
+		headers []string
+		status  int
+		body    string
+	}{
+		{"bearer session token", up, "Bearer good", nil, 200, "user=ann"},
+		{"X-Session-Token", up, "", []string{"X-Session-Token", "good"}, 200, "user=ann"},
+		{"session cookie", up, "", []string{"Cookie", sessionCookie + "=good"}, 200, "user=ann"},
+		{"unknown session", up, "Bearer ory_st_nope", nil, 401, "not signed in"},
+		{"identity server down", down, "Bearer good", nil, 503, "cannot be checked"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := do(tt.g, http.MethodPost, tt.auth, "{}", tt.headers...)
+			if rec.Code != tt.status || !strings.Contains(rec.Body.String(), tt.body) {
+				t.Errorf("%d %q, want %d containing %q", rec.Code, rec.Body.String(), tt.status, tt.body)
+			}
+		})
 	}
 }

@@ -195,39 +195,68 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 	if cfg.DevTokenKey != "" && cfg.Role != roleCommunity {
 		log.Warn("development tokens are accepted: never do this in production")
 	}
-	metrics := prometheus.NewRegistry()
+	p := process{cfg: cfg, log: log, metrics: prometheus.NewRegistry(), signer: signer, rpcTracing: rpcTracing, ready: ready}
 	switch cfg.Role {
 	case roleGateway:
-		base, err := url.Parse(cfg.CommunityURL)
-		if err != nil {
-			return fmt.Errorf("-community-url: %w", err)
-		}
-		client := &http.Client{Transport: memnet.H2CTransport(nil)}
-		gw, err := newGateway(ctx, cfg, log, metrics, signer, &identity{publicURL: cfg.KratosURL},
-			gateway.Upstream(communityv1connect.CommunityServiceName, communityPath, base, traceUpstream(client)))
-		if err != nil {
-			return err
-		}
-		gw.Handle("GET /readyz", upstreamReadiness(client, base))
-		lis, err := listen(cfg)
-		if err != nil {
-			return err
-		}
-		return serveOn(ctx, lis, cfg, log, traceEdge(gw), &Instance{}, ready)
+		return p.serveGateway(ctx)
 	case roleCommunity:
-		c, err := open(ctx, cfg, log)
-		if err != nil {
-			return err
-		}
-		defer c.close()
-		stop := c.runReconciler(ctx)
-		defer stop()
-		lis, err := listen(cfg)
-		if err != nil {
-			return err
-		}
-		return serveOn(ctx, lis, cfg, log, communityHost(c, log, metrics, signer, rpcTracing), c.inst, ready)
+		return p.serveCommunity(ctx)
 	}
+	return p.serveAll(ctx)
+}
+
+// process is what every role of `beep serve` is made with.
+type process struct {
+	cfg        Config
+	log        *slog.Logger
+	metrics    *prometheus.Registry
+	signer     *connectauthz.Signer
+	rpcTracing connect.HandlerOption
+	ready      chan<- *Instance
+}
+
+// serveGateway runs the gateway alone, forwarding over TCP.
+func (p process) serveGateway(ctx context.Context) error {
+	cfg, log, metrics, signer, ready := p.cfg, p.log, p.metrics, p.signer, p.ready
+	base, err := url.Parse(cfg.CommunityURL)
+	if err != nil {
+		return fmt.Errorf("-community-url: %w", err)
+	}
+	client := &http.Client{Transport: memnet.H2CTransport(nil)}
+	gw, err := newGateway(ctx, cfg, log, metrics, signer, &identity{publicURL: cfg.KratosURL},
+		gateway.Upstream(communityv1connect.CommunityServiceName, communityPath, base, traceUpstream(client)))
+	if err != nil {
+		return err
+	}
+	gw.Handle("GET /readyz", upstreamReadiness(client, base))
+	lis, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	return serveOn(ctx, lis, cfg, log, traceEdge(gw), &Instance{}, ready)
+}
+
+// serveCommunity runs the community service alone, on its own port.
+func (p process) serveCommunity(ctx context.Context) error {
+	cfg, log, metrics, signer, rpcTracing, ready := p.cfg, p.log, p.metrics, p.signer, p.rpcTracing, p.ready
+	c, err := open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	stop := c.runReconciler(ctx)
+	defer stop()
+	lis, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	return serveOn(ctx, lis, cfg, log, communityHost(c, log, metrics, signer, rpcTracing), c.inst, ready)
+}
+
+// serveAll runs every component in this process: the services behind the
+// gateway on in-memory connections, Kratos as a child.
+func (p process) serveAll(ctx context.Context) error {
+	cfg, log, metrics, signer, rpcTracing, ready := p.cfg, p.log, p.metrics, p.signer, p.rpcTracing, p.ready
 	c, err := open(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -113,7 +113,12 @@ func serverRelationships(s serverRow) []authz.Relationship {
 }
 
 func memberRelationships(serverID uuid.UUID, m memberRow, now time.Time) []authz.Relationship {
-	out := []authz.Relationship{rel(authz.Server.Member, serverID.String(), authz.UserSubject(m.userID))}
+	out := []authz.Relationship{
+		rel(authz.Server.Member, serverID.String(), authz.UserSubject(m.userID)),
+		// The reverse edge: whoever shares a server with a member sees
+		// their profile (user#view_profile).
+		rel(authz.User.MemberOf, m.userID, authz.TypeServer.Object(serverID.String()).Subject()),
+	}
 	if m.timedOutUntil != nil && m.timedOutUntil.After(now) {
 		out = append(out, authz.Timeout(serverID.String(), m.userID, m.timedOutUntil.UTC().Truncate(time.Second)))
 	}

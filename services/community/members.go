@@ -21,7 +21,7 @@ const maxTimeout = 28 * 24 * time.Hour
 // departure is what a member leaving (leave, kick, ban) removes from the
 // graph: the membership, role memberships and any timeout.
 func (s *Service) departure(ctx context.Context, serverID uuid.UUID, userID string) (delta, error) {
-	d := delta{remove: []authz.Relationship{rel(authz.Server.Member, serverID.String(), authz.UserSubject(userID))}}
+	d := delta{remove: memberRelationships(serverID, memberRow{userID: userID}, time.Now())}
 	roles, err := memberRoles(ctx, s.db, serverID, userID)
 	if err != nil {
 		return d, err

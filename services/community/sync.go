@@ -202,6 +202,11 @@ func (s *Service) graphOf(ctx context.Context, serverID uuid.UUID) ([]authz.Rela
 			}
 		}
 	}
+	// Members' reverse edges point at the server.
+	if err := read(authz.Filter{ResourceType: authz.TypeUser, Relation: authz.User.MemberOf.Name,
+		Subject: &authz.SubjectFilter{Type: authz.TypeServer, ID: sid}}); err != nil {
+		return nil, err
+	}
 	// Threads point at their channel.
 	for _, channel := range channels {
 		ids, err := pointing(authz.TypeThread, authz.Thread.Parent.Name, authz.SubjectFilter{Type: authz.TypeChannel, ID: channel})

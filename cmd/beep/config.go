@@ -47,6 +47,10 @@ type Config struct {
 	CommunityDatabase string
 	// CommunityURL is where a gateway alone reaches the community service.
 	CommunityURL string
+	// UserDatabase is the user service's database on PostgresURL's server.
+	UserDatabase string
+	// UserURL is where a gateway alone reaches the user service.
+	UserURL string
 	// InternalKey signs the principal the gateway passes to the services;
 	// every process of a deployment shares it. Random for "all".
 	InternalKey []byte
@@ -120,7 +124,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 			cfg.InternalKey = make([]byte, 32)
 			_, _ = rand.Read(cfg.InternalKey)
 		}
-	case roleCommunity, roleGateway:
+	case roleCommunity, roleUser, roleGateway:
 		if len(cfg.InternalKey) < connectauthz.MinKeyBytes {
 			return cfg, fmt.Errorf("beep serve %s needs -internal-key (at least %d bytes), the same in every process", role, connectauthz.MinKeyBytes)
 		}
@@ -128,7 +132,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 			return cfg, errors.New("beep serve gateway needs -community-url")
 		}
 	default:
-		return cfg, fmt.Errorf("unknown role %q: want all, community or gateway", role)
+		return cfg, fmt.Errorf("unknown role %q: want all, community, user or gateway", role)
 	}
 	return cfg, nil
 }
@@ -156,6 +160,8 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	str(&cfg.SpiceDBEndpoint, "spicedb-endpoint", "BEEP_SPICEDB_ENDPOINT", "", "remote SpiceDB host:port; empty runs SpiceDB in-process")
 	str(&cfg.SpiceDBCACert, "spicedb-ca-cert", "BEEP_SPICEDB_CA_CERT", "", "PEM CA bundle for the remote SpiceDB (default: system roots)")
 	str(&cfg.CommunityDatabase, "community-database", "BEEP_COMMUNITY_DATABASE", "beep_community", "PostgreSQL database of the community service (created if absent)")
+	str(&cfg.UserDatabase, "user-database", "BEEP_USER_DATABASE", "beep_user", "PostgreSQL database of the user service (created if absent)")
+	str(&cfg.UserURL, "user-url", "BEEP_USER_URL", "", "the user service, for a gateway alone (e.g. http://user:8080)")
 	str(&cfg.CommunityURL, "community-url", "BEEP_COMMUNITY_URL", "", "the community service, for a gateway alone (e.g. http://community:8080)")
 	internalKey := ""
 	str(&internalKey, "internal-key", "BEEP_INTERNAL_KEY", "", "key signing the principal between gateway and services (32+ bytes, shared; random when all run in one process)")

@@ -21,12 +21,14 @@ import (
 	"github.com/beepchat/beep/authz/connectauthz"
 	"github.com/beepchat/beep/authz/inprocess"
 	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
+	"github.com/beepchat/beep/gen/beep/user/v1/userv1connect"
 	"github.com/beepchat/beep/internal/accesstoken"
 	"github.com/beepchat/beep/internal/database"
 	"github.com/beepchat/beep/internal/memnet"
 	"github.com/beepchat/beep/internal/telemetry"
 	"github.com/beepchat/beep/services/community"
 	"github.com/beepchat/beep/services/gateway"
+	"github.com/beepchat/beep/services/user"
 )
 
 // Instance is a running Beep process.
@@ -105,22 +107,42 @@ func ensureSchema(ctx context.Context, c *authz.Client, log *slog.Logger) error 
 	return nil
 }
 
-// openCommunity opens the community service's database and the service.
-func openCommunity(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger) (*community.Service, *pgxpool.Pool, error) {
-	uri, err := database.Ensure(ctx, cfg.PostgresURL, cfg.CommunityDatabase)
+// openPool opens a service's database (creating it if absent), its queries
+// traced.
+func openPool(ctx context.Context, cfg Config, name string) (*pgxpool.Pool, error) {
+	uri, err := database.Ensure(ctx, cfg.PostgresURL, name)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	poolCfg, err := pgxpool.ParseConfig(uri)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	poolCfg.ConnConfig.Tracer = telemetry.PostgresTracer{Database: cfg.CommunityDatabase}
-	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	poolCfg.ConnConfig.Tracer = telemetry.PostgresTracer{Database: name}
+	return pgxpool.NewWithConfig(ctx, poolCfg)
+}
+
+// openCommunity opens the community service's database and the service.
+func openCommunity(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger) (*community.Service, *pgxpool.Pool, error) {
+	pool, err := openPool(ctx, cfg, cfg.CommunityDatabase)
 	if err != nil {
 		return nil, nil, err
 	}
 	svc, err := community.New(ctx, pool, c, log.With("service", "community"))
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return svc, pool, nil
+}
+
+// openUser opens the user service's database and the service.
+func openUser(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger) (*user.Service, *pgxpool.Pool, error) {
+	pool, err := openPool(ctx, cfg, cfg.UserDatabase)
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, err := user.New(ctx, pool, c, log.With("service", "user"))
 	if err != nil {
 		pool.Close()
 		return nil, nil, err
@@ -165,11 +187,15 @@ func open(ctx context.Context, cfg Config, log *slog.Logger) (*components, error
 const (
 	roleAll       = "all"
 	roleCommunity = "community"
+	roleUser      = "user"
 	roleGateway   = "gateway"
 )
 
-// communityPath is where the community service's RPCs live.
-const communityPath = "/" + communityv1connect.CommunityServiceName + "/"
+// Where the services' RPCs live.
+const (
+	communityPath = "/" + communityv1connect.CommunityServiceName + "/"
+	userPath      = "/" + userv1connect.UserServiceName + "/"
+)
 
 // serve runs Beep in cfg.Role until ctx ends.
 func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Instance) error {
@@ -201,6 +227,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 		return p.serveGateway(ctx)
 	case roleCommunity:
 		return p.serveCommunity(ctx)
+	case roleUser:
+		return p.serveUser(ctx)
 	}
 	return p.serveAll(ctx)
 }
@@ -223,8 +251,15 @@ func (p process) serveGateway(ctx context.Context) error {
 		return fmt.Errorf("-community-url: %w", err)
 	}
 	client := &http.Client{Transport: memnet.H2CTransport(nil)}
-	gw, err := newGateway(ctx, cfg, log, metrics, signer, &identity{publicURL: cfg.KratosURL},
-		gateway.Upstream(communityv1connect.CommunityServiceName, communityPath, base, traceUpstream(client)))
+	upstreams := []gateway.Service{gateway.Upstream(communityv1connect.CommunityServiceName, communityPath, base, traceUpstream(client))}
+	if cfg.UserURL != "" {
+		userBase, err := url.Parse(cfg.UserURL)
+		if err != nil {
+			return fmt.Errorf("-user-url: %w", err)
+		}
+		upstreams = append(upstreams, gateway.Upstream(userv1connect.UserServiceName, userPath, userBase, traceUpstream(client)))
+	}
+	gw, err := newGateway(ctx, cfg, log, metrics, signer, &identity{publicURL: cfg.KratosURL}, upstreams...)
 	if err != nil {
 		return err
 	}
@@ -250,7 +285,33 @@ func (p process) serveCommunity(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return serveOn(ctx, lis, cfg, log, communityHost(c, log, metrics, signer, rpcTracing), c.inst, ready)
+	checks := connectauthz.New(c.inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer))
+	host := serviceHost(communityv1connect.CommunityServiceName, c.community, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing)
+	return serveOn(ctx, lis, cfg, log, host, c.inst, ready)
+}
+
+// serveUser runs the user service alone, on its own port.
+func (p process) serveUser(ctx context.Context) error {
+	cfg, log, metrics, signer, rpcTracing, ready := p.cfg, p.log, p.metrics, p.signer, p.rpcTracing, p.ready
+	inst := &Instance{}
+	closeAuthz, err := openAuthz(ctx, cfg, log, inst)
+	if closeAuthz != nil {
+		defer closeAuthz()
+	}
+	if err != nil {
+		return err
+	}
+	svc, pool, err := openUser(ctx, cfg, inst.Authz, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	lis, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	checks := connectauthz.New(inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer))
+	return serveOn(ctx, lis, cfg, log, serviceHost(userv1connect.UserServiceName, svc, checks, readiness(inst.Authz, pool), metrics, rpcTracing), inst, ready)
 }
 
 // serveAll runs every component in this process: the services behind the
@@ -264,13 +325,20 @@ func (p process) serveAll(ctx context.Context) error {
 	defer c.close()
 	stop := c.runReconciler(ctx)
 	defer stop()
-	// The community service on its own HTTP server, reached in memory: the
-	// gateway forwards to it exactly as it does over TCP when split.
-	lis := memnet.Listen(roleCommunity)
-	internal := &http.Server{Handler: communityHost(c, log, metrics, signer, rpcTracing), Protocols: h2c(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = internal.Serve(lis) }()
-	defer internal.Close()
-	base := &url.URL{Scheme: "http", Host: roleCommunity}
+	users, userPool, err := openUser(ctx, cfg, c.inst.Authz, log)
+	if err != nil {
+		return err
+	}
+	defer userPool.Close()
+	// Each service on its own HTTP server, reached in memory: the gateway
+	// forwards to it exactly as it does over TCP when split.
+	checks := connectauthz.New(c.inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer))
+	communityClient, stopCommunity := serveInMemory(roleCommunity,
+		serviceHost(communityv1connect.CommunityServiceName, c.community, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing))
+	defer stopCommunity()
+	userClient, stopUser := serveInMemory(roleUser,
+		serviceHost(userv1connect.UserServiceName, users, checks, readiness(c.inst.Authz, userPool), metrics, rpcTracing))
+	defer stopUser()
 	public, err := listen(cfg)
 	if err != nil {
 		return err
@@ -289,7 +357,8 @@ func (p process) serveAll(ctx context.Context) error {
 	}
 	defer id.stop()
 	gw, err := newGateway(ctx, cfg, log, metrics, signer, id,
-		gateway.Upstream(communityv1connect.CommunityServiceName, communityPath, base, traceUpstream(lis.Client())))
+		gateway.Upstream(communityv1connect.CommunityServiceName, communityPath, &url.URL{Scheme: "http", Host: roleCommunity}, traceUpstream(communityClient)),
+		gateway.Upstream(userv1connect.UserServiceName, userPath, &url.URL{Scheme: "http", Host: roleUser}, traceUpstream(userClient)))
 	if err != nil {
 		public.Close()
 		return err
@@ -336,21 +405,34 @@ func newGateway(ctx context.Context, cfg Config, log *slog.Logger, metrics *prom
 	return gw, id.forward(gw)
 }
 
-// communityHost serves the community service: its RPCs (the principal
-// verified from the gateway's signature, each RPC's permission checked),
-// health, reflection, readiness and metrics.
-func communityHost(c *components, log *slog.Logger, metrics *prometheus.Registry, signer *connectauthz.Signer, tracing connect.HandlerOption) http.Handler {
+// hosted is a service with a Connect handler.
+type hosted interface {
+	Handler(opts ...connect.HandlerOption) (string, http.Handler)
+}
+
+// serviceHost serves one service: its RPCs (the principal verified from the
+// gateway's signature, each RPC's permission checked), health, reflection,
+// readiness and metrics.
+func serviceHost(name string, svc hosted, checks *connectauthz.Interceptor, readyz http.Handler, metrics *prometheus.Registry, tracing connect.HandlerOption) http.Handler {
 	mux := http.NewServeMux()
-	checks := connectauthz.New(c.inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer))
-	mux.Handle(c.community.Handler(tracing, connect.WithInterceptors(checks), connect.WithReadMaxBytes(4<<20)))
-	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(communityv1connect.CommunityServiceName)))
-	reflector := grpcreflect.NewStaticReflector(communityv1connect.CommunityServiceName)
+	mux.Handle(svc.Handler(tracing, connect.WithInterceptors(checks), connect.WithReadMaxBytes(4<<20)))
+	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(name)))
+	reflector := grpcreflect.NewStaticReflector(name)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	mux.Handle("GET /healthz", http.HandlerFunc(healthz))
-	mux.Handle("GET /readyz", readiness(c.inst.Authz, c.pool))
+	mux.Handle("GET /readyz", readyz)
 	mux.Handle("GET /metrics", metricsHandler(metrics))
 	return mux
+}
+
+// serveInMemory serves a service host on an in-memory listener and returns
+// the HTTP client that reaches it.
+func serveInMemory(name string, host http.Handler) (*http.Client, func()) {
+	lis := memnet.Listen(name)
+	srv := &http.Server{Handler: host, Protocols: h2c(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(lis) }()
+	return lis.Client(), func() { _ = srv.Close() }
 }
 
 func healthz(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }

@@ -36,6 +36,7 @@ func isolated(t *testing.T, extra ...string) []string {
 	return append([]string{"-postgres-url", pgtest.AdminURL(),
 		"-spicedb-database", pgtest.NewDatabaseName(t, "beep_serve_spicedb"),
 		"-community-database", pgtest.NewDatabaseName(t, "beep_serve_community"),
+		"-user-database", pgtest.NewDatabaseName(t, "beep_serve_user"),
 		"-http-addr", "127.0.0.1:0"}, extra...)
 }
 

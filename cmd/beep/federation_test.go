@@ -265,3 +265,64 @@ func flowForm(t *testing.T, body string) (action, csrf string) {
 	}
 	return flow.UI.Action, csrf
 }
+
+// TestFirstGoogleSignInLinksAnExistingAccount: someone who registered with
+// a password later signs in with Google using the same email. Kratos does
+// not make a second account: it asks for the existing password once, then
+// links Google, so the next Google sign-in is the same identity.
+func TestFirstGoogleSignInLinksAnExistingAccount(t *testing.T) {
+	bin := kratosBinary(t)
+	addr := freeAddr(t)
+	base := "http://" + addr
+	mux := http.NewServeMux()
+	google := httptest.NewServer(mux)
+	defer google.Close()
+	provider, err := oidcprovider.New(oidcprovider.Config{Issuer: google.URL, Title: "Google", Authenticator: fakeGoogle{},
+		Clients: []oidcprovider.Client{{ID: "beep-google", Secret: "google-secret",
+			RedirectURIs: []string{base + "/self-service/methods/oidc/callback/google"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("/", provider.Handler())
+	_, logs, stop := start(t, append(isolated(t, "-kratos-bin", bin, "-kratos-dsn", "memory",
+		"-kratos-public-addr", freeAddr(t), "-kratos-admin-addr", freeAddr(t), "-session-cache-ttl", "0s",
+		"-google-issuer", google.URL, "-google-client-id", "beep-google", "-google-client-secret", "google-secret"),
+		"-http-addr", addr)...)
+	defer stop()
+
+	// A password account with Bob's Gmail address.
+	code, flow := jsonCall(t, http.MethodGet, base+"/self-service/registration/api", nil, nil)
+	if code != http.StatusOK {
+		t.Fatalf("registration flow: %d", code)
+	}
+	const password = "a long and private passphrase"
+	code, registered := jsonCall(t, http.MethodPost, flow["ui"].(map[string]any)["action"].(string), nil, map[string]any{
+		"method": "password", "password": password, "traits": map[string]any{"email": "bob@gmail.example", "username": "bob"}})
+	if code != http.StatusOK {
+		t.Fatalf("registration: %d %v", code, registered)
+	}
+	id := registered["identity"].(map[string]any)["id"].(string)
+
+	// Google with the same address: Kratos asks to prove the password.
+	c := browser(t)
+	authorize := startProviderSignIn(t, c, base, "google")
+	callback := providerLogin(t, c, authorize, "bob@gmail.example", "g00gle", http.StatusFound)
+	resp, _ := browse(t, c, callback, http.StatusSeeOther)
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	flowID := loc.Query().Get("flow")
+	if flowID == "" {
+		t.Fatalf("Kratos did not ask for the existing credential: redirected to %s\n%s", loc, logs)
+	}
+	_, body := browse(t, c, base+"/self-service/login/flows?id="+flowID, http.StatusOK)
+	action, csrf := flowForm(t, body)
+	postForm(t, c, action, url.Values{"csrf_token": {csrf}, "method": {"password"}, "identifier": {"bob@gmail.example"}, "password": {password}}, http.StatusSeeOther)
+
+	// Google alone, in another browser: the same identity.
+	other := browser(t)
+	finishProviderSignIn(t, other, base, "google", providerLogin(t, other, startProviderSignIn(t, other, base, "google"), "bob@gmail.example", "g00gle", http.StatusFound), logs)
+	req, _ := http.NewRequest(http.MethodGet, base+"/sessions/whoami", nil)
+	_, who := hop(t, other, req, http.StatusOK)
+	if !strings.Contains(who, `"id":"`+id+`"`) {
+		t.Fatalf("Google sign-in after linking is not the password account %s: %s", id, who)
+	}
+}

@@ -128,8 +128,8 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 		if len(cfg.InternalKey) < connectauthz.MinKeyBytes {
 			return cfg, fmt.Errorf("beep serve %s needs -internal-key (at least %d bytes), the same in every process", role, connectauthz.MinKeyBytes)
 		}
-		if role == roleGateway && cfg.CommunityURL == "" {
-			return cfg, errors.New("beep serve gateway needs -community-url")
+		if (role == roleGateway || role == roleUser) && cfg.CommunityURL == "" {
+			return cfg, fmt.Errorf("beep serve %s needs -community-url", role)
 		}
 	default:
 		return cfg, fmt.Errorf("unknown role %q: want all, community, user or gateway", role)

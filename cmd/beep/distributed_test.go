@@ -37,8 +37,11 @@ func TestDistributedMode(t *testing.T) {
 	community, _, stopCommunity := start(t, append([]string{"community"}, isolated(t, "-spicedb-endpoint", spice.Addr(), "-spicedb-insecure",
 		"-spicedb-preshared-key", spiceKey, "-internal-key", internalKey)...)...)
 	defer stopCommunity()
+	users, _, stopUsers := start(t, append([]string{"user"}, isolated(t, "-spicedb-endpoint", spice.Addr(), "-spicedb-insecure",
+		"-spicedb-preshared-key", spiceKey, "-internal-key", internalKey, "-community-url", "http://"+community.HTTPAddr)...)...)
+	defer stopUsers()
 	gw, _, stopGateway := start(t, "gateway", "-http-addr", "127.0.0.1:0", "-community-url", "http://"+community.HTTPAddr,
-		"-internal-key", internalKey, "-dev-token-key", devKey)
+		"-user-url", "http://"+users.HTTPAddr, "-internal-key", internalKey, "-dev-token-key", devKey)
 	defer stopGateway()
 	if code, body := get(t, "http://"+gw.HTTPAddr+"/readyz"); code != http.StatusOK {
 		t.Fatalf("gateway /readyz: %d %s", code, body)
@@ -74,6 +77,13 @@ func TestDistributedMode(t *testing.T) {
 				t.Fatalf("bob, a stranger, gets ann's server: %v", err)
 			}
 		})
+	}
+
+	// The user service, alone, asks the community service over TCP, as ann.
+	code, export := jsonCall(t, http.MethodPost, "http://"+gw.HTTPAddr+"/beep.user.v1.UserService/ExportMyData",
+		http.Header{"Authorization": {"Bearer " + ann}}, map[string]any{})
+	if servers, _ := export["servers"].([]any); code != http.StatusOK || len(servers) != 2 {
+		t.Fatalf("ann's export through the split services: %d %v", code, export)
 	}
 
 	// At the community port itself: the principal must be signed with the

@@ -40,4 +40,25 @@ func TestProfilesThroughTheGateway(t *testing.T) {
 	if code, out := users(bob, left["zedToken"].(string), "GetProfile", map[string]any{"userId": "ann"}); code != http.StatusForbidden {
 		t.Fatalf("bob, after leaving the only shared server: %d %v", code, out)
 	}
+
+	// Ann's data: the user service asks the community service, as ann, for
+	// her servers (through its generated client, in memory here).
+	if code, out := users(ann, "", "BlockUser", map[string]any{"userId": "mallory"}); code != http.StatusOK {
+		t.Fatalf("BlockUser: %d %v", code, out)
+	}
+	code, export := users(ann, "", "ExportMyData", map[string]any{})
+	if code != http.StatusOK {
+		t.Fatalf("ExportMyData: %d %v", code, export)
+	}
+	servers, _ := export["servers"].([]any)
+	if len(servers) != 1 || servers[0].(map[string]any)["id"] != serverID || export["profile"].(map[string]any)["username"] != "ann" {
+		t.Fatalf("ann's export: %v", export)
+	}
+	if blocked, _ := export["blockedUserIds"].([]any); len(blocked) != 1 || blocked[0] != "mallory" {
+		t.Fatalf("ann's export lists blocks %v", export["blockedUserIds"])
+	}
+	// Bob's export knows nothing of ann's server any more.
+	if code, out := users(bob, "", "ExportMyData", map[string]any{}); code != http.StatusOK || out["servers"] != nil {
+		t.Fatalf("bob's export: %d %v", code, out)
+	}
 }

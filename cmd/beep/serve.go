@@ -13,6 +13,7 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
+	"connectrpc.com/otelconnect"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -136,13 +137,14 @@ func openCommunity(ctx context.Context, cfg Config, c *authz.Client, log *slog.L
 	return svc, pool, nil
 }
 
-// openUser opens the user service's database and the service.
-func openUser(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger) (*user.Service, *pgxpool.Pool, error) {
+// openUser opens the user service's database and the service, which calls
+// the community service through its client.
+func openUser(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger, community communityv1connect.CommunityServiceClient) (*user.Service, *pgxpool.Pool, error) {
 	pool, err := openPool(ctx, cfg, cfg.UserDatabase)
 	if err != nil {
 		return nil, nil, err
 	}
-	svc, err := user.New(ctx, pool, c, log.With("service", "user"))
+	svc, err := user.New(ctx, pool, c, log.With("service", "user"), community)
 	if err != nil {
 		pool.Close()
 		return nil, nil, err
@@ -301,7 +303,11 @@ func (p process) serveUser(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	svc, pool, err := openUser(ctx, cfg, inst.Authz, log)
+	community, err := communityClient(cfg.CommunityURL, &http.Client{Transport: memnet.H2CTransport(nil)}, signer)
+	if err != nil {
+		return err
+	}
+	svc, pool, err := openUser(ctx, cfg, inst.Authz, log, community)
 	if err != nil {
 		return err
 	}
@@ -325,18 +331,23 @@ func (p process) serveAll(ctx context.Context) error {
 	defer c.close()
 	stop := c.runReconciler(ctx)
 	defer stop()
-	users, userPool, err := openUser(ctx, cfg, c.inst.Authz, log)
+	// Each service on its own HTTP server, reached in memory: the gateway
+	// forwards to it, and services call each other, exactly as over TCP
+	// when split.
+	checks := connectauthz.New(c.inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer))
+	communityHTTP, stopCommunity := serveInMemory(roleCommunity,
+		serviceHost(communityv1connect.CommunityServiceName, c.community, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing))
+	defer stopCommunity()
+	community, err := communityClient("http://"+roleCommunity, communityHTTP, signer)
+	if err != nil {
+		return err
+	}
+	users, userPool, err := openUser(ctx, cfg, c.inst.Authz, log, community)
 	if err != nil {
 		return err
 	}
 	defer userPool.Close()
-	// Each service on its own HTTP server, reached in memory: the gateway
-	// forwards to it exactly as it does over TCP when split.
-	checks := connectauthz.New(c.inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer))
-	communityClient, stopCommunity := serveInMemory(roleCommunity,
-		serviceHost(communityv1connect.CommunityServiceName, c.community, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing))
-	defer stopCommunity()
-	userClient, stopUser := serveInMemory(roleUser,
+	userHTTP, stopUser := serveInMemory(roleUser,
 		serviceHost(userv1connect.UserServiceName, users, checks, readiness(c.inst.Authz, userPool), metrics, rpcTracing))
 	defer stopUser()
 	public, err := listen(cfg)
@@ -357,8 +368,8 @@ func (p process) serveAll(ctx context.Context) error {
 	}
 	defer id.stop()
 	gw, err := newGateway(ctx, cfg, log, metrics, signer, id,
-		gateway.Upstream(communityv1connect.CommunityServiceName, communityPath, &url.URL{Scheme: "http", Host: roleCommunity}, traceUpstream(communityClient)),
-		gateway.Upstream(userv1connect.UserServiceName, userPath, &url.URL{Scheme: "http", Host: roleUser}, traceUpstream(userClient)))
+		gateway.Upstream(communityv1connect.CommunityServiceName, communityPath, &url.URL{Scheme: "http", Host: roleCommunity}, traceUpstream(communityHTTP)),
+		gateway.Upstream(userv1connect.UserServiceName, userPath, &url.URL{Scheme: "http", Host: roleUser}, traceUpstream(userHTTP)))
 	if err != nil {
 		public.Close()
 		return err
@@ -424,6 +435,17 @@ func serviceHost(name string, svc hosted, checks *connectauthz.Interceptor, read
 	mux.Handle("GET /readyz", readyz)
 	mux.Handle("GET /metrics", metricsHandler(metrics))
 	return mux
+}
+
+// communityClient is the community service's generated client, as other
+// services use it: the caller's principal forwarded (signed), the trace
+// passed on.
+func communityClient(baseURL string, client *http.Client, signer *connectauthz.Signer) (communityv1connect.CommunityServiceClient, error) {
+	tracing, err := otelconnect.NewInterceptor(otelconnect.WithoutMetrics())
+	if err != nil {
+		return nil, err
+	}
+	return communityv1connect.NewCommunityServiceClient(client, baseURL, connect.WithInterceptors(tracing, connectauthz.Forward(signer))), nil
 }
 
 // serveInMemory serves a service host on an in-memory listener and returns

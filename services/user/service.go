@@ -22,6 +22,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/beepchat/beep/authz"
+	communityv1 "github.com/beepchat/beep/gen/beep/community/v1"
+	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
 	userv1 "github.com/beepchat/beep/gen/beep/user/v1"
 	"github.com/beepchat/beep/gen/beep/user/v1/userv1connect"
 	"github.com/beepchat/beep/services/user/migrations"
@@ -32,16 +34,21 @@ type Service struct {
 	db    *pgxpool.Pool
 	authz *authz.Client
 	log   *slog.Logger
+	// community answers for the caller about their servers (its generated
+	// client, forwarding the caller's principal); nil when not configured.
+	community communityv1connect.CommunityServiceClient
 }
 
 var _ userv1connect.UserServiceHandler = (*Service)(nil)
 
-// New migrates the database and returns the service.
-func New(ctx context.Context, db *pgxpool.Pool, client *authz.Client, log *slog.Logger) (*Service, error) {
+// New migrates the database and returns the service. community, when not
+// nil, is the community service's client, which must forward the caller's
+// principal (connectauthz.Forward).
+func New(ctx context.Context, db *pgxpool.Pool, client *authz.Client, log *slog.Logger, community communityv1connect.CommunityServiceClient) (*Service, error) {
 	if err := migrations.Up(ctx, db); err != nil {
 		return nil, err
 	}
-	return &Service{db: db, authz: client, log: log}, nil
+	return &Service{db: db, authz: client, log: log, community: community}, nil
 }
 
 // Handler returns the path and the Connect handler of the service.
@@ -263,4 +270,41 @@ func (s *Service) ListBlockedUsers(ctx context.Context, _ *connect.Request[userv
 		return nil, s.internal(ctx, "list blocks", err)
 	}
 	return connect.NewResponse(&userv1.ListBlockedUsersResponse{UserIds: ids}), nil
+}
+
+// ExportMyData gathers what Beep holds about the caller: this service's
+// rows, and their servers from the community service, asked on their
+// behalf through its client.
+func (s *Service) ExportMyData(ctx context.Context, _ *connect.Request[userv1.ExportMyDataRequest]) (*connect.Response[userv1.ExportMyDataResponse], error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s.community == nil {
+		return nil, connect.NewError(connect.CodeUnavailable, errors.New("the community service is not configured here"))
+	}
+	prof, err := s.load(ctx, p.UserID)
+	if err != nil {
+		return nil, s.internal(ctx, "export", err)
+	}
+	out := &userv1.ExportMyDataResponse{Profile: prof.proto(), ExportedAt: timestamppb.Now()}
+	rows, err := s.db.Query(ctx, `SELECT blocked_id FROM blocks WHERE user_id = $1 ORDER BY created_at`, p.UserID)
+	if err != nil {
+		return nil, s.internal(ctx, "export", err)
+	}
+	if out.BlockedUserIds, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return nil, s.internal(ctx, "export", err)
+	}
+	for page := ""; ; {
+		resp, err := s.community.ListMyServers(ctx, connect.NewRequest(&communityv1.ListMyServersRequest{PageSize: 200, PageToken: page}))
+		if err != nil {
+			s.log.ErrorContext(ctx, "export: the community service", "err", err)
+			return nil, connect.NewError(connect.CodeUnavailable, errors.New("the community service did not answer; try again"))
+		}
+		out.Servers = append(out.Servers, resp.Msg.Servers...)
+		if page = resp.Msg.NextPageToken; page == "" {
+			break
+		}
+	}
+	return connect.NewResponse(out), nil
 }

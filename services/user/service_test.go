@@ -38,7 +38,7 @@ func start(t *testing.T) *harness {
 	}
 	t.Cleanup(pool.Close)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := user.New(t.Context(), pool, spice.Client(), log)
+	svc, err := user.New(t.Context(), pool, spice.Client(), log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,6 +194,10 @@ func TestAnonymousIsRefused(t *testing.T) {
 		},
 		"ListBlockedUsers": func() error {
 			_, err := h.client.ListBlockedUsers(ctx, as("", "", &userv1.ListBlockedUsersRequest{}))
+			return err
+		},
+		"ExportMyData": func() error {
+			_, err := h.client.ExportMyData(ctx, as("", "", &userv1.ExportMyDataRequest{}))
 			return err
 		},
 	}

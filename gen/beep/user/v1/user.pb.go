@@ -8,6 +8,7 @@ package userv1
 
 import (
 	_ "github.com/beepchat/beep/gen/beep/authz/v1"
+	v1 "github.com/beepchat/beep/gen/beep/community/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -666,11 +667,119 @@ func (x *ListBlockedUsersResponse) GetUserIds() []string {
 	return nil
 }
 
+// ExportMyDataRequest is empty.
+type ExportMyDataRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportMyDataRequest) Reset() {
+	*x = ExportMyDataRequest{}
+	mi := &file_beep_user_v1_user_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportMyDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportMyDataRequest) ProtoMessage() {}
+
+func (x *ExportMyDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_user_v1_user_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportMyDataRequest.ProtoReflect.Descriptor instead.
+func (*ExportMyDataRequest) Descriptor() ([]byte, []int) {
+	return file_beep_user_v1_user_proto_rawDescGZIP(), []int{13}
+}
+
+// ExportMyDataResponse is everything Beep holds about the caller.
+type ExportMyDataResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Profile        *Profile               `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	BlockedUserIds []string               `protobuf:"bytes,2,rep,name=blocked_user_ids,json=blockedUserIds,proto3" json:"blocked_user_ids,omitempty"`
+	// The servers the caller is a member of (and owns, where owner_id is
+	// theirs).
+	Servers       []*v1.Server           `protobuf:"bytes,3,rep,name=servers,proto3" json:"servers,omitempty"`
+	ExportedAt    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=exported_at,json=exportedAt,proto3" json:"exported_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportMyDataResponse) Reset() {
+	*x = ExportMyDataResponse{}
+	mi := &file_beep_user_v1_user_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportMyDataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportMyDataResponse) ProtoMessage() {}
+
+func (x *ExportMyDataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_user_v1_user_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportMyDataResponse.ProtoReflect.Descriptor instead.
+func (*ExportMyDataResponse) Descriptor() ([]byte, []int) {
+	return file_beep_user_v1_user_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ExportMyDataResponse) GetProfile() *Profile {
+	if x != nil {
+		return x.Profile
+	}
+	return nil
+}
+
+func (x *ExportMyDataResponse) GetBlockedUserIds() []string {
+	if x != nil {
+		return x.BlockedUserIds
+	}
+	return nil
+}
+
+func (x *ExportMyDataResponse) GetServers() []*v1.Server {
+	if x != nil {
+		return x.Servers
+	}
+	return nil
+}
+
+func (x *ExportMyDataResponse) GetExportedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExportedAt
+	}
+	return nil
+}
+
 var File_beep_user_v1_user_proto protoreflect.FileDescriptor
 
 const file_beep_user_v1_user_proto_rawDesc = "" +
 	"\n" +
-	"\x17beep/user/v1/user.proto\x12\fbeep.user.v1\x1a\x1bbeep/authz/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x01\n" +
+	"\x17beep/user/v1/user.proto\x12\fbeep.user.v1\x1a\x1bbeep/authz/v1/options.proto\x1a!beep/community/v1/community.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x01\n" +
 	"\aProfile\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12!\n" +
@@ -708,7 +817,14 @@ const file_beep_user_v1_user_proto_rawDesc = "" +
 	"\tzed_token\x18\x01 \x01(\tR\bzedToken\"\x19\n" +
 	"\x17ListBlockedUsersRequest\"5\n" +
 	"\x18ListBlockedUsersResponse\x12\x19\n" +
-	"\buser_ids\x18\x01 \x03(\tR\auserIds2\xe4\x04\n" +
+	"\buser_ids\x18\x01 \x03(\tR\auserIds\"\x15\n" +
+	"\x13ExportMyDataRequest\"\xe3\x01\n" +
+	"\x14ExportMyDataResponse\x12/\n" +
+	"\aprofile\x18\x01 \x01(\v2\x15.beep.user.v1.ProfileR\aprofile\x12(\n" +
+	"\x10blocked_user_ids\x18\x02 \x03(\tR\x0eblockedUserIds\x123\n" +
+	"\aservers\x18\x03 \x03(\v2\x19.beep.community.v1.ServerR\aservers\x12;\n" +
+	"\vexported_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"exportedAt2\xc3\x05\n" +
 	"\vUserService\x12]\n" +
 	"\fGetMyProfile\x12!.beep.user.v1.GetMyProfileRequest\x1a\".beep.user.v1.GetMyProfileResponse\"\x06\xaa\xbb\x18\x02 \x01\x12f\n" +
 	"\x0fUpdateMyProfile\x12$.beep.user.v1.UpdateMyProfileRequest\x1a%.beep.user.v1.UpdateMyProfileResponse\"\x06\xaa\xbb\x18\x02 \x01\x12q\n" +
@@ -716,7 +832,8 @@ const file_beep_user_v1_user_proto_rawDesc = "" +
 	"GetProfile\x12\x1f.beep.user.v1.GetProfileRequest\x1a .beep.user.v1.GetProfileResponse\" \xaa\xbb\x18\x1c\n" +
 	"\x11user#view_profile\x12\auser_id\x12T\n" +
 	"\tBlockUser\x12\x1e.beep.user.v1.BlockUserRequest\x1a\x1f.beep.user.v1.BlockUserResponse\"\x06\xaa\xbb\x18\x02 \x01\x12Z\n" +
-	"\vUnblockUser\x12 .beep.user.v1.UnblockUserRequest\x1a!.beep.user.v1.UnblockUserResponse\"\x06\xaa\xbb\x18\x02 \x01\x12i\n" +
+	"\vUnblockUser\x12 .beep.user.v1.UnblockUserRequest\x1a!.beep.user.v1.UnblockUserResponse\"\x06\xaa\xbb\x18\x02 \x01\x12]\n" +
+	"\fExportMyData\x12!.beep.user.v1.ExportMyDataRequest\x1a\".beep.user.v1.ExportMyDataResponse\"\x06\xaa\xbb\x18\x02 \x01\x12i\n" +
 	"\x10ListBlockedUsers\x12%.beep.user.v1.ListBlockedUsersRequest\x1a&.beep.user.v1.ListBlockedUsersResponse\"\x06\xaa\xbb\x18\x02 \x01B\xa1\x01\n" +
 	"\x10com.beep.user.v1B\tUserProtoP\x01Z0github.com/beepchat/beep/gen/beep/user/v1;userv1\xa2\x02\x03BUX\xaa\x02\fBeep.User.V1\xca\x02\fBeep\\User\\V1\xe2\x02\x18Beep\\User\\V1\\GPBMetadata\xea\x02\x0eBeep::User::V1b\x06proto3"
 
@@ -732,7 +849,7 @@ func file_beep_user_v1_user_proto_rawDescGZIP() []byte {
 	return file_beep_user_v1_user_proto_rawDescData
 }
 
-var file_beep_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_beep_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_beep_user_v1_user_proto_goTypes = []any{
 	(*Profile)(nil),                  // 0: beep.user.v1.Profile
 	(*GetMyProfileRequest)(nil),      // 1: beep.user.v1.GetMyProfileRequest
@@ -747,30 +864,38 @@ var file_beep_user_v1_user_proto_goTypes = []any{
 	(*UnblockUserResponse)(nil),      // 10: beep.user.v1.UnblockUserResponse
 	(*ListBlockedUsersRequest)(nil),  // 11: beep.user.v1.ListBlockedUsersRequest
 	(*ListBlockedUsersResponse)(nil), // 12: beep.user.v1.ListBlockedUsersResponse
-	(*timestamppb.Timestamp)(nil),    // 13: google.protobuf.Timestamp
+	(*ExportMyDataRequest)(nil),      // 13: beep.user.v1.ExportMyDataRequest
+	(*ExportMyDataResponse)(nil),     // 14: beep.user.v1.ExportMyDataResponse
+	(*timestamppb.Timestamp)(nil),    // 15: google.protobuf.Timestamp
+	(*v1.Server)(nil),                // 16: beep.community.v1.Server
 }
 var file_beep_user_v1_user_proto_depIdxs = []int32{
-	13, // 0: beep.user.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
+	15, // 0: beep.user.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: beep.user.v1.GetMyProfileResponse.profile:type_name -> beep.user.v1.Profile
 	0,  // 2: beep.user.v1.UpdateMyProfileResponse.profile:type_name -> beep.user.v1.Profile
 	0,  // 3: beep.user.v1.GetProfileResponse.profile:type_name -> beep.user.v1.Profile
-	1,  // 4: beep.user.v1.UserService.GetMyProfile:input_type -> beep.user.v1.GetMyProfileRequest
-	3,  // 5: beep.user.v1.UserService.UpdateMyProfile:input_type -> beep.user.v1.UpdateMyProfileRequest
-	5,  // 6: beep.user.v1.UserService.GetProfile:input_type -> beep.user.v1.GetProfileRequest
-	7,  // 7: beep.user.v1.UserService.BlockUser:input_type -> beep.user.v1.BlockUserRequest
-	9,  // 8: beep.user.v1.UserService.UnblockUser:input_type -> beep.user.v1.UnblockUserRequest
-	11, // 9: beep.user.v1.UserService.ListBlockedUsers:input_type -> beep.user.v1.ListBlockedUsersRequest
-	2,  // 10: beep.user.v1.UserService.GetMyProfile:output_type -> beep.user.v1.GetMyProfileResponse
-	4,  // 11: beep.user.v1.UserService.UpdateMyProfile:output_type -> beep.user.v1.UpdateMyProfileResponse
-	6,  // 12: beep.user.v1.UserService.GetProfile:output_type -> beep.user.v1.GetProfileResponse
-	8,  // 13: beep.user.v1.UserService.BlockUser:output_type -> beep.user.v1.BlockUserResponse
-	10, // 14: beep.user.v1.UserService.UnblockUser:output_type -> beep.user.v1.UnblockUserResponse
-	12, // 15: beep.user.v1.UserService.ListBlockedUsers:output_type -> beep.user.v1.ListBlockedUsersResponse
-	10, // [10:16] is the sub-list for method output_type
-	4,  // [4:10] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	0,  // 4: beep.user.v1.ExportMyDataResponse.profile:type_name -> beep.user.v1.Profile
+	16, // 5: beep.user.v1.ExportMyDataResponse.servers:type_name -> beep.community.v1.Server
+	15, // 6: beep.user.v1.ExportMyDataResponse.exported_at:type_name -> google.protobuf.Timestamp
+	1,  // 7: beep.user.v1.UserService.GetMyProfile:input_type -> beep.user.v1.GetMyProfileRequest
+	3,  // 8: beep.user.v1.UserService.UpdateMyProfile:input_type -> beep.user.v1.UpdateMyProfileRequest
+	5,  // 9: beep.user.v1.UserService.GetProfile:input_type -> beep.user.v1.GetProfileRequest
+	7,  // 10: beep.user.v1.UserService.BlockUser:input_type -> beep.user.v1.BlockUserRequest
+	9,  // 11: beep.user.v1.UserService.UnblockUser:input_type -> beep.user.v1.UnblockUserRequest
+	13, // 12: beep.user.v1.UserService.ExportMyData:input_type -> beep.user.v1.ExportMyDataRequest
+	11, // 13: beep.user.v1.UserService.ListBlockedUsers:input_type -> beep.user.v1.ListBlockedUsersRequest
+	2,  // 14: beep.user.v1.UserService.GetMyProfile:output_type -> beep.user.v1.GetMyProfileResponse
+	4,  // 15: beep.user.v1.UserService.UpdateMyProfile:output_type -> beep.user.v1.UpdateMyProfileResponse
+	6,  // 16: beep.user.v1.UserService.GetProfile:output_type -> beep.user.v1.GetProfileResponse
+	8,  // 17: beep.user.v1.UserService.BlockUser:output_type -> beep.user.v1.BlockUserResponse
+	10, // 18: beep.user.v1.UserService.UnblockUser:output_type -> beep.user.v1.UnblockUserResponse
+	14, // 19: beep.user.v1.UserService.ExportMyData:output_type -> beep.user.v1.ExportMyDataResponse
+	12, // 20: beep.user.v1.UserService.ListBlockedUsers:output_type -> beep.user.v1.ListBlockedUsersResponse
+	14, // [14:21] is the sub-list for method output_type
+	7,  // [7:14] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_beep_user_v1_user_proto_init() }
@@ -785,7 +910,7 @@ func file_beep_user_v1_user_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_beep_user_v1_user_proto_rawDesc), len(file_beep_user_v1_user_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

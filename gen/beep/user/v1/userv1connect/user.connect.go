@@ -45,6 +45,9 @@ const (
 	UserServiceBlockUserProcedure = "/beep.user.v1.UserService/BlockUser"
 	// UserServiceUnblockUserProcedure is the fully-qualified name of the UserService's UnblockUser RPC.
 	UserServiceUnblockUserProcedure = "/beep.user.v1.UserService/UnblockUser"
+	// UserServiceExportMyDataProcedure is the fully-qualified name of the UserService's ExportMyData
+	// RPC.
+	UserServiceExportMyDataProcedure = "/beep.user.v1.UserService/ExportMyData"
 	// UserServiceListBlockedUsersProcedure is the fully-qualified name of the UserService's
 	// ListBlockedUsers RPC.
 	UserServiceListBlockedUsersProcedure = "/beep.user.v1.UserService/ListBlockedUsers"
@@ -65,6 +68,10 @@ type UserServiceClient interface {
 	BlockUser(context.Context, *connect.Request[v1.BlockUserRequest]) (*connect.Response[v1.BlockUserResponse], error)
 	// UnblockUser lifts a block the caller made.
 	UnblockUser(context.Context, *connect.Request[v1.UnblockUserRequest]) (*connect.Response[v1.UnblockUserResponse], error)
+	// ExportMyData returns what Beep holds about the caller (the "get my
+	// data" of data-protection law): their profile, blocks and servers, the
+	// servers asked of the community service on their behalf.
+	ExportMyData(context.Context, *connect.Request[v1.ExportMyDataRequest]) (*connect.Response[v1.ExportMyDataResponse], error)
 	// ListBlockedUsers lists whom the caller blocks.
 	ListBlockedUsers(context.Context, *connect.Request[v1.ListBlockedUsersRequest]) (*connect.Response[v1.ListBlockedUsersResponse], error)
 }
@@ -110,6 +117,12 @@ func NewUserServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(userServiceMethods.ByName("UnblockUser")),
 			connect.WithClientOptions(opts...),
 		),
+		exportMyData: connect.NewClient[v1.ExportMyDataRequest, v1.ExportMyDataResponse](
+			httpClient,
+			baseURL+UserServiceExportMyDataProcedure,
+			connect.WithSchema(userServiceMethods.ByName("ExportMyData")),
+			connect.WithClientOptions(opts...),
+		),
 		listBlockedUsers: connect.NewClient[v1.ListBlockedUsersRequest, v1.ListBlockedUsersResponse](
 			httpClient,
 			baseURL+UserServiceListBlockedUsersProcedure,
@@ -126,6 +139,7 @@ type userServiceClient struct {
 	getProfile       *connect.Client[v1.GetProfileRequest, v1.GetProfileResponse]
 	blockUser        *connect.Client[v1.BlockUserRequest, v1.BlockUserResponse]
 	unblockUser      *connect.Client[v1.UnblockUserRequest, v1.UnblockUserResponse]
+	exportMyData     *connect.Client[v1.ExportMyDataRequest, v1.ExportMyDataResponse]
 	listBlockedUsers *connect.Client[v1.ListBlockedUsersRequest, v1.ListBlockedUsersResponse]
 }
 
@@ -154,6 +168,11 @@ func (c *userServiceClient) UnblockUser(ctx context.Context, req *connect.Reques
 	return c.unblockUser.CallUnary(ctx, req)
 }
 
+// ExportMyData calls beep.user.v1.UserService.ExportMyData.
+func (c *userServiceClient) ExportMyData(ctx context.Context, req *connect.Request[v1.ExportMyDataRequest]) (*connect.Response[v1.ExportMyDataResponse], error) {
+	return c.exportMyData.CallUnary(ctx, req)
+}
+
 // ListBlockedUsers calls beep.user.v1.UserService.ListBlockedUsers.
 func (c *userServiceClient) ListBlockedUsers(ctx context.Context, req *connect.Request[v1.ListBlockedUsersRequest]) (*connect.Response[v1.ListBlockedUsersResponse], error) {
 	return c.listBlockedUsers.CallUnary(ctx, req)
@@ -174,6 +193,10 @@ type UserServiceHandler interface {
 	BlockUser(context.Context, *connect.Request[v1.BlockUserRequest]) (*connect.Response[v1.BlockUserResponse], error)
 	// UnblockUser lifts a block the caller made.
 	UnblockUser(context.Context, *connect.Request[v1.UnblockUserRequest]) (*connect.Response[v1.UnblockUserResponse], error)
+	// ExportMyData returns what Beep holds about the caller (the "get my
+	// data" of data-protection law): their profile, blocks and servers, the
+	// servers asked of the community service on their behalf.
+	ExportMyData(context.Context, *connect.Request[v1.ExportMyDataRequest]) (*connect.Response[v1.ExportMyDataResponse], error)
 	// ListBlockedUsers lists whom the caller blocks.
 	ListBlockedUsers(context.Context, *connect.Request[v1.ListBlockedUsersRequest]) (*connect.Response[v1.ListBlockedUsersResponse], error)
 }
@@ -215,6 +238,12 @@ func NewUserServiceHandler(svc UserServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(userServiceMethods.ByName("UnblockUser")),
 		connect.WithHandlerOptions(opts...),
 	)
+	userServiceExportMyDataHandler := connect.NewUnaryHandler(
+		UserServiceExportMyDataProcedure,
+		svc.ExportMyData,
+		connect.WithSchema(userServiceMethods.ByName("ExportMyData")),
+		connect.WithHandlerOptions(opts...),
+	)
 	userServiceListBlockedUsersHandler := connect.NewUnaryHandler(
 		UserServiceListBlockedUsersProcedure,
 		svc.ListBlockedUsers,
@@ -233,6 +262,8 @@ func NewUserServiceHandler(svc UserServiceHandler, opts ...connect.HandlerOption
 			userServiceBlockUserHandler.ServeHTTP(w, r)
 		case UserServiceUnblockUserProcedure:
 			userServiceUnblockUserHandler.ServeHTTP(w, r)
+		case UserServiceExportMyDataProcedure:
+			userServiceExportMyDataHandler.ServeHTTP(w, r)
 		case UserServiceListBlockedUsersProcedure:
 			userServiceListBlockedUsersHandler.ServeHTTP(w, r)
 		default:
@@ -262,6 +293,10 @@ func (UnimplementedUserServiceHandler) BlockUser(context.Context, *connect.Reque
 
 func (UnimplementedUserServiceHandler) UnblockUser(context.Context, *connect.Request[v1.UnblockUserRequest]) (*connect.Response[v1.UnblockUserResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.user.v1.UserService.UnblockUser is not implemented"))
+}
+
+func (UnimplementedUserServiceHandler) ExportMyData(context.Context, *connect.Request[v1.ExportMyDataRequest]) (*connect.Response[v1.ExportMyDataResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.user.v1.UserService.ExportMyData is not implemented"))
 }
 
 func (UnimplementedUserServiceHandler) ListBlockedUsers(context.Context, *connect.Request[v1.ListBlockedUsersRequest]) (*connect.Response[v1.ListBlockedUsersResponse], error) {

@@ -48,9 +48,11 @@ func (l *Listener) Close() error {
 func (l *Listener) Addr() net.Addr { return addr(l.name) }
 
 // DialContext connects to the listener, whatever network and address: it
-// has the signature of net.Dialer.DialContext for http.Transport.
+// has the signature of net.Dialer.DialContext for http.Transport. The
+// connection is buffered (see Pipe); it waits for Accept, the context or
+// Close.
 func (l *Listener) DialContext(ctx context.Context, _, _ string) (net.Conn, error) {
-	client, server := net.Pipe()
+	client, server := Pipe(addr("client of "+l.name), addr(l.name))
 	select {
 	case l.conns <- server:
 		return client, nil
@@ -80,7 +82,10 @@ func H2CTransport(dial func(ctx context.Context, network, addr string) (net.Conn
 	return t
 }
 
+// network is the name of memnet's addresses' network.
+const network = "memnet"
+
 type addr string
 
-func (a addr) Network() string { return "memnet" }
+func (a addr) Network() string { return network }
 func (a addr) String() string  { return string(a) }

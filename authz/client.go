@@ -37,7 +37,8 @@ type Option func(*Client)
 func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
 
 // NewClient wraps a gRPC connection to SpiceDB (in-process or remote). The
-// connection must already carry the preshared key, see [Dial].
+// connection must already carry the preshared key, see [Dial], and, for its
+// calls to be traced, otelgrpc's client stats handler.
 func NewClient(conn grpc.ClientConnInterface, opts ...Option) *Client {
 	c := &Client{
 		permissions: v1.NewPermissionsServiceClient(conn),
@@ -64,7 +65,10 @@ type RemoteConfig struct {
 	CACertFile string
 }
 
-// Dial connects to a remote SpiceDB.
+// Dial connects to a remote SpiceDB. Every call is traced: a client span
+// (authzed.api.v1.PermissionsService/CheckPermission, ...) of the trace in
+// the call's context, made by the global OpenTelemetry tracer provider (no
+// spans until one is installed), the trace passed on to SpiceDB.
 func Dial(cfg RemoteConfig, opts ...Option) (*Client, error) {
 	if cfg.Endpoint == "" {
 		return nil, errors.New("authz: remote SpiceDB endpoint is required")

@@ -197,7 +197,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 	}
 }
 
-// Client is the client of this server.
+// Client is the client of this server. Its calls are traced like [authz.Dial]'s.
 func (s *Server) Client() *authz.Client { return s.client }
 
 // Addr is the TCP address the gRPC API listens on ("" when in-memory only).

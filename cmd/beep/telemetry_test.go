@@ -1,8 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -49,19 +49,31 @@ func TestOneTraceFromEdgeToStores(t *testing.T) {
 	}
 
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
-	req, _ := http.NewRequest(http.MethodPost, "http://"+inst.HTTPAddr+"/beep.community.v1.CommunityService/CreateServer",
-		bytes.NewReader([]byte(`{"name":"Traced"}`)))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+mustToken(t, "ann", 600))
-	req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	status, body := tracedCall(t, inst, traceID, mustToken(t, "ann", 600), "CreateServer", `{"name":"Traced"}`)
+	if status != http.StatusOK {
+		t.Fatalf("CreateServer: %d %s", status, body)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("CreateServer: %d %s", resp.StatusCode, body)
+	var created struct {
+		Server struct{ ID string }
+	}
+	if err := json.Unmarshal(body, &created); err != nil || created.Server.ID == "" {
+		t.Fatalf("CreateServer: %v %s", err, body)
+	}
+	// Bob may not rename Ann's server: the refusal is logged in his
+	// request's trace, after a CheckPermission to SpiceDB in it.
+	const refusedTraceID = "5bf92f3577b34da6a3ce929d0e0e4736"
+	status, body = tracedCall(t, inst, refusedTraceID, mustToken(t, "bob", 600), "UpdateServer",
+		`{"serverId":"`+created.Server.ID+`","name":"Mine"}`)
+	if status != http.StatusForbidden {
+		t.Fatalf("UpdateServer by bob: %d %s", status, body)
+	}
+	// Probes make no spans, even in a trace.
+	probe, _ := http.NewRequest(http.MethodGet, "http://"+inst.HTTPAddr+"/healthz", nil)
+	probe.Header.Set("traceparent", "00-6bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	if resp, err := http.DefaultClient.Do(probe); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
 	}
 
 	// The edge's span ends just after the response is written: wait for it.
@@ -69,7 +81,7 @@ func TestOneTraceFromEdgeToStores(t *testing.T) {
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		spans = exporter.GetSpans()
 		if slices.ContainsFunc(spans, func(s tracetest.SpanStub) bool {
-			return s.Name == "POST /beep.community.v1.CommunityService/CreateServer"
+			return s.Name == "POST /beep.community.v1.CommunityService/UpdateServer"
 		}) {
 			break
 		}
@@ -117,9 +129,67 @@ func TestOneTraceFromEdgeToStores(t *testing.T) {
 			t.Error("the service's span does not descend from the gateway's")
 		}
 	}
-	if !strings.Contains(logs.String(), "trace_id="+traceID) {
-		t.Errorf("no log line carries the trace id:\n%s", logs)
+	// The gateway's line of each request, and the refusal, carry their
+	// request's trace id.
+	if !hasLogLine(logs.String(), "msg=request", "path=/beep.community.v1.CommunityService/CreateServer", "trace_id="+traceID) {
+		t.Errorf("the gateway's line of CreateServer lacks its trace id:\n%s", logs)
 	}
+	if !hasLogLine(logs.String(), `msg="permission refused"`, "principal=bob", "permission=server#manage_server",
+		"resource="+created.Server.ID, "trace_id="+refusedTraceID) {
+		t.Errorf("the refusal is not logged with principal, permission, resource and trace id:\n%s", logs)
+	}
+
+	// The refusal's trace: the edge, the RPC, and SpiceDB's CheckPermission
+	// in it; none made by the probe.
+	var refused []string
+	for _, s := range spans {
+		switch s.SpanContext.TraceID().String() {
+		case refusedTraceID:
+			refused = append(refused, s.Name)
+		case "6bf92f3577b34da6a3ce929d0e0e4736":
+			t.Errorf("the probe made a span: %s", s.Name)
+		}
+	}
+	for _, want := range []string{
+		"POST /beep.community.v1.CommunityService/UpdateServer",
+		"beep.community.v1.CommunityService/UpdateServer",
+		"authzed.api.v1.PermissionsService/CheckPermission",
+	} {
+		if !slices.Contains(refused, want) {
+			t.Errorf("no %q span in the refused request's trace; it has %v", want, refused)
+		}
+	}
+}
+
+// tracedCall calls a community RPC with JSON through the gateway, as part
+// of the caller's trace traceID (a sampled traceparent).
+func tracedCall(t *testing.T, inst *Instance, traceID, token, method, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+inst.HTTPAddr+"/beep.community.v1.CommunityService/"+method, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, answer
+}
+
+// hasLogLine says whether one line of logs has every one of parts.
+func hasLogLine(logs string, parts ...string) bool {
+	for line := range strings.Lines(logs) {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }
 
 func descendsFrom(spans map[string]tracetest.SpanStub, s tracetest.SpanStub, name string) bool {

@@ -7,8 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
@@ -17,18 +19,24 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
+// instrumentationName names the spans this package makes itself.
+const instrumentationName = "github.com/beepchat/beep/internal/telemetry"
+
 // Config says where traces go.
 type Config struct {
-	// Endpoint is the OTLP collector (host:port). Empty exports nothing
-	// and records nothing; trace ids are still made and passed on, so that
-	// logs carry them.
+	// Endpoint is the OTLP collector (host:port, no scheme). Empty exports
+	// nothing and records nothing; trace ids are still made and passed on,
+	// so that logs carry them. The exporter's standard variables
+	// (OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _COMPRESSION, _CERTIFICATE, and
+	// their _TRACES_ forms) apply; Endpoint replaces OTEL_EXPORTER_OTLP_ENDPOINT.
 	Endpoint string
 	// Protocol is "grpc" (default) or "http" (http/protobuf).
 	Protocol string
 	// Insecure sends without TLS.
 	Insecure bool
-	// ServiceName names this process in traces.
-	ServiceName string
+	// ServiceName and ServiceVersion name this process in traces;
+	// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override them.
+	ServiceName, ServiceVersion string
 	// SampleRatio is the share of new traces kept (0 to 1); a request
 	// arriving with a sampled parent is always kept.
 	SampleRatio float64
@@ -43,9 +51,20 @@ func Setup(ctx context.Context, cfg Config) (shutdown func(context.Context) erro
 	if cfg.SampleRatio < 0 || cfg.SampleRatio > 1 {
 		return nil, fmt.Errorf("telemetry: sample ratio %v is not between 0 and 1", cfg.SampleRatio)
 	}
+	if strings.Contains(cfg.Endpoint, "://") {
+		return nil, fmt.Errorf("telemetry: OTLP endpoint %q: want host:port, without a scheme (TLS unless insecure)", cfg.Endpoint)
+	}
+	process := []attribute.KeyValue{semconv.ServiceName(cfg.ServiceName)}
+	if cfg.ServiceVersion != "" {
+		process = append(process, semconv.ServiceVersion(cfg.ServiceVersion))
+	}
+	res, err := resource.New(ctx, resource.WithTelemetrySDK(), resource.WithAttributes(process...), resource.WithFromEnv())
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: describing the process: %w", err)
+	}
 	opts := []sdktrace.TracerProviderOption{
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.SampleRatio))),
-		sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName(cfg.ServiceName))),
+		sdktrace.WithResource(res),
 	}
 	exporter := cfg.Exporter
 	if exporter == nil && cfg.Endpoint != "" {

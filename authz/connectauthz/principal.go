@@ -89,7 +89,9 @@ func cutLast(s, sep string) (before, after string, ok bool) {
 
 // WithSigner makes the interceptor take the principal from PrincipalHeader,
 // verified with s: how a service learns who calls it. A request whose
-// header does not verify is refused (Unauthenticated).
+// header does not verify (unsigned, signed with another key, altered,
+// expired) is refused (Unauthenticated), whatever its RPC; a request
+// without the header is anonymous, so only public RPCs serve it.
 func WithSigner(s *Signer) Option {
 	return func(i *Interceptor) { i.signer = s }
 }

@@ -21,7 +21,7 @@ import (
 // environment variable; a flag given on the command line wins.
 type Config struct {
 	// Role is what this process runs: "all" (every component, the
-	// default), or one component: "community" or "gateway".
+	// default), or one component: "community", "user" or "gateway".
 	Role string
 	// HTTPAddr is the process's port: the public API for all and gateway,
 	// the service's own API for a service; /healthz, /readyz, /metrics.
@@ -45,7 +45,8 @@ type Config struct {
 	SpiceDBCACert string
 	// CommunityDatabase is the community service's database on PostgresURL's server.
 	CommunityDatabase string
-	// CommunityURL is where a gateway alone reaches the community service.
+	// CommunityURL is where a gateway or the user service alone reaches
+	// the community service (http://host:port, spoken in h2c).
 	CommunityURL string
 	// UserDatabase is the user service's database on PostgresURL's server.
 	UserDatabase string
@@ -131,6 +132,14 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 		if (role == roleGateway || role == roleUser) && cfg.CommunityURL == "" {
 			return cfg, fmt.Errorf("beep serve %s needs -community-url", role)
 		}
+		for _, u := range []struct{ flag, value string }{{"community-url", cfg.CommunityURL}, {"user-url", cfg.UserURL}} {
+			if u.value == "" {
+				continue
+			}
+			if _, err := parseServiceURL(u.flag, u.value); err != nil {
+				return cfg, err
+			}
+		}
 	default:
 		return cfg, fmt.Errorf("unknown role %q: want all, community, user or gateway", role)
 	}
@@ -162,7 +171,7 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	str(&cfg.CommunityDatabase, "community-database", "BEEP_COMMUNITY_DATABASE", "beep_community", "PostgreSQL database of the community service (created if absent)")
 	str(&cfg.UserDatabase, "user-database", "BEEP_USER_DATABASE", "beep_user", "PostgreSQL database of the user service (created if absent)")
 	str(&cfg.UserURL, "user-url", "BEEP_USER_URL", "", "the user service, for a gateway alone (e.g. http://user:8080)")
-	str(&cfg.CommunityURL, "community-url", "BEEP_COMMUNITY_URL", "", "the community service, for a gateway alone (e.g. http://community:8080)")
+	str(&cfg.CommunityURL, "community-url", "BEEP_COMMUNITY_URL", "", "the community service, for a gateway or the user service alone (e.g. http://community:8080)")
 	internalKey := ""
 	str(&internalKey, "internal-key", "BEEP_INTERNAL_KEY", "", "key signing the principal between gateway and services (32+ bytes, shared; random when all run in one process)")
 	str(&cfg.DevTokenKey, "dev-token-key", "BEEP_DEV_TOKEN_KEY", "", "accept development tokens signed with this key (16+ bytes; development only)")

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -45,6 +51,17 @@ func TestDistributedMode(t *testing.T) {
 	defer stopGateway()
 	if code, body := get(t, "http://"+gw.HTTPAddr+"/readyz"); code != http.StatusOK {
 		t.Fatalf("gateway /readyz: %d %s", code, body)
+	}
+	// Each service alone serves its health, readiness, metrics and
+	// grpc.health.v1 on its own port.
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		if code, body := get(t, "http://"+community.HTTPAddr+path); code != http.StatusOK {
+			t.Fatalf("community %s: %d %s", path, code, body)
+		}
+	}
+	if code, health := jsonCall(t, http.MethodPost, "http://"+users.HTTPAddr+"/grpc.health.v1.Health/Check", nil,
+		map[string]any{"service": "beep.user.v1.UserService"}); code != http.StatusOK || health["status"] != "SERVING_STATUS_SERVING" {
+		t.Fatalf("the user service's grpc.health.v1: %d %v", code, health)
 	}
 
 	ctx := t.Context()
@@ -93,10 +110,20 @@ func TestDistributedMode(t *testing.T) {
 	rightKey, _ := connectauthz.NewSigner([]byte(internalKey))
 	forged := rightKey.Sign(authz.Principal{UserID: "ann"})
 	forged = strings.Replace(forged, "YW5u", "Ym9i", 1) // "ann" -> "bob", signature kept
+	// signedBy signs as the gateway does, by hand, expiring at expiry.
+	signedBy := func(key, user string, expiry time.Time) string {
+		payload := base64.RawURLEncoding.EncodeToString([]byte(user)) + "." + strconv.FormatInt(expiry.Unix(), 10)
+		mac := hmac.New(sha256.New, []byte(key))
+		mac.Write([]byte(payload))
+		return payload + "." + hex.EncodeToString(mac.Sum(nil))
+	}
 	for name, header := range map[string]string{
 		"none":                         "",
+		"unsigned":                     "ann",
+		"without its signature":        strings.Join(strings.Split(rightKey.Sign(authz.Principal{UserID: "ann"}), ".")[:2], "."),
 		"signed with another key":      wrongKey.Sign(authz.Principal{UserID: "ann"}),
 		"another user, same signature": forged,
+		"expired":                      signedBy(internalKey, "ann", time.Now().Add(-2*time.Second)),
 	} {
 		req := connect.NewRequest(&communityv1.CreateServerRequest{Name: "Forged"})
 		if header != "" {
@@ -106,11 +133,15 @@ func TestDistributedMode(t *testing.T) {
 			t.Errorf("principal header %s: %v, want unauthenticated", name, err)
 		}
 	}
-	// A well-signed header works there (that is what the gateway sends)...
-	signed := connect.NewRequest(&communityv1.CreateServerRequest{Name: "Signed"})
-	signed.Header().Set(connectauthz.PrincipalHeader, rightKey.Sign(authz.Principal{UserID: "ann"}))
-	if _, err := direct.CreateServer(ctx, signed); err != nil {
-		t.Fatalf("a principal signed with the internal key: %v", err)
+	// A well-signed header works there (that is what the gateway sends;
+	// made by hand too, so that "expired" above is refused for its expiry
+	// alone)...
+	for _, header := range []string{rightKey.Sign(authz.Principal{UserID: "ann"}), signedBy(internalKey, "ann", time.Now().Add(time.Minute))} {
+		signed := connect.NewRequest(&communityv1.CreateServerRequest{Name: "Signed"})
+		signed.Header().Set(connectauthz.PrincipalHeader, header)
+		if _, err := direct.CreateServer(ctx, signed); err != nil {
+			t.Fatalf("a principal signed with the internal key: %v", err)
+		}
 	}
 	// ...but a client cannot send one through the gateway: it is removed.
 	through := communityv1connect.NewCommunityServiceClient(http2Client(), "http://"+gw.HTTPAddr)
@@ -130,6 +161,9 @@ func TestSplitRolesNeedTheirConfiguration(t *testing.T) {
 		{"community", "-internal-key", "short"},
 		{"gateway", "-internal-key", key},
 		{"search", "-internal-key", key},
+		{"gateway", "-internal-key", key, "-community-url", "community:8080"},
+		{"gateway", "-internal-key", key, "-community-url", "http://community:8080", "-user-url", "https://user:8080"},
+		{"user", "-internal-key", key, "-community-url", "http:///no-host"},
 	} {
 		if _, err := parseConfig(args, io.Discard); err == nil {
 			t.Errorf("parseConfig(%v) accepted", args)
@@ -138,5 +172,23 @@ func TestSplitRolesNeedTheirConfiguration(t *testing.T) {
 	cfg, err := parseConfig([]string{"gateway", "-internal-key", key, "-community-url", "http://community:8080"}, io.Discard)
 	if err != nil || cfg.Role != roleGateway {
 		t.Fatalf("a complete gateway configuration: %+v %v", cfg, err)
+	}
+}
+
+// TestGatewayAloneWithoutItsServices: a gateway whose service does not
+// answer is not ready, and its RPCs are unavailable, not lost.
+func TestGatewayAloneWithoutItsServices(t *testing.T) {
+	nobody := freeAddr(t)
+	gw, _, stop := start(t, "gateway", "-http-addr", "127.0.0.1:0", "-community-url", "http://"+nobody,
+		"-internal-key", strings.Repeat("i", connectauthz.MinKeyBytes), "-dev-token-key", devKey)
+	defer stop()
+	if code, body := get(t, "http://"+gw.HTTPAddr+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, communityv1connect.CommunityServiceName) {
+		t.Fatalf("gateway /readyz without its service: %d %s", code, body)
+	}
+	client := communityv1connect.NewCommunityServiceClient(http2Client(), "http://"+gw.HTTPAddr, connect.WithGRPC())
+	req := connect.NewRequest(&communityv1.ListMyServersRequest{})
+	req.Header().Set("Authorization", "Bearer "+mustToken(t, "ann", 600))
+	if _, err := client.ListMyServers(t.Context(), req); connect.CodeOf(err) != connect.CodeUnavailable {
+		t.Fatalf("an RPC to a service that does not answer: %v", err)
 	}
 }

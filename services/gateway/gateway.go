@@ -175,7 +175,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if principal.UserID != "" {
 		ctx = authz.WithPrincipal(ctx, principal)
 		key = "user:" + principal.UserID
-		if g.cfg.Signer != nil {
+		// Signed for the services only: routes to anything else (Kratos,
+		// the LDAP bridge) need not see it.
+		if g.cfg.Signer != nil && g.isService(r.URL.Path) {
 			r.Header.Set(connectauthz.PrincipalHeader, g.cfg.Signer.Sign(principal))
 		}
 	}
@@ -209,6 +211,16 @@ func (g *Gateway) route(path string) string {
 	return "other"
 }
 
+// isService says whether path is routed to a mounted service.
+func (g *Gateway) isService(path string) bool {
+	for _, prefix := range g.services {
+		if strings.HasPrefix(path, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
 // authenticate finds the request's principal: none without credentials;
 // an error for credentials that do not verify.
 func (g *Gateway) authenticate(r *http.Request) (authz.Principal, error) {
@@ -233,7 +245,7 @@ func (g *Gateway) authenticate(r *http.Request) (authz.Principal, error) {
 	if g.cfg.AccessTokens != nil && strings.Count(token, ".") == 2 {
 		user, err := g.cfg.AccessTokens.Verify(r.Context(), token)
 		if err != nil {
-			return authz.Principal{}, g.credentialError("the access token is not valid", err)
+			return authz.Principal{}, g.credentialError(r.Context(), "the access token is not valid", err)
 		}
 		return authz.Principal{UserID: user}, nil
 	}
@@ -258,7 +270,7 @@ func (g *Gateway) session(r *http.Request, token string) (authz.Principal, error
 	}
 	user, err := g.cfg.Sessions.Verify(r.Context(), token, cookie)
 	if err != nil {
-		return authz.Principal{}, g.credentialError("not signed in: the session is not valid or has ended", err)
+		return authz.Principal{}, g.credentialError(r.Context(), "not signed in: the session is not valid or has ended", err)
 	}
 	return authz.Principal{UserID: user}, nil
 }
@@ -266,11 +278,11 @@ func (g *Gateway) session(r *http.Request, token string) (authz.Principal, error
 // credentialError is Unauthenticated for credentials that establish no
 // principal (authz.ErrUnauthenticated), and Unavailable when they could not
 // be checked: an outage of the identity server is not a wrong password.
-func (g *Gateway) credentialError(refusal string, err error) error {
+func (g *Gateway) credentialError(ctx context.Context, refusal string, err error) error {
 	if errors.Is(err, authz.ErrUnauthenticated) {
 		return connect.NewError(connect.CodeUnauthenticated, errors.New(refusal))
 	}
-	g.cfg.Log.Error("checking credentials", "err", err)
+	g.cfg.Log.ErrorContext(ctx, "checking credentials", "err", err)
 	return connect.NewError(connect.CodeUnavailable, errors.New("sign-in cannot be checked right now; try again"))
 }
 

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/beepchat/beep/authz/connectauthz"
+	"github.com/beepchat/beep/internal/memnet"
+)
+
+// hosted is a service with a Connect handler.
+type hosted interface {
+	Handler(opts ...connect.HandlerOption) (string, http.Handler)
+}
+
+// serviceHost serves one service: its RPCs (the principal verified from the
+// gateway's signature, each RPC's permission checked), health, reflection,
+// readiness and metrics.
+func serviceHost(name string, svc hosted, checks *connectauthz.Interceptor, readyz http.Handler, metrics *prometheus.Registry, tracing connect.HandlerOption) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(svc.Handler(tracing, connect.WithInterceptors(checks), connect.WithReadMaxBytes(4<<20)))
+	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(name)))
+	reflector := grpcreflect.NewStaticReflector(name)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	mux.Handle("GET /healthz", http.HandlerFunc(healthz))
+	mux.Handle("GET /readyz", readyz)
+	mux.Handle("GET /metrics", metricsHandler(metrics))
+	return mux
+}
+
+// serveInMemory serves a service host on an in-memory listener and returns
+// the HTTP client that reaches it.
+func serveInMemory(name string, host http.Handler) (*http.Client, func()) {
+	lis := memnet.Listen(name)
+	srv := &http.Server{Handler: host, Protocols: h2c(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(lis) }()
+	return lis.Client(), func() { _ = srv.Close() }
+}
+
+func healthz(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
+
+// metricsHandler serves Beep's metrics (reg) and SpiceDB's, Go's and the
+// process's (the default registry).
+func metricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(prometheus.Gatherers{reg, prometheus.DefaultGatherer}, promhttp.HandlerOpts{})
+}
+
+func h2c() *http.Protocols {
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // gRPC without TLS
+	return protocols
+}
+
+// listen opens the process's port.
+func listen(cfg Config) (net.Listener, error) {
+	lis, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", cfg.HTTPAddr, err)
+	}
+	return lis, nil
+}
+
+// publicURL is where clients reach Beep: -public-url, or the port itself.
+func publicURL(cfg Config, lis net.Listener) string {
+	if cfg.PublicURL != "" {
+		return cfg.PublicURL
+	}
+	return "http://" + lis.Addr().String() + "/"
+}
+
+// serveOn serves handler on lis until ctx ends.
+func serveOn(ctx context.Context, lis net.Listener, cfg Config, log *slog.Logger, handler http.Handler, inst *Instance, ready chan<- *Instance) error {
+	inst.HTTPAddr = lis.Addr().String()
+	httpServer := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, Protocols: h2c()}
+	served := make(chan error, 1)
+	go func() { served <- httpServer.Serve(lis) }()
+	log.Info("Beep is running", "role", cfg.Role, "http", inst.HTTPAddr)
+	if ready != nil {
+		ready <- inst
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return fmt.Errorf("HTTP server: %w", err)
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return httpServer.Shutdown(shutdownCtx)
+}

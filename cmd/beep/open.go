@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/beepchat/beep/authz"
+	"github.com/beepchat/beep/authz/inprocess"
+	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
+	"github.com/beepchat/beep/internal/database"
+	"github.com/beepchat/beep/internal/telemetry"
+	"github.com/beepchat/beep/services/community"
+	"github.com/beepchat/beep/services/user"
+)
+
+// openAuthz connects to the authorization graph: a remote SpiceDB, or one
+// started in-process. It writes the schema if it changed.
+func openAuthz(ctx context.Context, cfg Config, log *slog.Logger, inst *Instance) (func() error, error) {
+	if cfg.SpiceDBEndpoint != "" {
+		c, err := authz.Dial(authz.RemoteConfig{
+			Endpoint:     cfg.SpiceDBEndpoint,
+			PresharedKey: cfg.SpiceDBPresharedKey,
+			Insecure:     cfg.SpiceDBInsecure,
+			CACertFile:   cfg.SpiceDBCACert,
+		})
+		if err != nil {
+			return nil, err
+		}
+		inst.Authz = c
+		log.Info("using remote SpiceDB", "endpoint", cfg.SpiceDBEndpoint)
+		return c.Close, ensureSchema(ctx, c, log)
+	}
+	spice := inprocess.Config{
+		Engine:             cfg.SpiceDBEngine,
+		GRPCAddr:           cfg.SpiceDBGRPCAddr,
+		PresharedKey:       cfg.SpiceDBPresharedKey,
+		NoDatastoreMetrics: cfg.noMetrics,
+	}
+	if cfg.SpiceDBEngine == inprocess.Postgres {
+		uri, err := database.Ensure(ctx, cfg.PostgresURL, cfg.SpiceDBDatabase)
+		if err != nil {
+			return nil, err
+		}
+		spice.DatastoreURI = uri
+	}
+	started := time.Now()
+	srv, err := inprocess.Start(ctx, spice)
+	if err != nil {
+		return nil, err
+	}
+	inst.Authz, inst.SpiceDBAddr, inst.SpiceDBKey = srv.Client(), srv.Addr(), srv.PresharedKey()
+	attrs := []any{"engine", cfg.SpiceDBEngine, "took", time.Since(started).Round(time.Millisecond)}
+	if srv.Addr() != "" {
+		attrs = append(attrs, "grpc", srv.Addr())
+		if cfg.SpiceDBPresharedKey == "" {
+			attrs = append(attrs, "preshared_key", srv.PresharedKey())
+		}
+	}
+	log.Info("SpiceDB started in-process", attrs...)
+	return srv.Close, ensureSchema(ctx, srv.Client(), log)
+}
+
+func ensureSchema(ctx context.Context, c *authz.Client, log *slog.Logger) error {
+	res, err := c.EnsureSchema(ctx, authz.SchemaText)
+	if errors.Is(err, authz.ErrSchemaBreaking) {
+		return fmt.Errorf("the schema of this build cannot replace the running one: %w\n"+
+			"Migrate the relationships that depend on what the new schema removes, then start again", err)
+	}
+	if err != nil {
+		return fmt.Errorf("writing the schema: %w", err)
+	}
+	if res.Written {
+		log.Info("schema written", "revision", res.At)
+	} else {
+		log.Info("schema unchanged")
+	}
+	return nil
+}
+
+// openPool opens a service's database (creating it if absent), its queries
+// traced.
+func openPool(ctx context.Context, cfg Config, name string) (*pgxpool.Pool, error) {
+	uri, err := database.Ensure(ctx, cfg.PostgresURL, name)
+	if err != nil {
+		return nil, err
+	}
+	poolCfg, err := pgxpool.ParseConfig(uri)
+	if err != nil {
+		return nil, err
+	}
+	poolCfg.ConnConfig.Tracer = telemetry.PostgresTracer{Database: name}
+	return pgxpool.NewWithConfig(ctx, poolCfg)
+}
+
+// openCommunity opens the community service's database and the service.
+func openCommunity(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger) (*community.Service, *pgxpool.Pool, error) {
+	pool, err := openPool(ctx, cfg, cfg.CommunityDatabase)
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, err := community.New(ctx, pool, c, log.With("service", "community"))
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return svc, pool, nil
+}
+
+// openUser opens the user service's database and the service, which calls
+// the community service through its client.
+func openUser(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger, community communityv1connect.CommunityServiceClient) (*user.Service, *pgxpool.Pool, error) {
+	pool, err := openPool(ctx, cfg, cfg.UserDatabase)
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, err := user.New(ctx, pool, c, log.With("service", "user"), community)
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return svc, pool, nil
+}
+
+// components are what every command of the process runs on.
+type components struct {
+	inst      *Instance
+	community *community.Service
+	pool      *pgxpool.Pool
+	close     func()
+}
+
+// open starts the authorization graph and the community service.
+func open(ctx context.Context, cfg Config, log *slog.Logger) (*components, error) {
+	inst := &Instance{}
+	closeAuthz, err := openAuthz(ctx, cfg, log, inst)
+	stop := func() {
+		if closeAuthz == nil {
+			return
+		}
+		if err := closeAuthz(); err != nil {
+			log.Error("stopping SpiceDB", "err", err)
+		}
+	}
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	svc, pool, err := openCommunity(ctx, cfg, inst.Authz, log)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	return &components{inst: inst, community: svc, pool: pool, close: func() { pool.Close(); stop() }}, nil
+}

@@ -8,8 +8,13 @@ import (
 // Principal is who a request acts for, as established by authentication
 // (the gateway): services receive a verified principal, never raw tokens.
 type Principal struct {
-	// UserID is the Beep user id.
+	// UserID is the Beep user id; empty for a service acting on its own.
 	UserID string
+	// Service is the Beep service acting on its own behalf, such as "user"
+	// running an account's erasure: only internal RPCs, which name the
+	// service in their requirement, accept it. Empty for people; the
+	// gateway never sets it.
+	Service string
 }
 
 // Subject is the principal as a graph subject.
@@ -22,11 +27,22 @@ func WithPrincipal(ctx context.Context, p Principal) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)
 }
 
-// PrincipalFrom returns the principal of ctx; ok is false when the request
-// is not authenticated.
+// ServicePrincipal is the principal of a Beep service acting on its own behalf.
+func ServicePrincipal(service string) Principal { return Principal{Service: service} }
+
+// PrincipalFrom returns the person the request acts for; ok is false when
+// the request is not authenticated as a person (anonymous, or a service
+// acting on its own: see [CallerFrom]).
 func PrincipalFrom(ctx context.Context) (p Principal, ok bool) {
 	p, ok = ctx.Value(principalKey{}).(Principal)
 	return p, ok && p.UserID != ""
+}
+
+// CallerFrom returns the principal of ctx, person or service; ok is false
+// when the request carries none.
+func CallerFrom(ctx context.Context) (p Principal, ok bool) {
+	p, ok = ctx.Value(principalKey{}).(Principal)
+	return p, ok && (p.UserID != "" || p.Service != "")
 }
 
 // ErrUnauthenticated is what a credential check returns (wrapped) for

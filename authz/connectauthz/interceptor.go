@@ -147,6 +147,9 @@ func (i *Interceptor) authorize(ctx context.Context, procedure string, msg proto
 	if req.GetPublic() {
 		return nil
 	}
+	if service := req.GetService(); service != "" {
+		return i.authorizeService(ctx, procedure, service)
+	}
 	label := req.GetPermission()
 	if label == "" {
 		label = "authenticated"
@@ -189,6 +192,24 @@ func (i *Interceptor) authorize(ctx context.Context, procedure string, msg proto
 		i.log.ErrorContext(ctx, "authorization unavailable; refused", "principal", principal.UserID, "permission", perm.String(), "resource", resourceID, "err", err)
 		return connect.NewError(connect.CodeUnavailable, errors.New("authorization is unavailable; try again"))
 	}
+}
+
+// authorizeService lets through only the named Beep service acting on its
+// own behalf.
+func (i *Interceptor) authorizeService(ctx context.Context, procedure, service string) error {
+	label := "service:" + service
+	caller, ok := authz.CallerFrom(ctx)
+	switch {
+	case !ok:
+		i.checks.WithLabelValues(label, "unauthenticated").Inc()
+		return connect.NewError(connect.CodeUnauthenticated, errors.New("an internal RPC: only Beep's "+service+" service may call it"))
+	case caller.Service != service:
+		i.checks.WithLabelValues(label, "denied").Inc()
+		i.log.InfoContext(ctx, "internal RPC refused", "principal", caller.UserID, "service", caller.Service, "procedure", procedure)
+		return connect.NewError(connect.CodePermissionDenied, errors.New("an internal RPC: only Beep's "+service+" service may call it"))
+	}
+	i.checks.WithLabelValues(label, "allowed").Inc()
+	return nil
 }
 
 // stringField reads the non-empty string field name of msg.

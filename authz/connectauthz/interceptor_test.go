@@ -45,13 +45,13 @@ func TestEveryRPCDeclaresARequirement(t *testing.T) {
 					continue
 				}
 				kinds := 0
-				for _, set := range []bool{req.GetPublic(), req.GetAuthenticated(), req.GetPermission() != ""} {
+				for _, set := range []bool{req.GetPublic(), req.GetAuthenticated(), req.GetPermission() != "", req.GetService() != ""} {
 					if set {
 						kinds++
 					}
 				}
 				if kinds != 1 {
-					t.Errorf("%s: declare exactly one of public, authenticated or permission", procedure)
+					t.Errorf("%s: declare exactly one of public, authenticated, permission or service", procedure)
 					continue
 				}
 				if req.GetPermission() == "" {

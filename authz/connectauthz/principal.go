@@ -44,33 +44,40 @@ func NewSigner(key []byte) (*Signer, error) {
 	return &Signer{key: key, now: time.Now}, nil
 }
 
-// Sign returns the header value for p: the user id, an expiry and their
-// HMAC-SHA256.
+// Sign returns the header value for p: the user id, the service, an
+// expiry and their HMAC-SHA256.
 func (s *Signer) Sign(p authz.Principal) string {
-	payload := base64.RawURLEncoding.EncodeToString([]byte(p.UserID)) + "." + strconv.FormatInt(s.now().Add(principalTTL).Unix(), 10)
+	payload := base64.RawURLEncoding.EncodeToString([]byte(p.UserID)) + "." +
+		base64.RawURLEncoding.EncodeToString([]byte(p.Service)) + "." +
+		strconv.FormatInt(s.now().Add(principalTTL).Unix(), 10)
 	return payload + "." + s.mac(payload)
 }
 
 // Verify returns the principal of a header value, or an error if it is
 // malformed, not signed with this key, or expired.
 func (s *Signer) Verify(v string) (authz.Principal, error) {
+	invalid := errors.New("the signed principal is not valid")
 	payload, mac, ok := cutLast(v, ".")
 	if !ok || !hmac.Equal([]byte(mac), []byte(s.mac(payload))) {
-		return authz.Principal{}, errors.New("the signed principal is not valid")
+		return authz.Principal{}, invalid
 	}
-	user, expiry, _ := strings.Cut(payload, ".")
-	exp, err := strconv.ParseInt(expiry, 10, 64)
+	parts := strings.Split(payload, ".")
+	if len(parts) != 3 {
+		return authz.Principal{}, invalid
+	}
+	exp, err := strconv.ParseInt(parts[2], 10, 64)
 	if err != nil {
-		return authz.Principal{}, errors.New("the signed principal is not valid")
+		return authz.Principal{}, invalid
 	}
 	if s.now().Unix() > exp {
 		return authz.Principal{}, errors.New("the signed principal has expired")
 	}
-	id, err := base64.RawURLEncoding.DecodeString(user)
-	if err != nil || len(id) == 0 {
-		return authz.Principal{}, errors.New("the signed principal is not valid")
+	user, err1 := base64.RawURLEncoding.DecodeString(parts[0])
+	service, err2 := base64.RawURLEncoding.DecodeString(parts[1])
+	if err1 != nil || err2 != nil || (len(user) == 0) == (len(service) == 0) {
+		return authz.Principal{}, invalid // exactly one of a person and a service
 	}
-	return authz.Principal{UserID: string(id)}, nil
+	return authz.Principal{UserID: string(user), Service: string(service)}, nil
 }
 
 func (s *Signer) mac(payload string) string {
@@ -110,15 +117,16 @@ func (i *Interceptor) principalContext(ctx context.Context, header string) (cont
 }
 
 // Forward returns a client interceptor that signs the context's principal
-// into PrincipalHeader: services calling one another on a user's behalf
-// use it with their generated Connect clients.
+// into PrincipalHeader: services calling one another on a user's behalf, or
+// on their own (authz.ServicePrincipal), use it with their generated
+// Connect clients.
 func Forward(s *Signer) connect.Interceptor { return forwarder{s} }
 
 type forwarder struct{ signer *Signer }
 
 func (f forwarder) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		if p, ok := authz.PrincipalFrom(ctx); ok && req.Spec().IsClient {
+		if p, ok := authz.CallerFrom(ctx); ok && req.Spec().IsClient {
 			req.Header().Set(PrincipalHeader, f.signer.Sign(p))
 		}
 		return next(ctx, req)
@@ -128,7 +136,7 @@ func (f forwarder) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 func (f forwarder) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
 	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
 		conn := next(ctx, spec)
-		if p, ok := authz.PrincipalFrom(ctx); ok {
+		if p, ok := authz.CallerFrom(ctx); ok {
 			conn.RequestHeader().Set(PrincipalHeader, f.signer.Sign(p))
 		}
 		return conn

@@ -22,35 +22,42 @@ func TestSigner(t *testing.T) {
 	good := s.Sign(authz.Principal{UserID: "ann.b@example.org"})
 	tampered := strings.Replace(good, base64Of("ann.b@example.org"), base64Of("eve"), 1)
 
+	ann := authz.Principal{UserID: "ann.b@example.org"}
+	service := authz.ServicePrincipal("user")
+	// A user's signature does not make a service of them.
+	promoted := strings.Replace(good, base64Of("ann.b@example.org")+".", base64Of("ann.b@example.org")+"."+base64Of("user"), 1)
 	tests := []struct {
 		name   string
 		value  string
 		verify *Signer
 		after  time.Duration
-		want   string // user id, or "" for a refusal
+		want   authz.Principal // the zero principal: refused
 	}{
-		{"good", good, s, 0, "ann.b@example.org"},
-		{"good until it expires", good, s, principalTTL, "ann.b@example.org"},
-		{"expired", good, s, principalTTL + time.Second, ""},
-		{"another user's name, same signature", tampered, s, 0, ""},
-		{"signed with another key", good, other, 0, ""},
-		{"no signature", strings.Join(strings.Split(good, ".")[:2], "."), s, 0, ""},
-		{"garbage", "x", s, 0, ""},
-		{"empty user", s.Sign(authz.Principal{}), s, 0, ""},
+		{"good", good, s, 0, ann},
+		{"good until it expires", good, s, principalTTL, ann},
+		{"expired", good, s, principalTTL + time.Second, authz.Principal{}},
+		{"another user's name, same signature", tampered, s, 0, authz.Principal{}},
+		{"signed with another key", good, other, 0, authz.Principal{}},
+		{"no signature", strings.Join(strings.Split(good, ".")[:3], "."), s, 0, authz.Principal{}},
+		{"garbage", "x", s, 0, authz.Principal{}},
+		{"empty user", s.Sign(authz.Principal{}), s, 0, authz.Principal{}},
+		{"a service on its own behalf", s.Sign(service), s, 0, service},
+		{"a user and a service at once", s.Sign(authz.Principal{UserID: "ann", Service: "user"}), s, 0, authz.Principal{}},
+		{"a user's signature with a service added", promoted, s, 0, authz.Principal{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.verify.now = func() time.Time { return at.Add(tt.after) }
 			defer func() { tt.verify.now = func() time.Time { return at } }()
 			p, err := tt.verify.Verify(tt.value)
-			if tt.want == "" {
+			if tt.want == (authz.Principal{}) {
 				if err == nil {
-					t.Fatalf("accepted as %q", p.UserID)
+					t.Fatalf("accepted as %+v", p)
 				}
 				return
 			}
-			if err != nil || p.UserID != tt.want {
-				t.Fatalf("got %q, %v; want %q", p.UserID, err, tt.want)
+			if err != nil || p != tt.want {
+				t.Fatalf("got %+v, %v; want %+v", p, err, tt.want)
 			}
 		})
 	}

@@ -38,7 +38,11 @@ type Requirement struct {
 	// Only a signed-in principal, no graph permission (e.g. "create a server").
 	Authenticated bool `protobuf:"varint,4,opt,name=authenticated,proto3" json:"authenticated,omitempty"`
 	// No principal needed (health, sign-up).
-	Public        bool `protobuf:"varint,5,opt,name=public,proto3" json:"public,omitempty"`
+	Public bool `protobuf:"varint,5,opt,name=public,proto3" json:"public,omitempty"`
+	// Only this Beep service, acting on its own behalf (its principal signed
+	// with the deployment's internal key), such as "user" erasing an account.
+	// For internal RPCs, which the gateway never routes; people are refused.
+	Service       string `protobuf:"bytes,6,opt,name=service,proto3" json:"service,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -108,6 +112,13 @@ func (x *Requirement) GetPublic() bool {
 	return false
 }
 
+func (x *Requirement) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
 var file_beep_authz_v1_options_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
 		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
@@ -129,7 +140,7 @@ var File_beep_authz_v1_options_proto protoreflect.FileDescriptor
 
 const file_beep_authz_v1_options_proto_rawDesc = "" +
 	"\n" +
-	"\x1bbeep/authz/v1/options.proto\x12\rbeep.authz.v1\x1a google/protobuf/descriptor.proto\"\xb3\x01\n" +
+	"\x1bbeep/authz/v1/options.proto\x12\rbeep.authz.v1\x1a google/protobuf/descriptor.proto\"\xcd\x01\n" +
 	"\vRequirement\x12\x1e\n" +
 	"\n" +
 	"permission\x18\x01 \x01(\tR\n" +
@@ -138,7 +149,8 @@ const file_beep_authz_v1_options_proto_rawDesc = "" +
 	"\vresource_id\x18\x03 \x01(\tR\n" +
 	"resourceId\x12$\n" +
 	"\rauthenticated\x18\x04 \x01(\bR\rauthenticated\x12\x16\n" +
-	"\x06public\x18\x05 \x01(\bR\x06public:X\n" +
+	"\x06public\x18\x05 \x01(\bR\x06public\x12\x18\n" +
+	"\aservice\x18\x06 \x01(\tR\aservice:X\n" +
 	"\brequires\x12\x1e.google.protobuf.MethodOptions\x18\xb5\x87\x03 \x01(\v2\x1a.beep.authz.v1.RequirementR\brequiresB\xab\x01\n" +
 	"\x11com.beep.authz.v1B\fOptionsProtoP\x01Z2github.com/beepchat/beep/gen/beep/authz/v1;authzv1\xa2\x02\x03BAX\xaa\x02\rBeep.Authz.V1\xca\x02\rBeep\\Authz\\V1\xe2\x02\x19Beep\\Authz\\V1\\GPBMetadata\xea\x02\x0fBeep::Authz::V1b\x06proto3"
 

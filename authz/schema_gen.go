@@ -33,6 +33,9 @@ const (
 	TypeWebhook ObjectType = "webhook"
 )
 
+// ObjectTypes are every definition of the schema, in its order.
+var ObjectTypes = []ObjectType{TypeUser, TypePlatform, TypeRole, TypeServer, TypeCategory, TypeChannel, TypeThread, TypeDmChannel, TypeMessage, TypeAttachment, TypeInvite, TypeWebhook}
+
 // UserSchema lists the relations and permissions of the "user" definition.
 type UserSchema struct {
 	Type        ObjectType

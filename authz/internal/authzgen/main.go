@@ -76,6 +76,14 @@ func generate(schema string) ([]byte, error) {
 		fmt.Fprintf(&b, "\t// Type%s is the %q definition.\n\tType%s ObjectType = %q\n", camel(def.Name), def.Name, camel(def.Name), def.Name)
 	}
 	b.WriteString(")\n\n")
+	b.WriteString("// ObjectTypes are every definition of the schema, in its order.\nvar ObjectTypes = []ObjectType{")
+	for i, def := range defs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "Type%s", camel(def.Name))
+	}
+	b.WriteString("}\n\n")
 
 	var flags []string
 	overwritable := map[string]bool{}

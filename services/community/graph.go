@@ -166,7 +166,9 @@ func threadRelationships(t threadRow) []authz.Relationship {
 	id := t.id.String()
 	out := []authz.Relationship{
 		rel(authz.Thread.Parent, id, authz.TypeChannel.Object(t.channelID.String()).Subject()),
-		rel(authz.Thread.Creator, id, authz.UserSubject(t.creatorID)),
+	}
+	if t.creatorID != "" { // empty once the creator's account is erased
+		out = append(out, rel(authz.Thread.Creator, id, authz.UserSubject(t.creatorID)))
 	}
 	if !t.private {
 		out = append(out, rel(authz.Thread.Public, id, authz.Wildcard(authz.TypeUser)))

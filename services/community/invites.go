@@ -56,7 +56,9 @@ func inviteRelationships(i inviteRow, now time.Time) []authz.Relationship {
 	out := []authz.Relationship{
 		rel(authz.Invite.Server, i.code, authz.TypeServer.Object(i.serverID.String()).Subject()),
 		rel(authz.Invite.Channel, i.code, authz.TypeChannel.Object(i.channel.String()).Subject()),
-		rel(authz.Invite.Creator, i.code, authz.UserSubject(i.creatorID)),
+	}
+	if i.creatorID != "" { // empty once the creator's account is erased
+		out = append(out, rel(authz.Invite.Creator, i.code, authz.UserSubject(i.creatorID)))
 	}
 	if i.usable(now) {
 		out = append(out, usableRelationship(i))

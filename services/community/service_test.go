@@ -28,6 +28,8 @@ type harness struct {
 	client communityv1connect.CommunityServiceClient
 	authz  *authz.Client
 	url    string // of the service's HTTP server
+	// erasure is the internal API.
+	erasure communityv1connect.ErasureServiceClient
 }
 
 // testAuthentication stands in for the gateway: the user named in a header.
@@ -35,6 +37,9 @@ func testAuthentication(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if u := r.Header.Get("Test-User"); u != "" {
 			r = r.WithContext(authz.WithPrincipal(r.Context(), authz.Principal{UserID: u}))
+		}
+		if s := r.Header.Get("Test-Service"); s != "" {
+			r = r.WithContext(authz.WithPrincipal(r.Context(), authz.ServicePrincipal(s)))
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -59,9 +64,11 @@ func start(t *testing.T) *harness {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(svc.Handler(connect.WithInterceptors(connectauthz.New(spice.Client(), log))))
+	mux.Handle(svc.InternalHandler(connect.WithInterceptors(connectauthz.New(spice.Client(), log))))
 	srv := httptest.NewServer(testAuthentication(mux))
 	t.Cleanup(srv.Close)
-	return &harness{svc: svc, client: communityv1connect.NewCommunityServiceClient(srv.Client(), srv.URL), authz: spice.Client(), url: srv.URL}
+	return &harness{svc: svc, client: communityv1connect.NewCommunityServiceClient(srv.Client(), srv.URL), authz: spice.Client(), url: srv.URL,
+		erasure: communityv1connect.NewErasureServiceClient(srv.Client(), srv.URL)}
 }
 
 // as makes a request from user, at least as fresh as token.

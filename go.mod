@@ -15,6 +15,11 @@ require (
 )
 
 require (
+	github.com/ory/client-go v1.22.0
+	golang.org/x/oauth2 v0.36.0 // indirect
+)
+
+require (
 	github.com/Azure/go-ntlmssp v0.1.1 // indirect
 	github.com/fatih/color v1.17.0 // indirect
 	github.com/go-asn1-ber/asn1-ber v1.5.8 // indirect

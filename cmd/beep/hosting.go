@@ -23,12 +23,22 @@ type hosted interface {
 	Handler(opts ...connect.HandlerOption) (string, http.Handler)
 }
 
+// internallyHosted is a service that also has an internal API, for other
+// Beep services only: served beside its public one, never routed by the
+// gateway.
+type internallyHosted interface {
+	InternalHandler(opts ...connect.HandlerOption) (string, http.Handler)
+}
+
 // serviceHost serves one service: its RPCs (the principal verified from the
 // gateway's signature, each RPC's permission checked), health, reflection,
 // readiness and metrics.
 func serviceHost(name string, svc hosted, checks *connectauthz.Interceptor, readyz http.Handler, metrics *prometheus.Registry, tracing connect.HandlerOption) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(svc.Handler(tracing, connect.WithInterceptors(checks), connect.WithReadMaxBytes(4<<20)))
+	if internal, ok := svc.(internallyHosted); ok {
+		mux.Handle(internal.InternalHandler(tracing, connect.WithInterceptors(checks), connect.WithReadMaxBytes(4<<20)))
+	}
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(name)))
 	reflector := grpcreflect.NewStaticReflector(name)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))

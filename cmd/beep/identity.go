@@ -16,6 +16,7 @@ import (
 	"github.com/beepchat/beep/internal/oidcprovider"
 	"github.com/beepchat/beep/services/gateway"
 	"github.com/beepchat/beep/services/ldapbridge"
+	"github.com/beepchat/beep/services/user"
 )
 
 // identity is Kratos as this process reaches it.
@@ -23,7 +24,10 @@ type identity struct {
 	// publicURL is Kratos' public API ("" when no Kratos: sessions are
 	// then not accepted, only development tokens if enabled).
 	publicURL string
-	stop      func()
+	// adminURL is Kratos' admin API ("" when unknown: accounts are then
+	// deleted from Beep without their Kratos identity).
+	adminURL string
+	stop     func()
 }
 
 // startIdentity starts Kratos as a supervised child when -kratos-bin is set
@@ -32,7 +36,7 @@ type identity struct {
 func startIdentity(ctx context.Context, cfg Config, log *slog.Logger, publicBase string, providers []kratos.Provider) (*identity, error) {
 	switch {
 	case cfg.KratosURL != "":
-		return &identity{publicURL: cfg.KratosURL, stop: func() {}}, nil
+		return &identity{publicURL: cfg.KratosURL, adminURL: cfg.KratosAdminURL, stop: func() {}}, nil
 	case cfg.KratosBin == "":
 		log.Warn("no identity server (-kratos-bin or -kratos-url): sign-in is off")
 		return &identity{stop: func() {}}, nil
@@ -52,7 +56,15 @@ func startIdentity(ctx context.Context, cfg Config, log *slog.Logger, publicBase
 		cancel()
 		return nil, err
 	}
-	return &identity{publicURL: p.PublicURL, stop: func() { cancel(); p.Wait() }}, nil
+	return &identity{publicURL: p.PublicURL, adminURL: p.AdminURL, stop: func() { cancel(); p.Wait() }}, nil
+}
+
+// identities is Kratos' admin API for the user service (nil without it).
+func identities(adminURL string) user.Identities {
+	if adminURL == "" {
+		return nil
+	}
+	return kratos.NewIdentities(adminURL, nil)
 }
 
 // sessions verifies Kratos sessions for the gateway (nil without Kratos).

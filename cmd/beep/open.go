@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/beepchat/beep/authz"
+	"github.com/beepchat/beep/authz/connectauthz"
 	"github.com/beepchat/beep/authz/inprocess"
 	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
 	"github.com/beepchat/beep/internal/database"
@@ -112,19 +114,36 @@ func openCommunity(ctx context.Context, cfg Config, c *authz.Client, log *slog.L
 }
 
 // openUser opens the user service's database and the service, which calls
-// the community service through its client.
-func openUser(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger, community communityv1connect.CommunityServiceClient) (*user.Service, *pgxpool.Pool, error) {
+// the community service at communityURL over client through its generated
+// clients, and Kratos' admin API through ids (nil without Kratos). It
+// resumes pending account deletions in the background until ctx ends.
+func openUser(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger, communityURL string, client *http.Client, signer *connectauthz.Signer, ids user.Identities) (*user.Service, *pgxpool.Pool, error) {
+	community, err := newServiceClient(communityv1connect.NewCommunityServiceClient, communityURL, client, signer)
+	if err != nil {
+		return nil, nil, err
+	}
+	erasure, err := newServiceClient(communityv1connect.NewErasureServiceClient, communityURL, client, signer)
+	if err != nil {
+		return nil, nil, err
+	}
 	pool, err := openPool(ctx, cfg, cfg.UserDatabase)
 	if err != nil {
 		return nil, nil, err
 	}
-	svc, err := user.New(ctx, pool, c, log.With("service", "user"), community)
+	svc, err := user.New(ctx, user.Config{DB: pool, Authz: c, Log: log.With("service", "user"), Community: community, Erasure: erasure,
+		Identities: ids, DeletionGrace: cfg.SessionCacheTTL + deletionMargin})
 	if err != nil {
 		pool.Close()
 		return nil, nil, err
 	}
+	go svc.RunDeletions(ctx, 10*time.Second)
 	return svc, pool, nil
 }
+
+// deletionMargin is added to the gateway's session cache for the last pass
+// of an account's erasure: a request authenticated just before the
+// identity was deleted has finished by then.
+const deletionMargin = 5 * time.Second
 
 // components are what every command of the process runs on.
 type components struct {

@@ -147,11 +147,7 @@ func (p process) serveUser(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	community, err := newServiceClient(communityv1connect.NewCommunityServiceClient, cfg.CommunityURL, tcpClient(), signer)
-	if err != nil {
-		return err
-	}
-	svc, pool, err := openUser(ctx, cfg, inst.Authz, log, community)
+	svc, pool, err := openUser(ctx, cfg, inst.Authz, log, cfg.CommunityURL, tcpClient(), signer, identities(cfg.KratosAdminURL))
 	if err != nil {
 		return err
 	}
@@ -182,18 +178,6 @@ func (p process) serveAll(ctx context.Context) error {
 	communityHTTP, stopCommunity := serveInMemory(roleCommunity,
 		serviceHost(communityv1connect.CommunityServiceName, c.community, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing))
 	defer stopCommunity()
-	community, err := newServiceClient(communityv1connect.NewCommunityServiceClient, "http://"+roleCommunity, communityHTTP, signer)
-	if err != nil {
-		return err
-	}
-	users, userPool, err := openUser(ctx, cfg, c.inst.Authz, log, community)
-	if err != nil {
-		return err
-	}
-	defer userPool.Close()
-	userHTTP, stopUser := serveInMemory(roleUser,
-		serviceHost(userv1connect.UserServiceName, users, checks, readiness(c.inst.Authz, userPool), metrics, rpcTracing))
-	defer stopUser()
 	public, err := listen(cfg)
 	if err != nil {
 		return err
@@ -211,6 +195,15 @@ func (p process) serveAll(ctx context.Context) error {
 		return err
 	}
 	defer id.stop()
+	users, userPool, err := openUser(ctx, cfg, c.inst.Authz, log, "http://"+roleCommunity, communityHTTP, signer, identities(id.adminURL))
+	if err != nil {
+		public.Close()
+		return err
+	}
+	defer userPool.Close()
+	userHTTP, stopUser := serveInMemory(roleUser,
+		serviceHost(userv1connect.UserServiceName, users, checks, readiness(c.inst.Authz, userPool), metrics, rpcTracing))
+	defer stopUser()
 	gw, err := newGateway(ctx, cfg, log, metrics, signer, id,
 		upstream{communityv1connect.CommunityServiceName, communityPath, &url.URL{Scheme: "http", Host: roleCommunity}, communityHTTP},
 		upstream{userv1connect.UserServiceName, userPath, &url.URL{Scheme: "http", Host: roleUser}, userHTTP})

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/beepchat/beep/authz"
@@ -37,18 +38,62 @@ type Service struct {
 	// community answers for the caller about their servers (its generated
 	// client, forwarding the caller's principal); nil when not configured.
 	community communityv1connect.CommunityServiceClient
+	// erasure erases a user from the community service; nil when not
+	// configured (account deletion then stays pending).
+	erasure communityv1connect.ErasureServiceClient
+	// identities is Kratos' admin API; nil when accounts are not Kratos'.
+	identities Identities
+	// grace is how long after the identity is deleted a credential may
+	// still be honoured somewhere (the gateway's session cache).
+	grace time.Duration
+	// afterStep, in tests, runs after each step of an erasure; an error
+	// stops the pass there, as a crash would.
+	afterStep func(step string) error
+}
+
+// Identities is the identity server's administration: Kratos' admin API
+// (kratos.Identities).
+type Identities interface {
+	// Identity returns what the identity server keeps of an identity,
+	// without secrets; found is false when it has none.
+	Identity(ctx context.Context, id string) (record map[string]any, found bool, err error)
+	// DeleteIdentity deletes an identity and its sessions; deleting one
+	// that does not exist succeeds.
+	DeleteIdentity(ctx context.Context, id string) error
 }
 
 var _ userv1connect.UserServiceHandler = (*Service)(nil)
 
-// New migrates the database and returns the service. community, when not
-// nil, is the community service's client, which must forward the caller's
-// principal (connectauthz.Forward).
-func New(ctx context.Context, db *pgxpool.Pool, client *authz.Client, log *slog.Logger, community communityv1connect.CommunityServiceClient) (*Service, error) {
-	if err := migrations.Up(ctx, db); err != nil {
+// Config is what the user service runs with.
+type Config struct {
+	DB    *pgxpool.Pool
+	Authz *authz.Client
+	Log   *slog.Logger
+	// Community is the community service's client; it must forward the
+	// caller's principal (connectauthz.Forward). Optional: without it,
+	// ExportMyData is unavailable.
+	Community communityv1connect.CommunityServiceClient
+	// Erasure is the community service's internal client, forwarding the
+	// principal likewise. Optional: without it, account deletions stay
+	// pending.
+	Erasure communityv1connect.ErasureServiceClient
+	// Identities is Kratos' admin API. Optional: without it, accounts are
+	// not Kratos' (an external OIDC issuer's, or development tokens).
+	Identities Identities
+	// DeletionGrace is how long after deleting an identity a credential of
+	// it may still be honoured (the gateway's -session-cache-ttl): an
+	// erasure makes one more pass after it, so that nothing written in the
+	// meantime remains.
+	DeletionGrace time.Duration
+}
+
+// New migrates the database and returns the service.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if err := migrations.Up(ctx, cfg.DB); err != nil {
 		return nil, err
 	}
-	return &Service{db: db, authz: client, log: log, community: community}, nil
+	return &Service{db: cfg.DB, authz: cfg.Authz, log: cfg.Log, community: cfg.Community, erasure: cfg.Erasure,
+		identities: cfg.Identities, grace: cfg.DeletionGrace}, nil
 }
 
 // Handler returns the path and the Connect handler of the service.
@@ -273,8 +318,8 @@ func (s *Service) ListBlockedUsers(ctx context.Context, _ *connect.Request[userv
 }
 
 // ExportMyData gathers what Beep holds about the caller: this service's
-// rows, and their servers from the community service, asked on their
-// behalf through its client.
+// rows, their identity from Kratos (without secrets), and their servers
+// from the community service, asked on their behalf through its client.
 func (s *Service) ExportMyData(ctx context.Context, _ *connect.Request[userv1.ExportMyDataRequest]) (*connect.Response[userv1.ExportMyDataResponse], error) {
 	p, err := caller(ctx)
 	if err != nil {
@@ -294,6 +339,18 @@ func (s *Service) ExportMyData(ctx context.Context, _ *connect.Request[userv1.Ex
 	}
 	if out.BlockedUserIds, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 		return nil, s.internal(ctx, "export", err)
+	}
+	if s.identities != nil && kratosID.MatchString(p.UserID) {
+		record, found, err := s.identities.Identity(ctx, p.UserID)
+		if err != nil {
+			s.log.ErrorContext(ctx, "export: the identity server", "err", err)
+			return nil, connect.NewError(connect.CodeUnavailable, errors.New("the identity server did not answer; try again"))
+		}
+		if found {
+			if out.Identity, err = structpb.NewStruct(record); err != nil {
+				return nil, s.internal(ctx, "export", err)
+			}
+		}
 	}
 	for page := ""; ; {
 		resp, err := s.community.ListMyServers(ctx, connect.NewRequest(&communityv1.ListMyServersRequest{PageSize: 200, PageToken: page}))

@@ -38,7 +38,7 @@ func start(t *testing.T) *harness {
 	}
 	t.Cleanup(pool.Close)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := user.New(t.Context(), pool, spice.Client(), log, nil)
+	svc, err := user.New(t.Context(), user.Config{DB: pool, Authz: spice.Client(), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

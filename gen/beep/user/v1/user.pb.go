@@ -11,6 +11,7 @@ import (
 	v1 "github.com/beepchat/beep/gen/beep/community/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -23,6 +24,58 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// AccountDeletionState is the state of an account's erasure.
+type AccountDeletionState int32
+
+const (
+	AccountDeletionState_ACCOUNT_DELETION_STATE_UNSPECIFIED AccountDeletionState = 0
+	// Recorded; some steps remain and are being retried.
+	AccountDeletionState_ACCOUNT_DELETION_STATE_PENDING AccountDeletionState = 1
+	// Nothing of the account remains.
+	AccountDeletionState_ACCOUNT_DELETION_STATE_DONE AccountDeletionState = 2
+)
+
+// Enum value maps for AccountDeletionState.
+var (
+	AccountDeletionState_name = map[int32]string{
+		0: "ACCOUNT_DELETION_STATE_UNSPECIFIED",
+		1: "ACCOUNT_DELETION_STATE_PENDING",
+		2: "ACCOUNT_DELETION_STATE_DONE",
+	}
+	AccountDeletionState_value = map[string]int32{
+		"ACCOUNT_DELETION_STATE_UNSPECIFIED": 0,
+		"ACCOUNT_DELETION_STATE_PENDING":     1,
+		"ACCOUNT_DELETION_STATE_DONE":        2,
+	}
+)
+
+func (x AccountDeletionState) Enum() *AccountDeletionState {
+	p := new(AccountDeletionState)
+	*p = x
+	return p
+}
+
+func (x AccountDeletionState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AccountDeletionState) Descriptor() protoreflect.EnumDescriptor {
+	return file_beep_user_v1_user_proto_enumTypes[0].Descriptor()
+}
+
+func (AccountDeletionState) Type() protoreflect.EnumType {
+	return &file_beep_user_v1_user_proto_enumTypes[0]
+}
+
+func (x AccountDeletionState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AccountDeletionState.Descriptor instead.
+func (AccountDeletionState) EnumDescriptor() ([]byte, []int) {
+	return file_beep_user_v1_user_proto_rawDescGZIP(), []int{0}
+}
 
 // Profile is what others see of a person.
 type Profile struct {
@@ -711,8 +764,12 @@ type ExportMyDataResponse struct {
 	BlockedUserIds []string               `protobuf:"bytes,2,rep,name=blocked_user_ids,json=blockedUserIds,proto3" json:"blocked_user_ids,omitempty"`
 	// The servers the caller is a member of (and owns, where owner_id is
 	// theirs).
-	Servers       []*v1.Server           `protobuf:"bytes,3,rep,name=servers,proto3" json:"servers,omitempty"`
-	ExportedAt    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=exported_at,json=exportedAt,proto3" json:"exported_at,omitempty"`
+	Servers    []*v1.Server           `protobuf:"bytes,3,rep,name=servers,proto3" json:"servers,omitempty"`
+	ExportedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=exported_at,json=exportedAt,proto3" json:"exported_at,omitempty"`
+	// The identity Kratos keeps (traits such as email and username, the
+	// sign-in methods and their identifiers, addresses, dates), without
+	// secrets. Empty for accounts of an external OIDC issuer.
+	Identity      *structpb.Struct `protobuf:"bytes,5,opt,name=identity,proto3" json:"identity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -775,11 +832,138 @@ func (x *ExportMyDataResponse) GetExportedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ExportMyDataResponse) GetIdentity() *structpb.Struct {
+	if x != nil {
+		return x.Identity
+	}
+	return nil
+}
+
+// DeleteMyAccountRequest confirms the deletion.
+type DeleteMyAccountRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller's own user id, to confirm this is deliberate.
+	ConfirmUserId string `protobuf:"bytes,1,opt,name=confirm_user_id,json=confirmUserId,proto3" json:"confirm_user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteMyAccountRequest) Reset() {
+	*x = DeleteMyAccountRequest{}
+	mi := &file_beep_user_v1_user_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteMyAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteMyAccountRequest) ProtoMessage() {}
+
+func (x *DeleteMyAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_user_v1_user_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteMyAccountRequest.ProtoReflect.Descriptor instead.
+func (*DeleteMyAccountRequest) Descriptor() ([]byte, []int) {
+	return file_beep_user_v1_user_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *DeleteMyAccountRequest) GetConfirmUserId() string {
+	if x != nil {
+		return x.ConfirmUserId
+	}
+	return ""
+}
+
+// DeleteMyAccountResponse says how far the erasure got.
+type DeleteMyAccountResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// DONE when everything is erased; PENDING when a step must be retried
+	// (it will be, by the service, until done).
+	State AccountDeletionState `protobuf:"varint,1,opt,name=state,proto3,enum=beep.user.v1.AccountDeletionState" json:"state,omitempty"`
+	// Servers handed to another member: server id → the new owner.
+	TransferredServers map[string]string `protobuf:"bytes,2,rep,name=transferred_servers,json=transferredServers,proto3" json:"transferred_servers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Servers deleted because nobody else was in them.
+	DeletedServers []string `protobuf:"bytes,3,rep,name=deleted_servers,json=deletedServers,proto3" json:"deleted_servers,omitempty"`
+	// The revision of the erasure's last write, when it is done.
+	ZedToken      string `protobuf:"bytes,4,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteMyAccountResponse) Reset() {
+	*x = DeleteMyAccountResponse{}
+	mi := &file_beep_user_v1_user_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteMyAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteMyAccountResponse) ProtoMessage() {}
+
+func (x *DeleteMyAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_user_v1_user_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteMyAccountResponse.ProtoReflect.Descriptor instead.
+func (*DeleteMyAccountResponse) Descriptor() ([]byte, []int) {
+	return file_beep_user_v1_user_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *DeleteMyAccountResponse) GetState() AccountDeletionState {
+	if x != nil {
+		return x.State
+	}
+	return AccountDeletionState_ACCOUNT_DELETION_STATE_UNSPECIFIED
+}
+
+func (x *DeleteMyAccountResponse) GetTransferredServers() map[string]string {
+	if x != nil {
+		return x.TransferredServers
+	}
+	return nil
+}
+
+func (x *DeleteMyAccountResponse) GetDeletedServers() []string {
+	if x != nil {
+		return x.DeletedServers
+	}
+	return nil
+}
+
+func (x *DeleteMyAccountResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
 var File_beep_user_v1_user_proto protoreflect.FileDescriptor
 
 const file_beep_user_v1_user_proto_rawDesc = "" +
 	"\n" +
-	"\x17beep/user/v1/user.proto\x12\fbeep.user.v1\x1a\x1bbeep/authz/v1/options.proto\x1a!beep/community/v1/community.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x01\n" +
+	"\x17beep/user/v1/user.proto\x12\fbeep.user.v1\x1a\x1bbeep/authz/v1/options.proto\x1a!beep/community/v1/community.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x01\n" +
 	"\aProfile\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12!\n" +
@@ -818,13 +1002,28 @@ const file_beep_user_v1_user_proto_rawDesc = "" +
 	"\x17ListBlockedUsersRequest\"5\n" +
 	"\x18ListBlockedUsersResponse\x12\x19\n" +
 	"\buser_ids\x18\x01 \x03(\tR\auserIds\"\x15\n" +
-	"\x13ExportMyDataRequest\"\xe3\x01\n" +
+	"\x13ExportMyDataRequest\"\x98\x02\n" +
 	"\x14ExportMyDataResponse\x12/\n" +
 	"\aprofile\x18\x01 \x01(\v2\x15.beep.user.v1.ProfileR\aprofile\x12(\n" +
 	"\x10blocked_user_ids\x18\x02 \x03(\tR\x0eblockedUserIds\x123\n" +
 	"\aservers\x18\x03 \x03(\v2\x19.beep.community.v1.ServerR\aservers\x12;\n" +
 	"\vexported_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"exportedAt2\xc3\x05\n" +
+	"exportedAt\x123\n" +
+	"\bidentity\x18\x05 \x01(\v2\x17.google.protobuf.StructR\bidentity\"@\n" +
+	"\x16DeleteMyAccountRequest\x12&\n" +
+	"\x0fconfirm_user_id\x18\x01 \x01(\tR\rconfirmUserId\"\xd0\x02\n" +
+	"\x17DeleteMyAccountResponse\x128\n" +
+	"\x05state\x18\x01 \x01(\x0e2\".beep.user.v1.AccountDeletionStateR\x05state\x12n\n" +
+	"\x13transferred_servers\x18\x02 \x03(\v2=.beep.user.v1.DeleteMyAccountResponse.TransferredServersEntryR\x12transferredServers\x12'\n" +
+	"\x0fdeleted_servers\x18\x03 \x03(\tR\x0edeletedServers\x12\x1b\n" +
+	"\tzed_token\x18\x04 \x01(\tR\bzedToken\x1aE\n" +
+	"\x17TransferredServersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\x83\x01\n" +
+	"\x14AccountDeletionState\x12&\n" +
+	"\"ACCOUNT_DELETION_STATE_UNSPECIFIED\x10\x00\x12\"\n" +
+	"\x1eACCOUNT_DELETION_STATE_PENDING\x10\x01\x12\x1f\n" +
+	"\x1bACCOUNT_DELETION_STATE_DONE\x10\x022\xab\x06\n" +
 	"\vUserService\x12]\n" +
 	"\fGetMyProfile\x12!.beep.user.v1.GetMyProfileRequest\x1a\".beep.user.v1.GetMyProfileResponse\"\x06\xaa\xbb\x18\x02 \x01\x12f\n" +
 	"\x0fUpdateMyProfile\x12$.beep.user.v1.UpdateMyProfileRequest\x1a%.beep.user.v1.UpdateMyProfileResponse\"\x06\xaa\xbb\x18\x02 \x01\x12q\n" +
@@ -833,7 +1032,8 @@ const file_beep_user_v1_user_proto_rawDesc = "" +
 	"\x11user#view_profile\x12\auser_id\x12T\n" +
 	"\tBlockUser\x12\x1e.beep.user.v1.BlockUserRequest\x1a\x1f.beep.user.v1.BlockUserResponse\"\x06\xaa\xbb\x18\x02 \x01\x12Z\n" +
 	"\vUnblockUser\x12 .beep.user.v1.UnblockUserRequest\x1a!.beep.user.v1.UnblockUserResponse\"\x06\xaa\xbb\x18\x02 \x01\x12]\n" +
-	"\fExportMyData\x12!.beep.user.v1.ExportMyDataRequest\x1a\".beep.user.v1.ExportMyDataResponse\"\x06\xaa\xbb\x18\x02 \x01\x12i\n" +
+	"\fExportMyData\x12!.beep.user.v1.ExportMyDataRequest\x1a\".beep.user.v1.ExportMyDataResponse\"\x06\xaa\xbb\x18\x02 \x01\x12f\n" +
+	"\x0fDeleteMyAccount\x12$.beep.user.v1.DeleteMyAccountRequest\x1a%.beep.user.v1.DeleteMyAccountResponse\"\x06\xaa\xbb\x18\x02 \x01\x12i\n" +
 	"\x10ListBlockedUsers\x12%.beep.user.v1.ListBlockedUsersRequest\x1a&.beep.user.v1.ListBlockedUsersResponse\"\x06\xaa\xbb\x18\x02 \x01B\xa1\x01\n" +
 	"\x10com.beep.user.v1B\tUserProtoP\x01Z0github.com/beepchat/beep/gen/beep/user/v1;userv1\xa2\x02\x03BUX\xaa\x02\fBeep.User.V1\xca\x02\fBeep\\User\\V1\xe2\x02\x18Beep\\User\\V1\\GPBMetadata\xea\x02\x0eBeep::User::V1b\x06proto3"
 
@@ -849,53 +1049,64 @@ func file_beep_user_v1_user_proto_rawDescGZIP() []byte {
 	return file_beep_user_v1_user_proto_rawDescData
 }
 
-var file_beep_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_beep_user_v1_user_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_beep_user_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_beep_user_v1_user_proto_goTypes = []any{
-	(*Profile)(nil),                  // 0: beep.user.v1.Profile
-	(*GetMyProfileRequest)(nil),      // 1: beep.user.v1.GetMyProfileRequest
-	(*GetMyProfileResponse)(nil),     // 2: beep.user.v1.GetMyProfileResponse
-	(*UpdateMyProfileRequest)(nil),   // 3: beep.user.v1.UpdateMyProfileRequest
-	(*UpdateMyProfileResponse)(nil),  // 4: beep.user.v1.UpdateMyProfileResponse
-	(*GetProfileRequest)(nil),        // 5: beep.user.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),       // 6: beep.user.v1.GetProfileResponse
-	(*BlockUserRequest)(nil),         // 7: beep.user.v1.BlockUserRequest
-	(*BlockUserResponse)(nil),        // 8: beep.user.v1.BlockUserResponse
-	(*UnblockUserRequest)(nil),       // 9: beep.user.v1.UnblockUserRequest
-	(*UnblockUserResponse)(nil),      // 10: beep.user.v1.UnblockUserResponse
-	(*ListBlockedUsersRequest)(nil),  // 11: beep.user.v1.ListBlockedUsersRequest
-	(*ListBlockedUsersResponse)(nil), // 12: beep.user.v1.ListBlockedUsersResponse
-	(*ExportMyDataRequest)(nil),      // 13: beep.user.v1.ExportMyDataRequest
-	(*ExportMyDataResponse)(nil),     // 14: beep.user.v1.ExportMyDataResponse
-	(*timestamppb.Timestamp)(nil),    // 15: google.protobuf.Timestamp
-	(*v1.Server)(nil),                // 16: beep.community.v1.Server
+	(AccountDeletionState)(0),        // 0: beep.user.v1.AccountDeletionState
+	(*Profile)(nil),                  // 1: beep.user.v1.Profile
+	(*GetMyProfileRequest)(nil),      // 2: beep.user.v1.GetMyProfileRequest
+	(*GetMyProfileResponse)(nil),     // 3: beep.user.v1.GetMyProfileResponse
+	(*UpdateMyProfileRequest)(nil),   // 4: beep.user.v1.UpdateMyProfileRequest
+	(*UpdateMyProfileResponse)(nil),  // 5: beep.user.v1.UpdateMyProfileResponse
+	(*GetProfileRequest)(nil),        // 6: beep.user.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),       // 7: beep.user.v1.GetProfileResponse
+	(*BlockUserRequest)(nil),         // 8: beep.user.v1.BlockUserRequest
+	(*BlockUserResponse)(nil),        // 9: beep.user.v1.BlockUserResponse
+	(*UnblockUserRequest)(nil),       // 10: beep.user.v1.UnblockUserRequest
+	(*UnblockUserResponse)(nil),      // 11: beep.user.v1.UnblockUserResponse
+	(*ListBlockedUsersRequest)(nil),  // 12: beep.user.v1.ListBlockedUsersRequest
+	(*ListBlockedUsersResponse)(nil), // 13: beep.user.v1.ListBlockedUsersResponse
+	(*ExportMyDataRequest)(nil),      // 14: beep.user.v1.ExportMyDataRequest
+	(*ExportMyDataResponse)(nil),     // 15: beep.user.v1.ExportMyDataResponse
+	(*DeleteMyAccountRequest)(nil),   // 16: beep.user.v1.DeleteMyAccountRequest
+	(*DeleteMyAccountResponse)(nil),  // 17: beep.user.v1.DeleteMyAccountResponse
+	nil,                              // 18: beep.user.v1.DeleteMyAccountResponse.TransferredServersEntry
+	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
+	(*v1.Server)(nil),                // 20: beep.community.v1.Server
+	(*structpb.Struct)(nil),          // 21: google.protobuf.Struct
 }
 var file_beep_user_v1_user_proto_depIdxs = []int32{
-	15, // 0: beep.user.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
-	0,  // 1: beep.user.v1.GetMyProfileResponse.profile:type_name -> beep.user.v1.Profile
-	0,  // 2: beep.user.v1.UpdateMyProfileResponse.profile:type_name -> beep.user.v1.Profile
-	0,  // 3: beep.user.v1.GetProfileResponse.profile:type_name -> beep.user.v1.Profile
-	0,  // 4: beep.user.v1.ExportMyDataResponse.profile:type_name -> beep.user.v1.Profile
-	16, // 5: beep.user.v1.ExportMyDataResponse.servers:type_name -> beep.community.v1.Server
-	15, // 6: beep.user.v1.ExportMyDataResponse.exported_at:type_name -> google.protobuf.Timestamp
-	1,  // 7: beep.user.v1.UserService.GetMyProfile:input_type -> beep.user.v1.GetMyProfileRequest
-	3,  // 8: beep.user.v1.UserService.UpdateMyProfile:input_type -> beep.user.v1.UpdateMyProfileRequest
-	5,  // 9: beep.user.v1.UserService.GetProfile:input_type -> beep.user.v1.GetProfileRequest
-	7,  // 10: beep.user.v1.UserService.BlockUser:input_type -> beep.user.v1.BlockUserRequest
-	9,  // 11: beep.user.v1.UserService.UnblockUser:input_type -> beep.user.v1.UnblockUserRequest
-	13, // 12: beep.user.v1.UserService.ExportMyData:input_type -> beep.user.v1.ExportMyDataRequest
-	11, // 13: beep.user.v1.UserService.ListBlockedUsers:input_type -> beep.user.v1.ListBlockedUsersRequest
-	2,  // 14: beep.user.v1.UserService.GetMyProfile:output_type -> beep.user.v1.GetMyProfileResponse
-	4,  // 15: beep.user.v1.UserService.UpdateMyProfile:output_type -> beep.user.v1.UpdateMyProfileResponse
-	6,  // 16: beep.user.v1.UserService.GetProfile:output_type -> beep.user.v1.GetProfileResponse
-	8,  // 17: beep.user.v1.UserService.BlockUser:output_type -> beep.user.v1.BlockUserResponse
-	10, // 18: beep.user.v1.UserService.UnblockUser:output_type -> beep.user.v1.UnblockUserResponse
-	14, // 19: beep.user.v1.UserService.ExportMyData:output_type -> beep.user.v1.ExportMyDataResponse
-	12, // 20: beep.user.v1.UserService.ListBlockedUsers:output_type -> beep.user.v1.ListBlockedUsersResponse
-	14, // [14:21] is the sub-list for method output_type
-	7,  // [7:14] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	19, // 0: beep.user.v1.Profile.updated_at:type_name -> google.protobuf.Timestamp
+	1,  // 1: beep.user.v1.GetMyProfileResponse.profile:type_name -> beep.user.v1.Profile
+	1,  // 2: beep.user.v1.UpdateMyProfileResponse.profile:type_name -> beep.user.v1.Profile
+	1,  // 3: beep.user.v1.GetProfileResponse.profile:type_name -> beep.user.v1.Profile
+	1,  // 4: beep.user.v1.ExportMyDataResponse.profile:type_name -> beep.user.v1.Profile
+	20, // 5: beep.user.v1.ExportMyDataResponse.servers:type_name -> beep.community.v1.Server
+	19, // 6: beep.user.v1.ExportMyDataResponse.exported_at:type_name -> google.protobuf.Timestamp
+	21, // 7: beep.user.v1.ExportMyDataResponse.identity:type_name -> google.protobuf.Struct
+	0,  // 8: beep.user.v1.DeleteMyAccountResponse.state:type_name -> beep.user.v1.AccountDeletionState
+	18, // 9: beep.user.v1.DeleteMyAccountResponse.transferred_servers:type_name -> beep.user.v1.DeleteMyAccountResponse.TransferredServersEntry
+	2,  // 10: beep.user.v1.UserService.GetMyProfile:input_type -> beep.user.v1.GetMyProfileRequest
+	4,  // 11: beep.user.v1.UserService.UpdateMyProfile:input_type -> beep.user.v1.UpdateMyProfileRequest
+	6,  // 12: beep.user.v1.UserService.GetProfile:input_type -> beep.user.v1.GetProfileRequest
+	8,  // 13: beep.user.v1.UserService.BlockUser:input_type -> beep.user.v1.BlockUserRequest
+	10, // 14: beep.user.v1.UserService.UnblockUser:input_type -> beep.user.v1.UnblockUserRequest
+	14, // 15: beep.user.v1.UserService.ExportMyData:input_type -> beep.user.v1.ExportMyDataRequest
+	16, // 16: beep.user.v1.UserService.DeleteMyAccount:input_type -> beep.user.v1.DeleteMyAccountRequest
+	12, // 17: beep.user.v1.UserService.ListBlockedUsers:input_type -> beep.user.v1.ListBlockedUsersRequest
+	3,  // 18: beep.user.v1.UserService.GetMyProfile:output_type -> beep.user.v1.GetMyProfileResponse
+	5,  // 19: beep.user.v1.UserService.UpdateMyProfile:output_type -> beep.user.v1.UpdateMyProfileResponse
+	7,  // 20: beep.user.v1.UserService.GetProfile:output_type -> beep.user.v1.GetProfileResponse
+	9,  // 21: beep.user.v1.UserService.BlockUser:output_type -> beep.user.v1.BlockUserResponse
+	11, // 22: beep.user.v1.UserService.UnblockUser:output_type -> beep.user.v1.UnblockUserResponse
+	15, // 23: beep.user.v1.UserService.ExportMyData:output_type -> beep.user.v1.ExportMyDataResponse
+	17, // 24: beep.user.v1.UserService.DeleteMyAccount:output_type -> beep.user.v1.DeleteMyAccountResponse
+	13, // 25: beep.user.v1.UserService.ListBlockedUsers:output_type -> beep.user.v1.ListBlockedUsersResponse
+	18, // [18:26] is the sub-list for method output_type
+	10, // [10:18] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_beep_user_v1_user_proto_init() }
@@ -909,13 +1120,14 @@ func file_beep_user_v1_user_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_beep_user_v1_user_proto_rawDesc), len(file_beep_user_v1_user_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   15,
+			NumEnums:      1,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_beep_user_v1_user_proto_goTypes,
 		DependencyIndexes: file_beep_user_v1_user_proto_depIdxs,
+		EnumInfos:         file_beep_user_v1_user_proto_enumTypes,
 		MessageInfos:      file_beep_user_v1_user_proto_msgTypes,
 	}.Build()
 	File_beep_user_v1_user_proto = out.File

@@ -48,6 +48,9 @@ const (
 	// UserServiceExportMyDataProcedure is the fully-qualified name of the UserService's ExportMyData
 	// RPC.
 	UserServiceExportMyDataProcedure = "/beep.user.v1.UserService/ExportMyData"
+	// UserServiceDeleteMyAccountProcedure is the fully-qualified name of the UserService's
+	// DeleteMyAccount RPC.
+	UserServiceDeleteMyAccountProcedure = "/beep.user.v1.UserService/DeleteMyAccount"
 	// UserServiceListBlockedUsersProcedure is the fully-qualified name of the UserService's
 	// ListBlockedUsers RPC.
 	UserServiceListBlockedUsersProcedure = "/beep.user.v1.UserService/ListBlockedUsers"
@@ -72,6 +75,15 @@ type UserServiceClient interface {
 	// data" of data-protection law): their profile, blocks and servers, the
 	// servers asked of the community service on their behalf.
 	ExportMyData(context.Context, *connect.Request[v1.ExportMyDataRequest]) (*connect.Response[v1.ExportMyDataResponse], error)
+	// DeleteMyAccount erases the caller's account everywhere (the right to
+	// erasure): the Kratos identity and its sessions, the profile and blocks,
+	// memberships and every relationship of the graph; servers the caller
+	// owns pass to their highest-ranked member, or are deleted when nobody
+	// else is in them. It is a saga of idempotent steps behind a durable
+	// record, retried until done, so it finishes even if the service
+	// restarts half-way. Irreversible: confirm_user_id must be the caller's
+	// own id.
+	DeleteMyAccount(context.Context, *connect.Request[v1.DeleteMyAccountRequest]) (*connect.Response[v1.DeleteMyAccountResponse], error)
 	// ListBlockedUsers lists whom the caller blocks.
 	ListBlockedUsers(context.Context, *connect.Request[v1.ListBlockedUsersRequest]) (*connect.Response[v1.ListBlockedUsersResponse], error)
 }
@@ -123,6 +135,12 @@ func NewUserServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(userServiceMethods.ByName("ExportMyData")),
 			connect.WithClientOptions(opts...),
 		),
+		deleteMyAccount: connect.NewClient[v1.DeleteMyAccountRequest, v1.DeleteMyAccountResponse](
+			httpClient,
+			baseURL+UserServiceDeleteMyAccountProcedure,
+			connect.WithSchema(userServiceMethods.ByName("DeleteMyAccount")),
+			connect.WithClientOptions(opts...),
+		),
 		listBlockedUsers: connect.NewClient[v1.ListBlockedUsersRequest, v1.ListBlockedUsersResponse](
 			httpClient,
 			baseURL+UserServiceListBlockedUsersProcedure,
@@ -140,6 +158,7 @@ type userServiceClient struct {
 	blockUser        *connect.Client[v1.BlockUserRequest, v1.BlockUserResponse]
 	unblockUser      *connect.Client[v1.UnblockUserRequest, v1.UnblockUserResponse]
 	exportMyData     *connect.Client[v1.ExportMyDataRequest, v1.ExportMyDataResponse]
+	deleteMyAccount  *connect.Client[v1.DeleteMyAccountRequest, v1.DeleteMyAccountResponse]
 	listBlockedUsers *connect.Client[v1.ListBlockedUsersRequest, v1.ListBlockedUsersResponse]
 }
 
@@ -173,6 +192,11 @@ func (c *userServiceClient) ExportMyData(ctx context.Context, req *connect.Reque
 	return c.exportMyData.CallUnary(ctx, req)
 }
 
+// DeleteMyAccount calls beep.user.v1.UserService.DeleteMyAccount.
+func (c *userServiceClient) DeleteMyAccount(ctx context.Context, req *connect.Request[v1.DeleteMyAccountRequest]) (*connect.Response[v1.DeleteMyAccountResponse], error) {
+	return c.deleteMyAccount.CallUnary(ctx, req)
+}
+
 // ListBlockedUsers calls beep.user.v1.UserService.ListBlockedUsers.
 func (c *userServiceClient) ListBlockedUsers(ctx context.Context, req *connect.Request[v1.ListBlockedUsersRequest]) (*connect.Response[v1.ListBlockedUsersResponse], error) {
 	return c.listBlockedUsers.CallUnary(ctx, req)
@@ -197,6 +221,15 @@ type UserServiceHandler interface {
 	// data" of data-protection law): their profile, blocks and servers, the
 	// servers asked of the community service on their behalf.
 	ExportMyData(context.Context, *connect.Request[v1.ExportMyDataRequest]) (*connect.Response[v1.ExportMyDataResponse], error)
+	// DeleteMyAccount erases the caller's account everywhere (the right to
+	// erasure): the Kratos identity and its sessions, the profile and blocks,
+	// memberships and every relationship of the graph; servers the caller
+	// owns pass to their highest-ranked member, or are deleted when nobody
+	// else is in them. It is a saga of idempotent steps behind a durable
+	// record, retried until done, so it finishes even if the service
+	// restarts half-way. Irreversible: confirm_user_id must be the caller's
+	// own id.
+	DeleteMyAccount(context.Context, *connect.Request[v1.DeleteMyAccountRequest]) (*connect.Response[v1.DeleteMyAccountResponse], error)
 	// ListBlockedUsers lists whom the caller blocks.
 	ListBlockedUsers(context.Context, *connect.Request[v1.ListBlockedUsersRequest]) (*connect.Response[v1.ListBlockedUsersResponse], error)
 }
@@ -244,6 +277,12 @@ func NewUserServiceHandler(svc UserServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(userServiceMethods.ByName("ExportMyData")),
 		connect.WithHandlerOptions(opts...),
 	)
+	userServiceDeleteMyAccountHandler := connect.NewUnaryHandler(
+		UserServiceDeleteMyAccountProcedure,
+		svc.DeleteMyAccount,
+		connect.WithSchema(userServiceMethods.ByName("DeleteMyAccount")),
+		connect.WithHandlerOptions(opts...),
+	)
 	userServiceListBlockedUsersHandler := connect.NewUnaryHandler(
 		UserServiceListBlockedUsersProcedure,
 		svc.ListBlockedUsers,
@@ -264,6 +303,8 @@ func NewUserServiceHandler(svc UserServiceHandler, opts ...connect.HandlerOption
 			userServiceUnblockUserHandler.ServeHTTP(w, r)
 		case UserServiceExportMyDataProcedure:
 			userServiceExportMyDataHandler.ServeHTTP(w, r)
+		case UserServiceDeleteMyAccountProcedure:
+			userServiceDeleteMyAccountHandler.ServeHTTP(w, r)
 		case UserServiceListBlockedUsersProcedure:
 			userServiceListBlockedUsersHandler.ServeHTTP(w, r)
 		default:
@@ -297,6 +338,10 @@ func (UnimplementedUserServiceHandler) UnblockUser(context.Context, *connect.Req
 
 func (UnimplementedUserServiceHandler) ExportMyData(context.Context, *connect.Request[v1.ExportMyDataRequest]) (*connect.Response[v1.ExportMyDataResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.user.v1.UserService.ExportMyData is not implemented"))
+}
+
+func (UnimplementedUserServiceHandler) DeleteMyAccount(context.Context, *connect.Request[v1.DeleteMyAccountRequest]) (*connect.Response[v1.DeleteMyAccountResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.user.v1.UserService.DeleteMyAccount is not implemented"))
 }
 
 func (UnimplementedUserServiceHandler) ListBlockedUsers(context.Context, *connect.Request[v1.ListBlockedUsersRequest]) (*connect.Response[v1.ListBlockedUsersResponse], error) {

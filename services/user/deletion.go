@@ -273,18 +273,22 @@ func (s *Service) ResumeDeletions(ctx context.Context) (int, error) {
 	}
 }
 
-// RunDeletions resumes due account erasures every interval until ctx ends.
+// RunDeletions resumes due account erasures until ctx ends: at the latest
+// every interval, and as soon as the next one is due.
 func (s *Service) RunDeletions(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
 	for {
 		if _, err := s.ResumeDeletions(ctx); err != nil && ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "resuming account deletions", "err", err)
 		}
+		wait := interval
+		var next *time.Time
+		if err := s.db.QueryRow(ctx, `SELECT min(next_attempt_at) FROM account_deletions`).Scan(&next); err == nil && next != nil {
+			wait = min(wait, max(time.Until(*next), 10*time.Millisecond))
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(wait):
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -233,31 +234,9 @@ func (w *erasureWorld) traces(t *testing.T, userID string) []string {
 	t.Helper()
 	ctx := t.Context()
 	var found []string
-	for name, db := range w.databases {
-		rows, err := db.Query(ctx, `SELECT table_name, column_name FROM information_schema.columns
-			WHERE table_schema = 'public' AND data_type IN ('text', 'character varying', 'uuid', 'jsonb', 'ARRAY')`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		type column struct{ table, name string }
-		var columns []column
-		for rows.Next() {
-			var c column
-			if err := rows.Scan(&c.table, &c.name); err != nil {
-				t.Fatal(err)
-			}
-			columns = append(columns, c)
-		}
-		rows.Close()
-		for _, c := range columns {
-			var n int
-			q := `SELECT count(*) FROM "` + c.table + `" WHERE "` + c.name + `"::text LIKE '%' || $1 || '%'`
-			if err := db.QueryRow(ctx, q, userID).Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			if n > 0 {
-				found = append(found, name+"."+c.table+"."+c.name)
-			}
+	for _, name := range []string{"community", "user"} {
+		for _, where := range pgtest.Find(t, w.databases[name].Config().ConnConfig.Database, userID) {
+			found = append(found, name+where[strings.Index(where, "."):])
 		}
 	}
 	for _, typ := range authz.ObjectTypes {

@@ -112,7 +112,8 @@ func TestDistributedMode(t *testing.T) {
 	forged = strings.Replace(forged, "YW5u", "Ym9i", 1) // "ann" -> "bob", signature kept
 	// signedBy signs as the gateway does, by hand, expiring at expiry.
 	signedBy := func(key, user string, expiry time.Time) string {
-		payload := base64.RawURLEncoding.EncodeToString([]byte(user)) + "." + strconv.FormatInt(expiry.Unix(), 10)
+		// The user, no service, the expiry.
+		payload := base64.RawURLEncoding.EncodeToString([]byte(user)) + ".." + strconv.FormatInt(expiry.Unix(), 10)
 		mac := hmac.New(sha256.New, []byte(key))
 		mac.Write([]byte(payload))
 		return payload + "." + hex.EncodeToString(mac.Sum(nil))
@@ -120,7 +121,7 @@ func TestDistributedMode(t *testing.T) {
 	for name, header := range map[string]string{
 		"none":                         "",
 		"unsigned":                     "ann",
-		"without its signature":        strings.Join(strings.Split(rightKey.Sign(authz.Principal{UserID: "ann"}), ".")[:2], "."),
+		"without its signature":        strings.Join(strings.Split(rightKey.Sign(authz.Principal{UserID: "ann"}), ".")[:3], "."),
 		"signed with another key":      wrongKey.Sign(authz.Principal{UserID: "ann"}),
 		"another user, same signature": forged,
 		"expired":                      signedBy(internalKey, "ann", time.Now().Add(-2*time.Second)),
@@ -149,6 +150,24 @@ func TestDistributedMode(t *testing.T) {
 	smuggled.Header().Set(connectauthz.PrincipalHeader, rightKey.Sign(authz.Principal{UserID: "ann"}))
 	if _, err := through.CreateServer(ctx, smuggled); connect.CodeOf(err) != connect.CodeUnauthenticated {
 		t.Fatalf("a client-supplied principal header passed the gateway: %v", err)
+	}
+
+	// The internal API: served by the community service, to the user
+	// service alone; the gateway does not route it at all.
+	erase := func(base string, p authz.Principal) error {
+		req := connect.NewRequest(&communityv1.EraseUserRequest{UserId: "nobody"})
+		req.Header().Set(connectauthz.PrincipalHeader, rightKey.Sign(p))
+		_, err := communityv1connect.NewErasureServiceClient(http2Client(), base).EraseUser(ctx, req)
+		return err
+	}
+	if err := erase("http://"+gw.HTTPAddr, authz.ServicePrincipal("user")); connect.CodeOf(err) != connect.CodeUnimplemented {
+		t.Errorf("the gateway answered an internal RPC: %v", err)
+	}
+	if err := erase("http://"+community.HTTPAddr, authz.Principal{UserID: "ann"}); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Errorf("a person called the internal RPC: %v", err)
+	}
+	if err := erase("http://"+community.HTTPAddr, authz.ServicePrincipal("user")); err != nil {
+		t.Errorf("the user service called the internal RPC: %v", err)
 	}
 }
 

@@ -58,6 +58,11 @@ type Config struct {
 	// unregistered: for short-lived commands, and for a second SpiceDB on a
 	// PostgreSQL datastore in one process (the registry is global).
 	NoDatastoreMetrics bool
+	// GCWindow is how long deleted relationships are kept, for reads at
+	// older revisions (ZedTokens older than it fail), before they are
+	// purged for good: 24 hours when zero. It bounds how long the rows of
+	// an erased account stay in the datastore.
+	GCWindow time.Duration
 	// Schema, when set, is written at start with Client.EnsureSchema.
 	Schema string
 	// ClientOptions configure the returned Client.
@@ -100,6 +105,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 		dsOpts = append(dsOpts, datastore.WithURI(cfg.DatastoreURI), datastore.WithEnableDatastoreMetrics(!cfg.NoDatastoreMetrics))
+		if cfg.GCWindow > 0 {
+			// Collected at least every tenth of the window (at most every
+			// three minutes, SpiceDB's default).
+			dsOpts = append(dsOpts, datastore.WithGCWindow(cfg.GCWindow), datastore.WithGCInterval(min(3*time.Minute, max(cfg.GCWindow/10, time.Second))))
+		}
 	default:
 		return nil, fmt.Errorf("inprocess: unknown datastore engine %q (want %q or %q)", cfg.Engine, Memory, Postgres)
 	}

@@ -30,6 +30,9 @@ type Config struct {
 	PostgresURL string
 	// SpiceDBEngine is "postgres" (default) or "memory" (lost at exit).
 	SpiceDBEngine string
+	// SpiceDBGCWindow is how long the postgres engine keeps deleted
+	// relationships before purging them.
+	SpiceDBGCWindow time.Duration
 	// SpiceDBDatabase is the database of the postgres engine on PostgresURL's server.
 	SpiceDBDatabase string
 	// SpiceDBGRPCAddr serves the in-process SpiceDB's gRPC API ("" = not served).
@@ -166,6 +169,8 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	str(&cfg.HTTPAddr, "http-addr", "BEEP_HTTP_ADDR", "127.0.0.1:8080", "the process's port: the public API (all, gateway) or the service's own API; /healthz, /readyz, /metrics")
 	str(&cfg.PostgresURL, "postgres-url", "BEEP_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL server (any database on it); Beep creates its own databases")
 	str(&cfg.SpiceDBEngine, "spicedb-engine", "BEEP_SPICEDB_ENGINE", "postgres", "in-process SpiceDB datastore: postgres or memory")
+	gcWindow := "1h"
+	str(&gcWindow, "spicedb-gc-window", "BEEP_SPICEDB_GC_WINDOW", gcWindow, "how long the in-process postgres engine keeps deleted relationships (ZedTokens older than it fail) before purging them")
 	str(&cfg.SpiceDBDatabase, "spicedb-database", "BEEP_SPICEDB_DATABASE", "beep_spicedb", "PostgreSQL database of the in-process SpiceDB (created if absent)")
 	str(&cfg.SpiceDBGRPCAddr, "spicedb-grpc-addr", "BEEP_SPICEDB_GRPC_ADDR", "127.0.0.1:50051", "serve the in-process SpiceDB gRPC API here (empty: do not)")
 	str(&cfg.SpiceDBPresharedKey, "spicedb-preshared-key", "BEEP_SPICEDB_PRESHARED_KEY", "", "SpiceDB preshared key (random for the in-process SpiceDB when empty)")
@@ -237,6 +242,9 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	}
 	if (cfg.OIDCIssuer == "") != (cfg.OIDCAudience == "") {
 		return Config{}, errors.New("-oidc-issuer and -oidc-audience go together")
+	}
+	if cfg.SpiceDBGCWindow, err = time.ParseDuration(gcWindow); err != nil || cfg.SpiceDBGCWindow <= 0 {
+		return Config{}, fmt.Errorf("-spicedb-gc-window %q: want a positive duration such as 1h", gcWindow)
 	}
 	if cfg.SessionCacheTTL, err = time.ParseDuration(sessionTTL); err != nil || cfg.SessionCacheTTL < 0 {
 		return Config{}, fmt.Errorf("-session-cache-ttl %q: want a duration such as 10s", sessionTTL)

@@ -183,7 +183,8 @@ func TestSignInWithGoogle(t *testing.T) {
 
 // TestLinkPolytechToAGoogleAccount: someone signed in with Google links
 // their Polytech account in Kratos' settings flow; later, signing in with
-// Polytech alone (another browser) gives the same identity.
+// Polytech alone (another browser) gives the same identity. Unlinked, it
+// does not any more.
 func TestLinkPolytechToAGoogleAccount(t *testing.T) {
 	bin := kratosBinary(t)
 	ldapURL := ldaptest.Start(t, ldaptest.Person{UID: "bob", Password: "p0lytech", Mail: "bob@polytech.example", Name: "Bob"})
@@ -205,39 +206,33 @@ func TestLinkPolytechToAGoogleAccount(t *testing.T) {
 		"-ldap-url", ldapURL, "-ldap-bind-dn", ldaptest.SearchDN, "-ldap-bind-password", ldaptest.SearchPassword, "-ldap-base-dn", ldaptest.BaseDN),
 		"-http-addr", addr)...)
 	defer stop()
-	whoami := func(c *http.Client) string {
-		req, _ := http.NewRequest(http.MethodGet, base+"/sessions/whoami", nil)
-		_, body := hop(t, c, req, http.StatusOK)
-		var s struct {
-			Identity struct {
-				ID string `json:"id"`
-			} `json:"identity"`
-		}
-		_ = json.Unmarshal([]byte(body), &s)
-		return s.Identity.ID
-	}
-
 	first := browser(t)
 	finishProviderSignIn(t, first, base, "google", providerLogin(t, first, startProviderSignIn(t, first, base, "google"), "bob@gmail.example", "g00gle", http.StatusFound), logs)
-	id := whoami(first)
-
-	// Settings: link Polytech.
-	resp, _ := browse(t, first, base+"/self-service/settings/browser", http.StatusSeeOther)
-	loc, _ := url.Parse(resp.Header.Get("Location"))
-	_, body := browse(t, first, base+"/self-service/settings/flows?id="+loc.Query().Get("flow"), http.StatusOK)
-	action, csrf := flowForm(t, body)
-	resp, _ = postForm(t, first, action, url.Values{"csrf_token": {csrf}, "link": {"polytech"}}, http.StatusSeeOther)
-	authorize := resp.Header.Get("Location")
-	if !strings.HasPrefix(authorize, base+"/polytech/authorize?") {
-		t.Fatalf("linking sent the browser to %s\n%s", authorize, logs)
-	}
-	finishProviderSignIn(t, first, base, "polytech", providerLogin(t, first, authorize, "bob", "p0lytech", http.StatusFound), logs)
+	id := whoami(t, first, base)
+	linkProvider(t, first, base, "polytech", "bob", "p0lytech", logs)
 
 	// Another browser, Polytech only: the same identity.
 	second := browser(t)
 	finishProviderSignIn(t, second, base, "polytech", providerLogin(t, second, startProviderSignIn(t, second, base, "polytech"), "bob", "p0lytech", http.StatusFound), logs)
-	if got := whoami(second); got != id {
+	if got := whoami(t, second, base); got != id {
 		t.Fatalf("signing in with the linked Polytech account gave identity %s, want %s", got, id)
+	}
+
+	// Unlinked, the Polytech account is no longer a way into this identity:
+	// signing in with it makes a new one.
+	if loc := settings(t, first, base, "unlink", "polytech").Header.Get("Location"); strings.Contains(loc, "error") {
+		t.Fatalf("unlinking: %s\n%s", loc, logs)
+	}
+	third := browser(t)
+	finishProviderSignIn(t, third, base, "polytech", providerLogin(t, third, startProviderSignIn(t, third, base, "polytech"), "bob", "p0lytech", http.StatusFound), logs)
+	if got := whoami(t, third, base); got == id {
+		t.Fatalf("after unlinking, Polytech still signs in as %s", id)
+	}
+	// Google still works for the first identity.
+	fourth := browser(t)
+	finishProviderSignIn(t, fourth, base, "google", providerLogin(t, fourth, startProviderSignIn(t, fourth, base, "google"), "bob@gmail.example", "g00gle", http.StatusFound), logs)
+	if got := whoami(t, fourth, base); got != id {
+		t.Fatalf("Google signs in as %s after the unlink, want %s", got, id)
 	}
 }
 

@@ -37,6 +37,12 @@ func kratosBinary(t *testing.T) string {
 // jsonCall sends body as JSON and decodes the JSON answer.
 func jsonCall(t *testing.T, method, url string, header http.Header, body any) (int, map[string]any) {
 	t.Helper()
+	return jsonCallWith(t, http.DefaultClient, method, url, header, body)
+}
+
+// jsonCallWith is jsonCall from client (a browser's, with its cookies).
+func jsonCallWith(t *testing.T, client *http.Client, method, url string, header http.Header, body any) (int, map[string]any) {
+	t.Helper()
 	var r io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -51,7 +57,7 @@ func jsonCall(t *testing.T, method, url string, header http.Header, body any) (i
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,7 @@ func openAuthz(ctx context.Context, cfg Config, log *slog.Logger, inst *Instance
 	}
 	spice := inprocess.Config{
 		Engine:             cfg.SpiceDBEngine,
+		GCWindow:           cfg.SpiceDBGCWindow,
 		GRPCAddr:           cfg.SpiceDBGRPCAddr,
 		PresharedKey:       cfg.SpiceDBPresharedKey,
 		NoDatastoreMetrics: cfg.noMetrics,

@@ -42,7 +42,17 @@ type Requirement struct {
 	// Only this Beep service, acting on its own behalf (its principal signed
 	// with the deployment's internal key), such as "user" erasing an account.
 	// For internal RPCs, which the gateway never routes; people are refused.
-	Service       string `protobuf:"bytes,6,opt,name=service,proto3" json:"service,omitempty"`
+	Service string `protobuf:"bytes,6,opt,name=service,proto3" json:"service,omitempty"`
+	// The definitions a resource_field may name, for an RPC whose resource is
+	// one of several types (a conversation is a "channel", a "thread" or a
+	// "dm_channel"). The field then holds an object reference "type:id",
+	// such as "thread:0190a3c4-...", and permission is a bare permission name
+	// ("send_messages") that every one of these definitions has; the check is
+	// that permission on the object the field names. A reference that is
+	// malformed, a wildcard, or of a type not listed here is refused
+	// (InvalidArgument) before any check. Empty: resource_field holds an id
+	// of permission's own definition.
+	ResourceTypes []string `protobuf:"bytes,7,rep,name=resource_types,json=resourceTypes,proto3" json:"resource_types,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -119,6 +129,13 @@ func (x *Requirement) GetService() string {
 	return ""
 }
 
+func (x *Requirement) GetResourceTypes() []string {
+	if x != nil {
+		return x.ResourceTypes
+	}
+	return nil
+}
+
 var file_beep_authz_v1_options_proto_extTypes = []protoimpl.ExtensionInfo{
 	{
 		ExtendedType:  (*descriptorpb.MethodOptions)(nil),
@@ -140,7 +157,7 @@ var File_beep_authz_v1_options_proto protoreflect.FileDescriptor
 
 const file_beep_authz_v1_options_proto_rawDesc = "" +
 	"\n" +
-	"\x1bbeep/authz/v1/options.proto\x12\rbeep.authz.v1\x1a google/protobuf/descriptor.proto\"\xcd\x01\n" +
+	"\x1bbeep/authz/v1/options.proto\x12\rbeep.authz.v1\x1a google/protobuf/descriptor.proto\"\xf4\x01\n" +
 	"\vRequirement\x12\x1e\n" +
 	"\n" +
 	"permission\x18\x01 \x01(\tR\n" +
@@ -150,7 +167,8 @@ const file_beep_authz_v1_options_proto_rawDesc = "" +
 	"resourceId\x12$\n" +
 	"\rauthenticated\x18\x04 \x01(\bR\rauthenticated\x12\x16\n" +
 	"\x06public\x18\x05 \x01(\bR\x06public\x12\x18\n" +
-	"\aservice\x18\x06 \x01(\tR\aservice:X\n" +
+	"\aservice\x18\x06 \x01(\tR\aservice\x12%\n" +
+	"\x0eresource_types\x18\a \x03(\tR\rresourceTypes:X\n" +
 	"\brequires\x12\x1e.google.protobuf.MethodOptions\x18\xb5\x87\x03 \x01(\v2\x1a.beep.authz.v1.RequirementR\brequiresB\xab\x01\n" +
 	"\x11com.beep.authz.v1B\fOptionsProtoP\x01Z2github.com/beepchat/beep/gen/beep/authz/v1;authzv1\xa2\x02\x03BAX\xaa\x02\rBeep.Authz.V1\xca\x02\rBeep\\Authz\\V1\xe2\x02\x19Beep\\Authz\\V1\\GPBMetadata\xea\x02\x0fBeep::Authz::V1b\x06proto3"
 

@@ -163,16 +163,9 @@ func (i *Interceptor) authorize(ctx context.Context, procedure string, msg proto
 		i.checks.WithLabelValues(label, "allowed").Inc()
 		return nil
 	}
-	perm, err := ParsePermission(req.GetPermission())
+	perm, resourceID, err := resource(req, method, msg) // resource.go
 	if err != nil {
-		return connect.NewError(connect.CodeInternal, err)
-	}
-	resourceID := req.GetResourceId()
-	if field := req.GetResourceField(); field != "" {
-		resourceID, err = stringField(msg, method, field)
-		if err != nil {
-			return connect.NewError(connect.CodeInvalidArgument, err)
-		}
+		return err
 	}
 	check := authz.Check{Subject: principal.Subject(), Permission: perm, ResourceID: resourceID}
 	err = i.authz.Require(ctx, check, authz.AtLeastAsFresh(authz.ZedToken(token)))

@@ -20,11 +20,12 @@ import (
 	"github.com/beepchat/beep/authz/inprocess"
 	authzv1 "github.com/beepchat/beep/gen/beep/authz/v1"
 	"github.com/beepchat/beep/gen/beep/authz/v1/authzv1connect"
+	"github.com/beepchat/beep/gen/beep/chat/v1/chatv1connect"
 	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
 )
 
 // Every generated API package must be imported here so its RPCs are checked.
-var _ = []string{authzv1connect.PolicyServiceName, communityv1connect.CommunityServiceName}
+var _ = []string{authzv1connect.PolicyServiceName, communityv1connect.CommunityServiceName, chatv1connect.ChatServiceName}
 
 // TestEveryRPCDeclaresARequirement walks every Beep RPC in the registry.
 func TestEveryRPCDeclaresARequirement(t *testing.T) {
@@ -55,6 +56,19 @@ func TestEveryRPCDeclaresARequirement(t *testing.T) {
 					continue
 				}
 				if req.GetPermission() == "" {
+					continue
+				}
+				if types := req.GetResourceTypes(); len(types) > 0 {
+					// A bare permission that every listed definition has, on a field naming one of them.
+					for _, rt := range types {
+						if p := (authz.Permission{ResourceType: authz.ObjectType(rt), Name: req.GetPermission()}); !p.InSchema() {
+							t.Errorf("%s: permission %s is not in schema/beep.zed", procedure, p)
+						}
+					}
+					fd := m.Input().Fields().ByName(protoreflect.Name(req.GetResourceField()))
+					if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() || req.GetResourceId() != "" {
+						t.Errorf("%s: resource_types needs resource_field, a string field of %s, and no resource_id", procedure, m.Input().FullName())
+					}
 					continue
 				}
 				perm, err := connectauthz.ParsePermission(req.GetPermission())

@@ -80,6 +80,9 @@ type Config struct {
 	// KratosAdminURL is an external Kratos' admin API, which the user
 	// service uses to export and delete accounts.
 	KratosAdminURL string
+	// SMTPURL is where the Kratos child sends emails; empty: the
+	// development courier logs them.
+	SMTPURL string
 	// SessionCacheTTL is how long the gateway reuses a session's whoami.
 	SessionCacheTTL time.Duration
 	// GoogleClientID and GoogleClientSecret, when set, offer "Sign in with
@@ -196,6 +199,7 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	str(&cfg.KratosPublicAddr, "kratos-public-addr", "BEEP_KRATOS_PUBLIC_ADDR", "127.0.0.1:4433", "where the Kratos child serves its public API")
 	str(&cfg.KratosAdminAddr, "kratos-admin-addr", "BEEP_KRATOS_ADMIN_ADDR", "127.0.0.1:4434", "where the Kratos child serves its admin API")
 	str(&cfg.KratosURL, "kratos-url", "BEEP_KRATOS_URL", "", "an external Kratos' public API, instead of a child")
+	str(&cfg.SMTPURL, "smtp-url", "BEEP_SMTP_URL", "", "SMTP server the Kratos child sends emails through (smtps://user:pass@host:465/); empty: they are written to the log (development)")
 	str(&cfg.KratosAdminURL, "kratos-admin-url", "BEEP_KRATOS_ADMIN_URL", "", "an external Kratos' admin API, for the user service (account export and deletion)")
 	str(&cfg.PublicURL, "public-url", "BEEP_PUBLIC_URL", "", "where clients reach Beep, for the links Kratos makes (default: http://<http-addr>/)")
 	str(&cfg.GoogleClientID, "google-client-id", "BEEP_GOOGLE_CLIENT_ID", "", "offer sign-in with Google (an OAuth client of Google's console)")

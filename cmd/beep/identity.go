@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -50,13 +51,30 @@ func startIdentity(ctx context.Context, cfg Config, log *slog.Logger, publicBase
 		dsn = uri
 	}
 	ctx, cancel := context.WithCancel(ctx)
+	stopCourier := func() {}
+	courierURL := ""
+	if cfg.SMTPURL == "" {
+		// Development: Kratos posts its emails to a courier on loopback,
+		// which logs them.
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		srv := &http.Server{Handler: &kratos.Courier{Log: log.With("component", "courier")}, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(lis) }()
+		stopCourier = func() { _ = srv.Close() }
+		courierURL = "http://" + lis.Addr().String() + "/"
+		log.Info("no -smtp-url: Kratos' emails (codes included) go to the log")
+	}
 	p, err := kratos.Start(ctx, kratos.Config{Binary: cfg.KratosBin, DSN: dsn, PublicAddr: cfg.KratosPublicAddr, AdminAddr: cfg.KratosAdminAddr,
-		PublicBaseURL: publicBase, Providers: providers, Log: log.With("component", "kratos")})
+		PublicBaseURL: publicBase, Providers: providers, CourierURL: courierURL, SMTPURL: cfg.SMTPURL, Log: log.With("component", "kratos")})
 	if err != nil {
 		cancel()
+		stopCourier()
 		return nil, err
 	}
-	return &identity{publicURL: p.PublicURL, adminURL: p.AdminURL, stop: func() { cancel(); p.Wait() }}, nil
+	return &identity{publicURL: p.PublicURL, adminURL: p.AdminURL, stop: func() { cancel(); p.Wait(); stopCourier() }}, nil
 }
 
 // identities is Kratos' admin API for the user service (nil without it).

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,5 +188,113 @@ func TestAccessTokensFromAnIssuer(t *testing.T) {
 		if code, answer := call(token); code != http.StatusUnauthorized {
 			t.Errorf("%s: %d %v, want 401", name, code, answer)
 		}
+	}
+}
+
+// codeFor waits for the development courier to log a message of template
+// to recipient after the log's first skip bytes, and returns its code.
+func codeFor(t *testing.T, logs *logBuffer, skip int, recipient, template string) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	pattern := regexp.MustCompile(`(?:^|[^0-9])([0-9]{6})(?:[^0-9]|$)`)
+	for {
+		all := logs.String()
+		for _, line := range strings.Split(all[min(skip, len(all)):], "\n") {
+			if strings.Contains(line, "development courier") && strings.Contains(line, "to="+recipient) && strings.Contains(line, "template="+template) {
+				if m := pattern.FindStringSubmatch(line[strings.Index(line, "body="):]); m != nil {
+					return m[1]
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s message to %s in the log:\n%s", template, recipient, all)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestVerificationAndRecoveryCodes: Kratos' emails go to the development
+// courier, which logs them; with the code from the log, a new user verifies
+// their address, and recovers their account (API flows through the
+// gateway).
+func TestVerificationAndRecoveryCodes(t *testing.T) {
+	bin := kratosBinary(t)
+	inst, logs, stop := start(t, isolated(t, "-kratos-bin", bin, "-kratos-dsn", "memory",
+		"-kratos-public-addr", freeAddr(t), "-kratos-admin-addr", freeAddr(t), "-session-cache-ttl", "0s")...)
+	defer stop()
+	base := "http://" + inst.HTTPAddr
+	const email = "vera@example.org"
+	code, flow := jsonCall(t, http.MethodGet, base+"/self-service/registration/api", nil, nil)
+	if code != http.StatusOK {
+		t.Fatalf("registration flow: %d %v", code, flow)
+	}
+	code, registered := jsonCall(t, http.MethodPost, flow["ui"].(map[string]any)["action"].(string), nil, map[string]any{
+		"method": "password", "password": "a passphrase nobody guesses", "traits": map[string]any{"email": email, "username": "vera"}})
+	if code != http.StatusOK {
+		t.Fatalf("registration: %d %v", code, registered)
+	}
+	token := registered["session_token"].(string)
+	verified := func() bool {
+		code, who := jsonCall(t, http.MethodGet, base+"/sessions/whoami", http.Header{"X-Session-Token": {token}}, nil)
+		if code != http.StatusOK {
+			t.Fatalf("whoami: %d %v", code, who)
+		}
+		addresses, _ := who["identity"].(map[string]any)["verifiable_addresses"].([]any)
+		return len(addresses) == 1 && addresses[0].(map[string]any)["verified"] == true
+	}
+	if verified() {
+		t.Fatal("the address is verified before any code")
+	}
+
+	// Verification: registering sent a code (to the log), for the flow the
+	// registration names in continue_with.
+	var action string
+	continueWith, _ := registered["continue_with"].([]any)
+	for _, c := range continueWith {
+		if c, ok := c.(map[string]any); ok && c["action"] == "show_verification_ui" {
+			id, _ := c["flow"].(map[string]any)["id"].(string)
+			action = base + "/self-service/verification?flow=" + id
+		}
+	}
+	if action == "" {
+		t.Fatalf("registration named no verification flow: %v", registered)
+	}
+	verification := codeFor(t, logs, 0, email, "verification_code_valid")
+	if _, wrong := jsonCall(t, http.MethodPost, action, nil, map[string]any{"method": "code", "code": "000000"}); wrong["state"] == "passed_challenge" {
+		t.Fatal("a wrong verification code passed")
+	}
+	if code, done := jsonCall(t, http.MethodPost, action, nil, map[string]any{"method": "code", "code": verification}); code != http.StatusOK || done["state"] != "passed_challenge" {
+		t.Fatalf("verifying with the code: %d %v", code, done)
+	}
+	if !verified() {
+		t.Fatal("the address is not verified after the code")
+	}
+
+	// Recovery: a code by email signs the person in again.
+	code, flow = jsonCall(t, http.MethodGet, base+"/self-service/recovery/api", nil, nil)
+	if code != http.StatusOK {
+		t.Fatalf("recovery flow: %d %v", code, flow)
+	}
+	action = flow["ui"].(map[string]any)["action"].(string)
+	skip := len(logs.String())
+	if code, sent := jsonCall(t, http.MethodPost, action, nil, map[string]any{"method": "code", "email": email}); code != http.StatusOK || sent["state"] != "sent_email" {
+		t.Fatalf("asking for a recovery code: %d %v", code, sent)
+	}
+	recovery := codeFor(t, logs, skip, email, "recovery_code_valid")
+	code, recovered := jsonCall(t, http.MethodPost, action, nil, map[string]any{"method": "code", "code": recovery})
+	t.Logf("recovery answered %d %v", code, recovered)
+	var sessionToken string
+	continueWith, _ = recovered["continue_with"].([]any)
+	for _, c := range continueWith {
+		if c, ok := c.(map[string]any); ok && c["action"] == "set_ory_session_token" {
+			sessionToken, _ = c["ory_session_token"].(string)
+		}
+	}
+	if sessionToken == "" {
+		t.Fatalf("recovery gave no session: %d %v", code, recovered)
+	}
+	if code, _ := jsonCall(t, http.MethodPost, base+"/beep.community.v1.CommunityService/ListMyServers",
+		http.Header{"Authorization": {"Bearer " + sessionToken}}, map[string]any{}); code != http.StatusOK {
+		t.Fatalf("the recovered session at the gateway: %d", code)
 	}
 }

@@ -20,7 +20,7 @@ import (
 	"time"
 )
 
-//go:embed kratos.yml identity.schema.json oidc.jsonnet VERSION
+//go:embed kratos.yml identity.schema.json oidc.jsonnet courier.jsonnet VERSION
 var files embed.FS
 
 // Version is the Kratos version Beep is built and tested with.
@@ -43,6 +43,12 @@ type Config struct {
 	PublicBaseURL string
 	// Providers are the OIDC providers people may sign in with.
 	Providers []Provider
+	// CourierURL, when set, is where Kratos posts the messages it would
+	// email (a Courier, in development).
+	CourierURL string
+	// SMTPURL, when set (and CourierURL is not), is the SMTP server Kratos
+	// sends its emails through.
+	SMTPURL string
 	// Log receives Kratos' output, line by line.
 	Log *slog.Logger
 }
@@ -102,7 +108,7 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range []string{"kratos.yml", "identity.schema.json", "oidc.jsonnet"} {
+	for _, name := range []string{"kratos.yml", "identity.schema.json", "oidc.jsonnet", "courier.jsonnet"} {
 		b, _ := files.ReadFile(name)
 		// The identity schema, where it now is.
 		b = []byte(strings.ReplaceAll(string(b), "file://identity.schema.json", "file://"+filepath.Join(dir, "identity.schema.json")))
@@ -122,6 +128,12 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 		return nil, err
 	}
 	env = append(env, providers...)
+	switch {
+	case cfg.CourierURL != "":
+		env = append(env, courierEnv(cfg.CourierURL, filepath.Join(dir, "courier.jsonnet"))...)
+	case cfg.SMTPURL != "":
+		env = append(env, "COURIER_SMTP_CONNECTION_URI="+cfg.SMTPURL)
+	}
 	if cfg.DSN != "memory" {
 		migrate := exec.CommandContext(ctx, cfg.Binary, "migrate", "sql", "-e", "--yes", "-c", filepath.Join(dir, "kratos.yml"))
 		migrate.Env, migrate.Dir = env, dir
@@ -130,7 +142,8 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 		}
 	}
 	p := &Process{PublicURL: "http://" + cfg.PublicAddr, AdminURL: "http://" + cfg.AdminAddr, done: make(chan struct{})}
-	args := []string{"serve", "-c", filepath.Join(dir, "kratos.yml")}
+	// The courier sends the messages queued by the flows (codes).
+	args := []string{"serve", "-c", filepath.Join(dir, "kratos.yml"), "--watch-courier"}
 	if strings.HasPrefix(cfg.PublicBaseURL, "http://") {
 		args = append(args, "--dev") // cookies without TLS: local development only
 	}

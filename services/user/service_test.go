@@ -200,6 +200,10 @@ func TestAnonymousIsRefused(t *testing.T) {
 			_, err := h.client.ExportMyData(ctx, as("", "", &userv1.ExportMyDataRequest{}))
 			return err
 		},
+		"DeleteMyAccount": func() error {
+			_, err := h.client.DeleteMyAccount(ctx, as("", "", &userv1.DeleteMyAccountRequest{ConfirmUserId: "ann"}))
+			return err
+		},
 	}
 	methods := userv1.File_beep_user_v1_user_proto.Services().ByName("UserService").Methods()
 	if methods.Len() != len(calls) {

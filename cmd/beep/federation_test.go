@@ -321,3 +321,68 @@ func TestFirstGoogleSignInLinksAnExistingAccount(t *testing.T) {
 		t.Fatalf("Google sign-in after linking is not the password account %s: %s", id, who)
 	}
 }
+
+// TestNativeAppSignsInWithGoogle is the native flow of a federated sign-in:
+// the app starts an API login flow asking for a session token exchange
+// code, the system browser does the provider's part and returns to the app
+// with a second code, and the app exchanges both for a session token that
+// the gateway accepts.
+func TestNativeAppSignsInWithGoogle(t *testing.T) {
+	bin := kratosBinary(t)
+	addr := freeAddr(t)
+	base := "http://" + addr
+	mux := http.NewServeMux()
+	google := httptest.NewServer(mux)
+	defer google.Close()
+	provider, err := oidcprovider.New(oidcprovider.Config{Issuer: google.URL, Title: "Google", Authenticator: fakeGoogle{},
+		Clients: []oidcprovider.Client{{ID: "beep-google", Secret: "google-secret",
+			RedirectURIs: []string{base + "/self-service/methods/oidc/callback/google"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("/", provider.Handler())
+	_, logs, stop := start(t, append(isolated(t, "-kratos-bin", bin, "-kratos-dsn", "memory",
+		"-kratos-public-addr", freeAddr(t), "-kratos-admin-addr", freeAddr(t), "-session-cache-ttl", "0s",
+		"-google-issuer", google.URL, "-google-client-id", "beep-google", "-google-client-secret", "google-secret"),
+		"-http-addr", addr)...)
+	defer stop()
+
+	// The app: an API login flow that will end with an exchange code.
+	const returnTo = "beep://oauth/callback"
+	code, flow := jsonCall(t, http.MethodGet, base+"/self-service/login/api?return_session_token_exchange_code=true&return_to="+url.QueryEscape(returnTo), nil, nil)
+	if code != http.StatusOK {
+		t.Fatalf("login flow: %d %v", code, flow)
+	}
+	initCode, _ := flow["session_token_exchange_code"].(string)
+	if initCode == "" {
+		t.Fatalf("the flow has no exchange code: %v", flow)
+	}
+	code, answer := jsonCall(t, http.MethodPost, flow["ui"].(map[string]any)["action"].(string), nil, map[string]any{"method": "oidc", "provider": "google"})
+	authorize, _ := answer["redirect_browser_to"].(string)
+	if code != http.StatusUnprocessableEntity || !strings.HasPrefix(authorize, google.URL+"/authorize?") {
+		t.Fatalf("the app is not sent to Google: %d %v", code, answer)
+	}
+
+	// The system browser: Google, then Kratos, which returns to the app.
+	browser := browser(t)
+	callback := providerLogin(t, browser, authorize, "bob@gmail.example", "g00gle", http.StatusFound)
+	if !strings.HasPrefix(callback, base+"/self-service/methods/oidc/callback/google?") {
+		t.Fatalf("Google sent the browser to %s", callback)
+	}
+	resp, _ := browse(t, browser, callback, http.StatusSeeOther)
+	back, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || !strings.HasPrefix(back.String(), returnTo+"?") || back.Query().Get("code") == "" {
+		t.Fatalf("Kratos did not return to the app with a code: %s\n%s", resp.Header.Get("Location"), logs)
+	}
+
+	// The app exchanges the two codes for a session token.
+	code, exchanged := jsonCall(t, http.MethodGet, base+"/sessions/token-exchange?init_code="+url.QueryEscape(initCode)+"&return_to_code="+url.QueryEscape(back.Query().Get("code")), nil, nil)
+	token, _ := exchanged["session_token"].(string)
+	if code != http.StatusOK || token == "" {
+		t.Fatalf("token exchange: %d %v", code, exchanged)
+	}
+	if code, out := jsonCall(t, http.MethodPost, base+"/beep.community.v1.CommunityService/ListMyServers",
+		http.Header{"Authorization": {"Bearer " + token}}, map[string]any{}); code != http.StatusOK {
+		t.Fatalf("the exchanged session at the gateway: %d %v", code, out)
+	}
+}

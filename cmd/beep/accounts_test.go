@@ -3,13 +3,11 @@ package main
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/beepchat/beep/authz"
-	"github.com/beepchat/beep/internal/oidcprovider"
 	"github.com/beepchat/beep/internal/pgtest"
 	"github.com/beepchat/beep/services/ldapbridge/ldaptest"
 )
@@ -27,16 +25,7 @@ func TestThreeWaysInAndOneOut(t *testing.T) {
 		ldaptest.Person{UID: "cat", Password: "c4t-polytech", Mail: "cat@polytech.example", Name: "Cat"})
 	addr, kratosAdmin := freeAddr(t), freeAddr(t)
 	base := "http://" + addr
-	mux := http.NewServeMux()
-	google := httptest.NewServer(mux)
-	defer google.Close()
-	provider, err := oidcprovider.New(oidcprovider.Config{Issuer: google.URL, Title: "Google", Authenticator: fakeGoogle{},
-		Clients: []oidcprovider.Client{{ID: "beep-google", Secret: "google-secret",
-			RedirectURIs: []string{base + "/self-service/methods/oidc/callback/google"}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux.Handle("/", provider.Handler())
+	google := googleStandIn(t, base, "beep-google")
 	databases := map[string]string{
 		"community": pgtest.NewDatabaseName(t, "beep_e2e_community"),
 		"user":      pgtest.NewDatabaseName(t, "beep_e2e_user"),

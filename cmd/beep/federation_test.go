@@ -131,6 +131,23 @@ func htmlUnescape(s string) string {
 }
 
 // fakeGoogle is a stand-in for Google: an OIDC provider with one account.
+// googleStandIn is an OIDC issuer standing in for Google, with one client
+// (clientID, secret "google-secret") whose callback is Kratos' at base.
+func googleStandIn(t *testing.T, base, clientID string) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	google := httptest.NewServer(mux)
+	t.Cleanup(google.Close)
+	provider, err := oidcprovider.New(oidcprovider.Config{Issuer: google.URL, Title: "Google", Authenticator: fakeGoogle{},
+		Clients: []oidcprovider.Client{{ID: clientID, Secret: "google-secret",
+			RedirectURIs: []string{base + "/self-service/methods/oidc/callback/google"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("/", provider.Handler())
+	return google
+}
+
 type fakeGoogle struct{}
 
 func (fakeGoogle) Authenticate(_ context.Context, username, password string) (oidcprovider.Claims, error) {
@@ -147,16 +164,7 @@ func TestSignInWithGoogle(t *testing.T) {
 	bin := kratosBinary(t)
 	addr := freeAddr(t)
 	base := "http://" + addr
-	mux := http.NewServeMux()
-	google := httptest.NewServer(mux)
-	defer google.Close()
-	provider, err := oidcprovider.New(oidcprovider.Config{Issuer: google.URL, Title: "Google", Authenticator: fakeGoogle{},
-		Clients: []oidcprovider.Client{{ID: "beep.apps.googleusercontent.example", Secret: "google-secret",
-			RedirectURIs: []string{base + "/self-service/methods/oidc/callback/google"}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux.Handle("/", provider.Handler())
+	google := googleStandIn(t, base, "beep.apps.googleusercontent.example")
 	inst, logs, stop := start(t, append(isolated(t, "-kratos-bin", bin, "-kratos-dsn", "memory",
 		"-kratos-public-addr", freeAddr(t), "-kratos-admin-addr", freeAddr(t), "-session-cache-ttl", "0s",
 		"-google-issuer", google.URL, "-google-client-id", "beep.apps.googleusercontent.example", "-google-client-secret", "google-secret"),
@@ -190,16 +198,7 @@ func TestLinkPolytechToAGoogleAccount(t *testing.T) {
 	ldapURL := ldaptest.Start(t, ldaptest.Person{UID: "bob", Password: "p0lytech", Mail: "bob@polytech.example", Name: "Bob"})
 	addr := freeAddr(t)
 	base := "http://" + addr
-	mux := http.NewServeMux()
-	google := httptest.NewServer(mux)
-	defer google.Close()
-	provider, err := oidcprovider.New(oidcprovider.Config{Issuer: google.URL, Title: "Google", Authenticator: fakeGoogle{},
-		Clients: []oidcprovider.Client{{ID: "beep-google", Secret: "google-secret",
-			RedirectURIs: []string{base + "/self-service/methods/oidc/callback/google"}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux.Handle("/", provider.Handler())
+	google := googleStandIn(t, base, "beep-google")
 	_, logs, stop := start(t, append(isolated(t, "-kratos-bin", bin, "-kratos-dsn", "memory",
 		"-kratos-public-addr", freeAddr(t), "-kratos-admin-addr", freeAddr(t), "-session-cache-ttl", "0s",
 		"-google-issuer", google.URL, "-google-client-id", "beep-google", "-google-client-secret", "google-secret",
@@ -269,16 +268,7 @@ func TestFirstGoogleSignInLinksAnExistingAccount(t *testing.T) {
 	bin := kratosBinary(t)
 	addr := freeAddr(t)
 	base := "http://" + addr
-	mux := http.NewServeMux()
-	google := httptest.NewServer(mux)
-	defer google.Close()
-	provider, err := oidcprovider.New(oidcprovider.Config{Issuer: google.URL, Title: "Google", Authenticator: fakeGoogle{},
-		Clients: []oidcprovider.Client{{ID: "beep-google", Secret: "google-secret",
-			RedirectURIs: []string{base + "/self-service/methods/oidc/callback/google"}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux.Handle("/", provider.Handler())
+	google := googleStandIn(t, base, "beep-google")
 	_, logs, stop := start(t, append(isolated(t, "-kratos-bin", bin, "-kratos-dsn", "memory",
 		"-kratos-public-addr", freeAddr(t), "-kratos-admin-addr", freeAddr(t), "-session-cache-ttl", "0s",
 		"-google-issuer", google.URL, "-google-client-id", "beep-google", "-google-client-secret", "google-secret"),
@@ -331,16 +321,7 @@ func TestNativeAppSignsInWithGoogle(t *testing.T) {
 	bin := kratosBinary(t)
 	addr := freeAddr(t)
 	base := "http://" + addr
-	mux := http.NewServeMux()
-	google := httptest.NewServer(mux)
-	defer google.Close()
-	provider, err := oidcprovider.New(oidcprovider.Config{Issuer: google.URL, Title: "Google", Authenticator: fakeGoogle{},
-		Clients: []oidcprovider.Client{{ID: "beep-google", Secret: "google-secret",
-			RedirectURIs: []string{base + "/self-service/methods/oidc/callback/google"}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux.Handle("/", provider.Handler())
+	google := googleStandIn(t, base, "beep-google")
 	_, logs, stop := start(t, append(isolated(t, "-kratos-bin", bin, "-kratos-dsn", "memory",
 		"-kratos-public-addr", freeAddr(t), "-kratos-admin-addr", freeAddr(t), "-session-cache-ttl", "0s",
 		"-google-issuer", google.URL, "-google-client-id", "beep-google", "-google-client-secret", "google-secret"),

@@ -31,7 +31,7 @@ func TestThreeWaysInAndOneOut(t *testing.T) {
 		"user":      pgtest.NewDatabaseName(t, "beep_e2e_user"),
 		"spicedb":   pgtest.NewDatabaseName(t, "beep_e2e_spicedb"),
 	}
-	inst, logs, stop := start(t, "-postgres-url", pgtest.AdminURL(), "-http-addr", addr,
+	inst, logs, stop := start(t, "-postgres-url", pgtest.AdminURL(), "-http-addr", addr, "-spicedb-grpc-addr", "127.0.0.1:0",
 		"-community-database", databases["community"], "-user-database", databases["user"], "-spicedb-database", databases["spicedb"],
 		"-kratos-bin", bin, "-kratos-dsn", "memory", "-kratos-public-addr", freeAddr(t), "-kratos-admin-addr", kratosAdmin,
 		"-session-cache-ttl", "0s", "-spicedb-gc-window", "10s",

@@ -107,6 +107,8 @@ func (id *identity) forward(gw *gateway.Gateway) error {
 	for _, prefix := range []string{"/self-service/", "/sessions/"} {
 		gw.Handle(prefix, proxy)
 	}
+	// The pages of the browser flows.
+	gw.Handle(kratos.UIPath, &kratos.UIPages{PublicURL: id.publicURL})
 	return nil
 }
 

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"html"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -296,5 +298,51 @@ func TestVerificationAndRecoveryCodes(t *testing.T) {
 	if code, _ := jsonCall(t, http.MethodPost, base+"/beep.community.v1.CommunityService/ListMyServers",
 		http.Header{"Authorization": {"Bearer " + sessionToken}}, map[string]any{}); code != http.StatusOK {
 		t.Fatalf("the recovered session at the gateway: %d", code)
+	}
+}
+
+// TestSignInThroughThePages: a browser signs in on Beep's own sign-in page,
+// where Kratos' browser flow sends it, with nothing but HTML forms.
+func TestSignInThroughThePages(t *testing.T) {
+	bin := kratosBinary(t)
+	addr := freeAddr(t)
+	base := "http://" + addr
+	_, logs, stop := start(t, append(isolated(t, "-kratos-bin", bin, "-kratos-dsn", "memory",
+		"-kratos-public-addr", freeAddr(t), "-kratos-admin-addr", freeAddr(t), "-session-cache-ttl", "0s"), "-http-addr", addr)...)
+	defer stop()
+	code, flow := jsonCall(t, http.MethodGet, base+"/self-service/registration/api", nil, nil)
+	if code != http.StatusOK {
+		t.Fatalf("registration flow: %d", code)
+	}
+	const password = "pages are plain html forms"
+	if code, out := jsonCall(t, http.MethodPost, flow["ui"].(map[string]any)["action"].(string), nil, map[string]any{
+		"method": "password", "password": password, "traits": map[string]any{"email": "page@example.org", "username": "page"}}); code != http.StatusOK {
+		t.Fatalf("registration: %d %v", code, out)
+	}
+
+	c := browser(t)
+	resp, _ := browse(t, c, base+"/self-service/login/browser", http.StatusSeeOther)
+	page := resp.Header.Get("Location")
+	if !strings.HasPrefix(page, base+"/auth/login?flow=") {
+		t.Fatalf("Kratos sent the browser to %s, not to Beep's sign-in page\n%s", page, logs)
+	}
+	_, body := browse(t, c, page, http.StatusOK)
+	form := regexp.MustCompile(`<form action="([^"]+)" method="POST">`).FindStringSubmatch(body)
+	if form == nil || !strings.Contains(body, `name="identifier"`) || !strings.Contains(body, `name="password"`) {
+		t.Fatalf("the sign-in page has no password form:\n%s", body)
+	}
+	values := url.Values{"identifier": {"page@example.org"}, "password": {password}, "method": {"password"}}
+	for _, m := range regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`).FindAllStringSubmatch(body, -1) {
+		values.Set(m[1], html.UnescapeString(m[2]))
+	}
+	posted, _ := postForm(t, c, html.UnescapeString(form[1]), values, http.StatusSeeOther)
+	t.Logf("signed in, sent to %s", posted.Header.Get("Location"))
+	if id := whoami(t, c, base); id == "" {
+		t.Fatal("not signed in after the page's form")
+	}
+	// A flow that does not exist starts a new one.
+	resp, _ = browse(t, browser(t), base+"/auth/login?flow=00000000-0000-0000-0000-000000000000", http.StatusSeeOther)
+	if loc := resp.Header.Get("Location"); loc != "/self-service/login/browser" {
+		t.Fatalf("an unknown flow sent the browser to %q", loc)
 	}
 }

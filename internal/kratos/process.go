@@ -122,7 +122,13 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 		"SERVE_ADMIN_HOST="+host(cfg.AdminAddr), "SERVE_ADMIN_PORT="+port(cfg.AdminAddr),
 		"SERVE_PUBLIC_BASE_URL="+cfg.PublicBaseURL,
 		"SERVE_ADMIN_BASE_URL=http://"+cfg.AdminAddr+"/",
+		"SELFSERVICE_DEFAULT_BROWSER_RETURN_URL="+cfg.PublicBaseURL,
+		"SELFSERVICE_FLOWS_LOGOUT_AFTER_DEFAULT_BROWSER_RETURN_URL="+cfg.PublicBaseURL,
 	)
+	env = append(env, uiEnv(cfg.PublicBaseURL)...)
+	// Browsers return to Beep; native apps to beep://oauth/callback.
+	returns, _ := json.Marshal([]string{strings.TrimRight(cfg.PublicBaseURL, "/"), "beep://oauth/callback"})
+	env = append(env, "SELFSERVICE_ALLOWED_RETURN_URLS="+string(returns))
 	providers, err := providersEnv(cfg.Providers, filepath.Join(dir, "oidc.jsonnet"))
 	if err != nil {
 		return nil, err

@@ -54,17 +54,31 @@ func (c *Client) EnsureSchema(ctx context.Context, schema string) (SchemaResult,
 			return SchemaResult{}, nil
 		}
 	}
+	at, err := c.WriteSchema(ctx, schema)
+	if err != nil {
+		return SchemaResult{}, err
+	}
+	return SchemaResult{Written: true, At: at}, nil
+}
+
+// WriteSchema writes schema to SpiceDB and returns the revision of the
+// write. SpiceDB refuses a schema that does not compile, or a change that
+// would orphan existing relationships; the error then matches
+// ErrSchemaBreaking and carries SpiceDB's reason, and nothing is changed.
+// Prefer [Client.EnsureSchema], or check a change first with
+// [Client.SchemaChanges].
+func (c *Client) WriteSchema(ctx context.Context, schema string) (ZedToken, error) {
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
 	resp, err := c.schema.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: schema})
 	if err != nil {
 		err = classifyWrite("write schema", err)
 		if errors.Is(err, ErrPreconditionFailed) || errors.Is(err, ErrInvalid) {
-			return SchemaResult{}, fmt.Errorf("%w: SpiceDB keeps the schema it has, because: %v", ErrSchemaBreaking, err)
+			return "", fmt.Errorf("%w: SpiceDB keeps the schema it has, because: %v", ErrSchemaBreaking, err)
 		}
-		return SchemaResult{}, err
+		return "", err
 	}
-	return SchemaResult{Written: true, At: ZedToken(resp.GetWrittenAt().GetToken())}, nil
+	return ZedToken(resp.GetWrittenAt().GetToken()), nil
 }
 
 // SchemaHash compiles schema and returns a hash of its definitions, equal for

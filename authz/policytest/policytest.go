@@ -9,24 +9,29 @@ package policytest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/authzed/spicedb/pkg/development"
 	core "github.com/authzed/spicedb/pkg/proto/core/v1"
 	devinterface "github.com/authzed/spicedb/pkg/proto/developer/v1"
 	"github.com/authzed/spicedb/pkg/validationfile"
+
+	"github.com/beepchat/beep/authz"
 )
 
 // Failure is one thing a file got wrong.
 type Failure struct {
 	File string
-	// Line is the 1-based line in File (0 when SpiceDB gave no position).
-	Line int
+	// Line is the 1-based line in File (0 when SpiceDB gave no position),
+	// and Column the 1-based column in it (0 when unknown).
+	Line, Column int
 	// Kind is SpiceDB's error kind, such as ASSERTION_FAILED or PARSE_ERROR.
 	Kind string
 	// Message says what was expected.
@@ -58,6 +63,37 @@ type Report struct {
 	// Generated is the expected-relations block SpiceDB computes for the
 	// file's validation keys (what `zed validate --update` would write).
 	Generated string
+	// Checks answers Options.Checks, in their order.
+	Checks []Answer
+}
+
+// Options are what RunWith does beyond the file itself.
+type Options struct {
+	// Schema, when set, is the schema of a file that has no inline one: a
+	// schemaFile it names is then not read (the server runs files against
+	// the schema it runs).
+	Schema string
+	// Checks are answered against the file's schema and relationships
+	// (a playground's "check watches").
+	Checks []Question
+}
+
+// Question is a check asked of a file's schema and relationships.
+type Question struct {
+	Check authz.Check
+	// Explain also returns the explanation tree.
+	Explain bool
+}
+
+// Answer is the answer to a Question.
+type Answer struct {
+	Question Question
+	Decision authz.Decision
+	// Explanation is set when the question asked for it.
+	Explanation *authz.ExplainNode
+	// Err is set when the check does not fit the file's schema; Decision
+	// is then the zero Decision.
+	Err error
 }
 
 // OK is true when the file passed.
@@ -75,6 +111,11 @@ func RunFile(ctx context.Context, path string) (Report, error) {
 // Run validates the contents of a file named name; a schemaFile it names is
 // read relative to dir.
 func Run(ctx context.Context, name string, contents []byte, dir string) (Report, error) {
+	return RunWith(ctx, name, contents, dir, Options{})
+}
+
+// RunWith is Run with options: a default schema, and checks to answer.
+func RunWith(ctx context.Context, name string, contents []byte, dir string, opts Options) (Report, error) {
 	report := Report{File: name}
 	parsed, err := validationfile.DecodeValidationFile(contents)
 	if err != nil {
@@ -85,7 +126,9 @@ func Run(ctx context.Context, name string, contents []byte, dir string) (Report,
 	report.ExpectedRelations = len(parsed.ExpectedRelations.ValidationMap)
 	schema := parsed.Schema.Schema
 	schemaLine := parsed.Schema.SourcePosition.LineNumber
-	if parsed.SchemaFile != "" {
+	if schema == "" && opts.Schema != "" {
+		schema, schemaLine = opts.Schema, 0
+	} else if parsed.SchemaFile != "" {
 		if schema != "" {
 			report.Failures = append(report.Failures, Failure{File: name, Kind: "PARSE_ERROR", Message: "both schema and schemaFile are set"})
 			return report, nil
@@ -121,6 +164,12 @@ func Run(ctx context.Context, name string, contents []byte, dir string) (Report,
 		return report, nil
 	}
 	defer devCtx.Dispose()
+
+	if len(opts.Checks) > 0 {
+		if report.Checks, err = answer(devCtx, opts.Checks); err != nil {
+			return report, fmt.Errorf("%s: answering checks: %w", name, err)
+		}
+	}
 
 	assertionErrs, err := development.RunAllAssertions(devCtx, &parsed.Assertions)
 	if err != nil {
@@ -173,7 +222,38 @@ func RunDir(ctx context.Context, dir string) ([]Report, error) {
 }
 
 func failure(file string, e *devinterface.DeveloperError, line int) Failure {
-	return Failure{File: file, Line: line, Kind: e.Kind.String(), Message: e.Message, Context: e.Context}
+	column := int(e.Column)
+	if line != int(e.Line) && e.Source != devinterface.DeveloperError_SCHEMA {
+		column = 0 // a position of our own: the column is SpiceDB's, of another line
+	}
+	return Failure{File: file, Line: line, Column: column, Kind: e.Kind.String(), Message: e.Message, Context: e.Context}
+}
+
+// answer asks questions of a development context through SpiceDB's v1 API
+// served over it, with the client every service uses.
+func answer(devCtx *development.DevContext, questions []Question) ([]Answer, error) {
+	conn, stop, err := devCtx.RunV1InMemoryService()
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	client := authz.NewClient(conn, authz.WithTimeout(10*time.Second))
+	out := make([]Answer, 0, len(questions))
+	for _, q := range questions {
+		a := Answer{Question: q}
+		if q.Explain {
+			var ex authz.Explanation
+			ex, a.Err = client.Explain(devCtx.Ctx, q.Check, authz.FullyConsistent())
+			a.Decision, a.Explanation = ex.Decision, ex.Root
+		} else {
+			a.Decision, a.Err = client.Check(devCtx.Ctx, q.Check, authz.FullyConsistent())
+		}
+		if a.Err != nil && !errors.Is(a.Err, authz.ErrInvalid) {
+			return out, a.Err
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 func relationshipLine(parsed *validationfile.ValidationFile, context string) int {

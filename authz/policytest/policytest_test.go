@@ -1,11 +1,14 @@
 package policytest_test
 
 import (
+	"errors"
 	"flag"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/beepchat/beep/authz"
 	"github.com/beepchat/beep/authz/policytest"
 )
 
@@ -77,4 +80,59 @@ func TestRunnerReportsSchemaErrors(t *testing.T) {
 		t.Fatal("a schema referencing an unknown relation passed")
 	}
 	t.Log(r.Failures[0])
+}
+
+// TestValidateSchema: errors with their line and column, warnings.
+func TestValidateSchema(t *testing.T) {
+	errs, warnings, err := policytest.ValidateSchema(t.Context(), "definition user {}\n\ndefinition doc {\n    relation viewer: usr\n}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(errs) != 1 || errs[0].Line != 4 || errs[0].Column == 0 || !strings.Contains(errs[0].Message, "usr") {
+		t.Fatalf("errors %+v warnings %+v", errs, warnings)
+	}
+	errs, warnings, err = policytest.ValidateSchema(t.Context(), "definition user {}\n\ndefinition doc {\n    relation viewer: user\n    permission view = viewer\n    permission view_doc = view\n}\n")
+	if err != nil || len(errs) != 0 {
+		t.Fatalf("a valid schema: %v %v", errs, err)
+	}
+	t.Logf("warnings: %+v", warnings)
+	errs, _, err = policytest.ValidateSchema(t.Context(), string(must(os.ReadFile("../../schema/beep.zed"))))
+	if err != nil || len(errs) != 0 {
+		t.Fatalf("Beep's schema: %v %v", errs, err)
+	}
+}
+
+// TestChecksOfAFile answers and explains checks against a file's own
+// schema and relationships, and reports a check that does not fit it.
+func TestChecksOfAFile(t *testing.T) {
+	file := must(os.ReadFile("testdata/broken.yaml"))
+	r, err := policytest.RunWith(t.Context(), "broken.yaml", file, "testdata", policytest.Options{Checks: []policytest.Question{
+		{Check: authz.Check{Subject: authz.UserSubject("ann"), Permission: authz.Permission{ResourceType: "doc", Name: "view"}, ResourceID: "readme"}, Explain: true},
+		{Check: authz.Check{Subject: authz.UserSubject("bob"), Permission: authz.Permission{ResourceType: "doc", Name: "view"}, ResourceID: "readme"}},
+		{Check: authz.Check{Subject: authz.UserSubject("bob"), Permission: authz.Permission{ResourceType: "doc", Name: "edit"}, ResourceID: "readme"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Checks) != 3 {
+		t.Fatalf("answers: %+v", r.Checks)
+	}
+	ann, bob, unknown := r.Checks[0], r.Checks[1], r.Checks[2]
+	if !ann.Decision.Allowed || ann.Explanation == nil || ann.Explanation.Outcome != authz.Holds ||
+		!strings.Contains(ann.Explanation.Reason, "doc:readme#viewer") {
+		t.Errorf("ann: %+v %+v", ann.Decision, ann.Explanation)
+	}
+	if bob.Decision.Allowed || bob.Err != nil {
+		t.Errorf("bob: %+v", bob)
+	}
+	if !errors.Is(unknown.Err, authz.ErrInvalid) {
+		t.Errorf("a permission the schema lacks: %+v", unknown)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

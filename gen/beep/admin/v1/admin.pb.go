@@ -186,6 +186,8 @@ const (
 	ExplainNode_KIND_NIL ExplainNode_Kind = 7
 	// The relationships written on the relation itself.
 	ExplainNode_KIND_DIRECT ExplainNode_Kind = 8
+	// self: the resource itself, as its own subject.
+	ExplainNode_KIND_SELF ExplainNode_Kind = 9
 )
 
 // Enum value maps for ExplainNode_Kind.
@@ -200,6 +202,7 @@ var (
 		6: "KIND_COMPUTED",
 		7: "KIND_NIL",
 		8: "KIND_DIRECT",
+		9: "KIND_SELF",
 	}
 	ExplainNode_Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED":  0,
@@ -211,6 +214,7 @@ var (
 		"KIND_COMPUTED":     6,
 		"KIND_NIL":          7,
 		"KIND_DIRECT":       8,
+		"KIND_SELF":         9,
 	}
 )
 
@@ -3390,7 +3394,7 @@ const file_beep_admin_v1_admin_proto_rawDesc = "" +
 	"\x0fmissing_context\x18\x02 \x03(\tR\x0emissingContext\x12\x1d\n" +
 	"\n" +
 	"checked_at\x18\x03 \x01(\tR\tcheckedAt\x12<\n" +
-	"\vexplanation\x18\x04 \x01(\v2\x1a.beep.admin.v1.ExplainNodeR\vexplanation\"\xbb\x06\n" +
+	"\vexplanation\x18\x04 \x01(\v2\x1a.beep.admin.v1.ExplainNodeR\vexplanation\"\xca\x06\n" +
 	"\vExplainNode\x123\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1f.beep.admin.v1.ExplainNode.KindR\x04kind\x129\n" +
 	"\x06result\x18\x02 \x01(\x0e2!.beep.admin.v1.ExplainNode.ResultR\x06result\x12\x1a\n" +
@@ -3407,7 +3411,7 @@ const file_beep_admin_v1_admin_proto_rawDesc = "" +
 	" \x03(\tR\rrelationships\x127\n" +
 	"\x06caveat\x18\v \x01(\v2\x1f.beep.admin.v1.CaveatEvaluationR\x06caveat\x125\n" +
 	"\bduration\x18\f \x01(\v2\x19.google.protobuf.DurationR\bduration\x126\n" +
-	"\bchildren\x18\r \x03(\v2\x1a.beep.admin.v1.ExplainNodeR\bchildren\"\xa9\x01\n" +
+	"\bchildren\x18\r \x03(\v2\x1a.beep.admin.v1.ExplainNodeR\bchildren\"\xb8\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -3420,7 +3424,8 @@ const file_beep_admin_v1_admin_proto_rawDesc = "" +
 	"KIND_ARROW\x10\x05\x12\x11\n" +
 	"\rKIND_COMPUTED\x10\x06\x12\f\n" +
 	"\bKIND_NIL\x10\a\x12\x0f\n" +
-	"\vKIND_DIRECT\x10\b\"{\n" +
+	"\vKIND_DIRECT\x10\b\x12\r\n" +
+	"\tKIND_SELF\x10\t\"{\n" +
 	"\x06Result\x12\x16\n" +
 	"\x12RESULT_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14RESULT_NOT_EVALUATED\x10\x01\x12\x10\n" +

@@ -1,0 +1,109 @@
+package chat
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/beepchat/beep/authz"
+)
+
+func TestNextID(t *testing.T) {
+	// Ahead of this clock (another instance's): right after it.
+	ahead := uuid.MustParse("7fffffff-ffff-7000-8000-000000000000")
+	if got := nextID(ahead); got != uuid.MustParse("7fffffff-ffff-7000-8000-000000000001") {
+		t.Fatalf("after a future id: %s", got)
+	}
+	// Behind this clock: a fresh UUIDv7.
+	for last := uuid.Nil; ; {
+		id := nextID(last)
+		if id.Version() != 7 || bytes.Compare(id[:], last[:]) <= 0 {
+			t.Fatalf("nextID(%s) = %s", last, id)
+		}
+		if last != uuid.Nil {
+			break
+		}
+		last = id
+	}
+	for _, tt := range []struct{ in, want string }{
+		{"01900000-0000-7000-8000-000000000000", "01900000-0000-7000-8000-000000000001"},
+		{"01900000-0000-7000-bfff-ffffffffffff", "01900000-0000-7001-8000-000000000000"},
+		{"01900000-0000-7fff-bfff-ffffffffffff", "01900000-0001-7000-8000-000000000000"},
+	} {
+		got := successor(uuid.MustParse(tt.in))
+		if got.String() != tt.want || got.Version() != 7 || got.Variant() != uuid.RFC4122 {
+			t.Errorf("successor(%s) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestParseMentions(t *testing.T) {
+	role := "0190a3c4-7b1e-7c00-8000-000000000001"
+	for _, tt := range []struct{ text, want string }{
+		{"hi <@bob> and <@!carl> and <@bob>", "users[bob carl] roles[] everyone=false here=false"},
+		{"<@&" + role + "> <@&" + role + "> <@&nope>", "users[] roles[" + role + "] everyone=false here=false"},
+		{"@everyone @here", "users[] roles[] everyone=true here=true"},
+		{"(@everyone)", "users[] roles[] everyone=true here=false"},
+		{"mail ann@everyone.org or x@here", "users[] roles[] everyone=false here=false"},
+		{"@everyones and @hereafter", "users[] roles[] everyone=false here=false"},
+		{"`@everyone <@bob>` and ```go\n@here <@carl>\n```", "users[] roles[] everyone=false here=false"},
+		{"< @bob> <@> <@a b>", "users[] roles[] everyone=false here=false"},
+	} {
+		m := parseMentions(tt.text)
+		if got := fmt.Sprintf("users%v roles%v everyone=%v here=%v", m.users, m.roles, m.everyone, m.here); got != tt.want {
+			t.Errorf("%q: %s, want %s", tt.text, got, tt.want)
+		}
+	}
+	many := ""
+	for i := range 150 {
+		many += fmt.Sprintf("<@u%d> ", i)
+	}
+	if m := parseMentions(many); len(m.users) != maxMentions {
+		t.Errorf("%d users pinged, at most %d", len(m.users), maxMentions)
+	}
+	if got := (mentions{users: []string{"ann", "bob"}}).pinged("ann"); fmt.Sprint(got) != "[bob]" {
+		t.Errorf("an author pings themselves: %v", got)
+	}
+}
+
+func TestIsEmoji(t *testing.T) {
+	for _, e := range []string{"👍", "🇫🇷", "👨‍👩‍👧‍👦", "1️⃣", "#️⃣", "👋🏽", "❤️", "🏴󠁧󠁢󠁳󠁣󠁴󠁿", "©️", "‼️"} {
+		if !isEmoji(e) {
+			t.Errorf("%q is an emoji", e)
+		}
+	}
+	for _, s := range []string{"", "a", "lol", "1", "👍 ", " 👍", "👍a", "é", "\u200d", "👍\x00"} {
+		if isEmoji(s) {
+			t.Errorf("%q is not an emoji", s)
+		}
+	}
+}
+
+func TestConversationPermissionsAreInTheSchema(t *testing.T) {
+	for _, typ := range conversationTypes {
+		for _, name := range conversationPermissions {
+			if p := (authz.Permission{ResourceType: authz.ObjectType(typ), Name: name}); !p.InSchema() {
+				t.Errorf("%s is not in the schema", p)
+			}
+		}
+	}
+}
+
+func TestRightsOn(t *testing.T) {
+	// A moderator who cannot read history still deletes and pins; an author
+	// who no longer sees the conversation neither edits nor deletes.
+	if r := rightsOn(conversationRights{view: true, manage: true}, false); !r.delete || !r.pin || r.view || r.edit {
+		t.Errorf("moderator without history: %+v", r)
+	}
+	if r := rightsOn(conversationRights{history: true}, true); r.edit || r.delete {
+		t.Errorf("author without view: %+v", r)
+	}
+	if r := rightsOn(conversationRights{view: true, history: true, react: true}, true); !r.edit || !r.delete || !r.react || r.pin {
+		t.Errorf("author: %+v", r)
+	}
+	if r := rightsOn(conversationRights{staff: true}, false); !r.delete || r.pin {
+		t.Errorf("staff: %+v", r)
+	}
+}

@@ -181,10 +181,10 @@ func TestDeadlines(t *testing.T) {
 		var ne net.Error
 		return errors.Is(err, os.ErrDeadlineExceeded) && errors.As(err, &ne) && ne.Timeout()
 	}
-	_ = a.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-	began := time.Now()
-	if _, err := a.Read(make([]byte, 1)); !timeout(err) || time.Since(began) < 20*time.Millisecond {
-		t.Fatalf("read past its deadline: %v after %v", err, time.Since(began))
+	deadline := time.Now().Add(20 * time.Millisecond)
+	_ = a.SetReadDeadline(deadline)
+	if _, err := a.Read(make([]byte, 1)); !timeout(err) || time.Now().Before(deadline) {
+		t.Fatalf("read returned %v, %v before its deadline", err, time.Until(deadline))
 	}
 	_ = a.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
 	n, err := a.Write(make([]byte, 1<<20)) // more than b buffers: blocks

@@ -168,3 +168,7 @@ func MustMatch(f Filter) Precondition { return Precondition{MustMatch: true, Fil
 
 // MustNotMatch is a precondition that no relationship matches f.
 func MustNotMatch(f Filter) Precondition { return Precondition{Filter: f} }
+
+// PlatformID is the id of the one platform object, Beep itself
+// (platform:beep): its admin and staff relations say who administers Beep.
+const PlatformID = "beep"

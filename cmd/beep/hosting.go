@@ -23,6 +23,12 @@ type hosted interface {
 	Handler(opts ...connect.HandlerOption) (string, http.Handler)
 }
 
+// namedService is a hosted service and its full name.
+type namedService struct {
+	name string
+	svc  hosted
+}
+
 // internallyHosted is a service that also has an internal API, for other
 // Beep services only: served beside its public one, never routed by the
 // gateway.
@@ -32,19 +38,26 @@ type internallyHosted interface {
 
 // serviceHost serves one service: its RPCs (the principal verified from the
 // gateway's signature, each RPC's permission checked), health, reflection,
-// readiness and metrics.
-func serviceHost(name string, svc hosted, checks *connectauthz.Interceptor, readyz http.Handler, metrics *prometheus.Registry, tracing connect.HandlerOption) http.Handler {
+// readiness and metrics. also are more services served beside it, on the
+// same port (the admin service beside the community service), each named
+// by its full name.
+func serviceHost(name string, svc hosted, checks *connectauthz.Interceptor, readyz http.Handler, metrics *prometheus.Registry, tracing connect.HandlerOption, also ...namedService) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(svc.Handler(tracing, connect.WithInterceptors(checks), connect.WithReadMaxBytes(4<<20)))
 	if internal, ok := svc.(internallyHosted); ok {
 		mux.Handle(internal.InternalHandler(tracing, connect.WithInterceptors(checks), connect.WithReadMaxBytes(4<<20)))
 	}
-	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(name)))
-	reflector := grpcreflect.NewStaticReflector(name)
+	names := []string{name}
+	for _, a := range also {
+		mux.Handle(a.svc.Handler(tracing, connect.WithInterceptors(checks), connect.WithReadMaxBytes(4<<20)))
+		names = append(names, a.name)
+	}
+	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
+	reflector := grpcreflect.NewStaticReflector(names...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
-	mux.Handle("GET /healthz", http.HandlerFunc(healthz))
-	mux.Handle("GET /readyz", readyz)
+	mux.Handle("GET /healthz", versioned(http.HandlerFunc(healthz)))
+	mux.Handle("GET /readyz", versioned(readyz))
 	mux.Handle("GET /metrics", metricsHandler(metrics))
 	return mux
 }

@@ -29,10 +29,11 @@ func TestThreeWaysInAndOneOut(t *testing.T) {
 	databases := map[string]string{
 		"community": pgtest.NewDatabaseName(t, "beep_e2e_community"),
 		"user":      pgtest.NewDatabaseName(t, "beep_e2e_user"),
+		"chat":      pgtest.NewDatabaseName(t, "beep_e2e_chat"),
 		"spicedb":   pgtest.NewDatabaseName(t, "beep_e2e_spicedb"),
 	}
 	inst, logs, stop := start(t, "-postgres-url", pgtest.AdminURL(), "-http-addr", addr, "-spicedb-grpc-addr", "127.0.0.1:0",
-		"-community-database", databases["community"], "-user-database", databases["user"], "-spicedb-database", databases["spicedb"],
+		"-community-database", databases["community"], "-user-database", databases["user"], "-chat-database", databases["chat"], "-spicedb-database", databases["spicedb"],
 		"-kratos-bin", bin, "-kratos-dsn", "memory", "-kratos-public-addr", freeAddr(t), "-kratos-admin-addr", kratosAdmin,
 		"-session-cache-ttl", "0s", "-spicedb-gc-window", "10s",
 		"-google-issuer", google.URL, "-google-client-id", "beep-google", "-google-client-secret", "google-secret",

@@ -21,7 +21,7 @@ import (
 // environment variable; a flag given on the command line wins.
 type Config struct {
 	// Role is what this process runs: "all" (every component, the
-	// default), or one component: "community", "user" or "gateway".
+	// default), or one component: "community", "user", "chat" or "gateway".
 	Role string
 	// HTTPAddr is the process's port: the public API for all and gateway,
 	// the service's own API for a service; /healthz, /readyz, /metrics.
@@ -48,13 +48,18 @@ type Config struct {
 	SpiceDBCACert string
 	// CommunityDatabase is the community service's database on PostgresURL's server.
 	CommunityDatabase string
-	// CommunityURL is where a gateway or the user service alone reaches
-	// the community service (http://host:port, spoken in h2c).
+	// CommunityURL is where a gateway, the user service or the chat
+	// service alone reaches the community service (http://host:port,
+	// spoken in h2c).
 	CommunityURL string
 	// UserDatabase is the user service's database on PostgresURL's server.
 	UserDatabase string
 	// UserURL is where a gateway alone reaches the user service.
 	UserURL string
+	// ChatDatabase is the chat service's database on PostgresURL's server.
+	ChatDatabase string
+	// ChatURL is where a gateway alone reaches the chat service.
+	ChatURL string
 	// InternalKey signs the principal the gateway passes to the services;
 	// every process of a deployment shares it. Random for "all".
 	InternalKey []byte
@@ -134,14 +139,14 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 			cfg.InternalKey = make([]byte, 32)
 			_, _ = rand.Read(cfg.InternalKey)
 		}
-	case roleCommunity, roleUser, roleGateway:
+	case roleCommunity, roleUser, roleChat, roleGateway:
 		if len(cfg.InternalKey) < connectauthz.MinKeyBytes {
 			return cfg, fmt.Errorf("beep serve %s needs -internal-key (at least %d bytes), the same in every process", role, connectauthz.MinKeyBytes)
 		}
-		if (role == roleGateway || role == roleUser) && cfg.CommunityURL == "" {
+		if (role == roleGateway || role == roleUser || role == roleChat) && cfg.CommunityURL == "" {
 			return cfg, fmt.Errorf("beep serve %s needs -community-url", role)
 		}
-		for _, u := range []struct{ flag, value string }{{"community-url", cfg.CommunityURL}, {"user-url", cfg.UserURL}} {
+		for _, u := range []struct{ flag, value string }{{"community-url", cfg.CommunityURL}, {"user-url", cfg.UserURL}, {"chat-url", cfg.ChatURL}} {
 			if u.value == "" {
 				continue
 			}
@@ -150,7 +155,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 			}
 		}
 	default:
-		return cfg, fmt.Errorf("unknown role %q: want all, community, user or gateway", role)
+		return cfg, fmt.Errorf("unknown role %q: want all, community, user, chat or gateway", role)
 	}
 	return cfg, nil
 }
@@ -182,7 +187,9 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	str(&cfg.CommunityDatabase, "community-database", "BEEP_COMMUNITY_DATABASE", "beep_community", "PostgreSQL database of the community service (created if absent)")
 	str(&cfg.UserDatabase, "user-database", "BEEP_USER_DATABASE", "beep_user", "PostgreSQL database of the user service (created if absent)")
 	str(&cfg.UserURL, "user-url", "BEEP_USER_URL", "", "the user service, for a gateway alone (e.g. http://user:8080)")
-	str(&cfg.CommunityURL, "community-url", "BEEP_COMMUNITY_URL", "", "the community service, for a gateway or the user service alone (e.g. http://community:8080)")
+	str(&cfg.CommunityURL, "community-url", "BEEP_COMMUNITY_URL", "", "the community service, for a gateway, the user service or the chat service alone (e.g. http://community:8080)")
+	str(&cfg.ChatDatabase, "chat-database", "BEEP_CHAT_DATABASE", "beep_chat", "PostgreSQL database of the chat service (created if absent)")
+	str(&cfg.ChatURL, "chat-url", "BEEP_CHAT_URL", "", "the chat service, for a gateway alone (e.g. http://chat:8080)")
 	internalKey := ""
 	str(&internalKey, "internal-key", "BEEP_INTERNAL_KEY", "", "key signing the principal between gateway and services (32+ bytes, shared; random when all run in one process)")
 	str(&cfg.DevTokenKey, "dev-token-key", "BEEP_DEV_TOKEN_KEY", "", "accept development tokens signed with this key (16+ bytes; development only)")

@@ -46,8 +46,11 @@ func TestDistributedMode(t *testing.T) {
 	users, _, stopUsers := start(t, append([]string{"user"}, isolated(t, "-spicedb-endpoint", spice.Addr(), "-spicedb-insecure",
 		"-spicedb-preshared-key", spiceKey, "-internal-key", internalKey, "-community-url", "http://"+community.HTTPAddr)...)...)
 	defer stopUsers()
+	chats, _, stopChats := start(t, append([]string{"chat"}, isolated(t, "-spicedb-endpoint", spice.Addr(), "-spicedb-insecure",
+		"-spicedb-preshared-key", spiceKey, "-internal-key", internalKey, "-community-url", "http://"+community.HTTPAddr)...)...)
+	defer stopChats()
 	gw, _, stopGateway := start(t, "gateway", "-http-addr", "127.0.0.1:0", "-community-url", "http://"+community.HTTPAddr,
-		"-user-url", "http://"+users.HTTPAddr, "-internal-key", internalKey, "-dev-token-key", devKey)
+		"-user-url", "http://"+users.HTTPAddr, "-chat-url", "http://"+chats.HTTPAddr, "-internal-key", internalKey, "-dev-token-key", devKey)
 	defer stopGateway()
 	if code, body := get(t, "http://"+gw.HTTPAddr+"/readyz"); code != http.StatusOK {
 		t.Fatalf("gateway /readyz: %d %s", code, body)
@@ -96,10 +99,32 @@ func TestDistributedMode(t *testing.T) {
 		})
 	}
 
+	// The chat service, alone, asks the community service over TCP (is
+	// #general a text channel?), as ann.
+	if code, health := jsonCall(t, http.MethodPost, "http://"+chats.HTTPAddr+"/grpc.health.v1.Health/Check", nil,
+		map[string]any{"service": "beep.chat.v1.ChatService"}); code != http.StatusOK || health["status"] != "SERVING_STATUS_SERVING" {
+		t.Fatalf("the chat service's grpc.health.v1: %d %v", code, health)
+	}
+	code, made := jsonCall(t, http.MethodPost, "http://"+gw.HTTPAddr+"/beep.community.v1.CommunityService/CreateServer",
+		http.Header{"Authorization": {"Bearer " + ann}}, map[string]any{"name": "Chatty"})
+	if code != http.StatusOK {
+		t.Fatalf("CreateServer: %d %v", code, made)
+	}
+	general := "channel:" + made["generalChannel"].(map[string]any)["id"].(string)
+	code, sent := jsonCall(t, http.MethodPost, "http://"+gw.HTTPAddr+"/beep.chat.v1.ChatService/SendMessage",
+		http.Header{"Authorization": {"Bearer " + ann}, "Beep-Zed-Token": {made["zedToken"].(string)}}, map[string]any{"conversation": general, "content": "split"})
+	if code != http.StatusOK || sent["message"].(map[string]any)["content"] != "split" {
+		t.Fatalf("a message through the split services: %d %v", code, sent)
+	}
+	if code, out := jsonCall(t, http.MethodPost, "http://"+gw.HTTPAddr+"/beep.chat.v1.ChatService/ListMessages",
+		http.Header{"Authorization": {"Bearer " + bob}, "Beep-Zed-Token": {made["zedToken"].(string)}}, map[string]any{"conversation": general}); code != http.StatusForbidden {
+		t.Fatalf("bob, a stranger, reads ann's channel: %d %v", code, out)
+	}
+
 	// The user service, alone, asks the community service over TCP, as ann.
 	code, export := jsonCall(t, http.MethodPost, "http://"+gw.HTTPAddr+"/beep.user.v1.UserService/ExportMyData",
 		http.Header{"Authorization": {"Bearer " + ann}}, map[string]any{})
-	if servers, _ := export["servers"].([]any); code != http.StatusOK || len(servers) != 2 {
+	if servers, _ := export["servers"].([]any); code != http.StatusOK || len(servers) != 3 {
 		t.Fatalf("ann's export through the split services: %d %v", code, export)
 	}
 
@@ -183,6 +208,8 @@ func TestSplitRolesNeedTheirConfiguration(t *testing.T) {
 		{"gateway", "-internal-key", key, "-community-url", "community:8080"},
 		{"gateway", "-internal-key", key, "-community-url", "http://community:8080", "-user-url", "https://user:8080"},
 		{"user", "-internal-key", key, "-community-url", "http:///no-host"},
+		{"chat", "-internal-key", key},
+		{"gateway", "-internal-key", key, "-community-url", "http://community:8080", "-chat-url", "chat:8080"},
 	} {
 		if _, err := parseConfig(args, io.Discard); err == nil {
 			t.Errorf("parseConfig(%v) accepted", args)

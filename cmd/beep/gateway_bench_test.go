@@ -31,6 +31,7 @@ func startBench(b *testing.B) *benchBeep {
 		"-spicedb-database", pgtest.NewDatabaseName(b, "beep_bench_spicedb"),
 		"-community-database", pgtest.NewDatabaseName(b, "beep_bench_community"),
 		"-user-database", pgtest.NewDatabaseName(b, "beep_bench_user"),
+		"-chat-database", pgtest.NewDatabaseName(b, "beep_bench_chat"),
 		"-http-addr", "127.0.0.1:0", "-spicedb-grpc-addr", "", "-dev-token-key", devKey, "-log-level", "error", "-rate-limit", "1000000", "-rate-burst", "1000000"}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *Instance, 1)

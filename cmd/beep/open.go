@@ -16,6 +16,7 @@ import (
 	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
 	"github.com/beepchat/beep/internal/database"
 	"github.com/beepchat/beep/internal/telemetry"
+	"github.com/beepchat/beep/services/chat"
 	"github.com/beepchat/beep/services/community"
 	"github.com/beepchat/beep/services/user"
 )
@@ -138,6 +139,28 @@ func openUser(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger
 		return nil, nil, err
 	}
 	go svc.RunDeletions(ctx, 10*time.Second)
+	return svc, pool, nil
+}
+
+// openChat opens the chat service's database and the service, which asks
+// the community service at communityURL over client (through its
+// generated client, as the caller). It converges DMs whose authorization
+// write was interrupted in the background until ctx ends.
+func openChat(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger, communityURL string, client *http.Client, signer *connectauthz.Signer) (*chat.Service, *pgxpool.Pool, error) {
+	community, err := newServiceClient(communityv1connect.NewCommunityServiceClient, communityURL, client, signer)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := openPool(ctx, cfg, cfg.ChatDatabase)
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, err := chat.New(ctx, chat.Config{DB: pool, Authz: c, Log: log.With("service", "chat"), Community: community})
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	go svc.RunReconciler(ctx, 10*time.Second)
 	return svc, pool, nil
 }
 

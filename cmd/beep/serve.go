@@ -12,6 +12,7 @@ import (
 
 	"github.com/beepchat/beep/authz"
 	"github.com/beepchat/beep/authz/connectauthz"
+	"github.com/beepchat/beep/gen/beep/chat/v1/chatv1connect"
 	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
 	"github.com/beepchat/beep/gen/beep/user/v1/userv1connect"
 	"github.com/beepchat/beep/internal/accesstoken"
@@ -36,6 +37,7 @@ const (
 	roleAll       = "all"
 	roleCommunity = "community"
 	roleUser      = "user"
+	roleChat      = "chat"
 	roleGateway   = "gateway"
 )
 
@@ -43,6 +45,7 @@ const (
 const (
 	communityPath = "/" + communityv1connect.CommunityServiceName + "/"
 	userPath      = "/" + userv1connect.UserServiceName + "/"
+	chatPath      = "/" + chatv1connect.ChatServiceName + "/"
 )
 
 // serve runs Beep in cfg.Role until ctx ends.
@@ -77,6 +80,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 		return p.serveCommunity(ctx)
 	case roleUser:
 		return p.serveUser(ctx)
+	case roleChat:
+		return p.serveChat(ctx)
 	}
 	return p.serveAll(ctx)
 }
@@ -105,6 +110,13 @@ func (p process) serveGateway(ctx context.Context) error {
 			return err
 		}
 		upstreams = append(upstreams, upstream{userv1connect.UserServiceName, userPath, userBase, tcpClient()})
+	}
+	if cfg.ChatURL != "" {
+		chatBase, err := parseServiceURL("chat-url", cfg.ChatURL)
+		if err != nil {
+			return err
+		}
+		upstreams = append(upstreams, upstream{chatv1connect.ChatServiceName, chatPath, chatBase, tcpClient()})
 	}
 	gw, err := newGateway(ctx, cfg, log, metrics, signer, &identity{publicURL: cfg.KratosURL}, upstreams...)
 	if err != nil {
@@ -160,6 +172,31 @@ func (p process) serveUser(ctx context.Context) error {
 	return serveOn(ctx, lis, cfg, log, serviceHost(userv1connect.UserServiceName, svc, checks, readiness(inst.Authz, pool), metrics, rpcTracing), inst, ready)
 }
 
+// serveChat runs the chat service alone, on its own port; it asks the
+// community service at -community-url.
+func (p process) serveChat(ctx context.Context) error {
+	cfg, log, metrics, signer, rpcTracing, ready := p.cfg, p.log, p.metrics, p.signer, p.rpcTracing, p.ready
+	inst := &Instance{}
+	closeAuthz, err := openAuthz(ctx, cfg, log, inst)
+	if closeAuthz != nil {
+		defer closeAuthz()
+	}
+	if err != nil {
+		return err
+	}
+	svc, pool, err := openChat(ctx, cfg, inst.Authz, log, cfg.CommunityURL, tcpClient(), signer)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	lis, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	checks := connectauthz.New(inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer))
+	return serveOn(ctx, lis, cfg, log, serviceHost(chatv1connect.ChatServiceName, svc, checks, readiness(inst.Authz, pool), metrics, rpcTracing), inst, ready)
+}
+
 // serveAll runs every component in this process: the services behind the
 // gateway on in-memory connections, Kratos as a child.
 func (p process) serveAll(ctx context.Context) error {
@@ -204,9 +241,19 @@ func (p process) serveAll(ctx context.Context) error {
 	userHTTP, stopUser := serveInMemory(roleUser,
 		serviceHost(userv1connect.UserServiceName, users, checks, readiness(c.inst.Authz, userPool), metrics, rpcTracing))
 	defer stopUser()
+	chat, chatPool, err := openChat(ctx, cfg, c.inst.Authz, log, "http://"+roleCommunity, communityHTTP, signer)
+	if err != nil {
+		public.Close()
+		return err
+	}
+	defer chatPool.Close()
+	chatHTTP, stopChat := serveInMemory(roleChat,
+		serviceHost(chatv1connect.ChatServiceName, chat, checks, readiness(c.inst.Authz, chatPool), metrics, rpcTracing))
+	defer stopChat()
 	gw, err := newGateway(ctx, cfg, log, metrics, signer, id,
 		upstream{communityv1connect.CommunityServiceName, communityPath, &url.URL{Scheme: "http", Host: roleCommunity}, communityHTTP},
-		upstream{userv1connect.UserServiceName, userPath, &url.URL{Scheme: "http", Host: roleUser}, userHTTP})
+		upstream{userv1connect.UserServiceName, userPath, &url.URL{Scheme: "http", Host: roleUser}, userHTTP},
+		upstream{chatv1connect.ChatServiceName, chatPath, &url.URL{Scheme: "http", Host: roleChat}, chatHTTP})
 	if err != nil {
 		public.Close()
 		return err

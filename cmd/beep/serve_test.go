@@ -37,6 +37,7 @@ func isolated(t *testing.T, extra ...string) []string {
 		"-spicedb-database", pgtest.NewDatabaseName(t, "beep_serve_spicedb"),
 		"-community-database", pgtest.NewDatabaseName(t, "beep_serve_community"),
 		"-user-database", pgtest.NewDatabaseName(t, "beep_serve_user"),
+		"-chat-database", pgtest.NewDatabaseName(t, "beep_serve_chat"),
 		"-http-addr", "127.0.0.1:0",
 		// Any free port: tests run side by side.
 		"-spicedb-grpc-addr", "127.0.0.1:0"}, extra...)

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestChatThroughTheGateway: the chat service behind the gateway, over real
+// HTTP with JSON, as a client would use it. Ann and Bob chat in a server
+// channel only Crew sees, and in a DM; Carl, a member without the Crew
+// role, is refused in both.
+func TestChatThroughTheGateway(t *testing.T) {
+	inst, _, stop := start(t, isolated(t, "-dev-token-key", devKey)...)
+	defer stop()
+	base := "http://" + inst.HTTPAddr
+	community := api{t: t, base: base}
+	ann, bob, carl := mustToken(t, "ann", 600), mustToken(t, "bob", 600), mustToken(t, "carl", 600)
+	chat := func(token, zed, method string, body any) (int, map[string]any) {
+		t.Helper()
+		header := http.Header{"Authorization": {"Bearer " + token}}
+		if zed != "" {
+			header.Set("Beep-Zed-Token", zed)
+		}
+		return jsonCall(t, http.MethodPost, base+"/beep.chat.v1.ChatService/"+method, header, body)
+	}
+	ok := func(token, zed, method string, body any) map[string]any {
+		t.Helper()
+		code, out := chat(token, zed, method, body)
+		if code != http.StatusOK {
+			t.Fatalf("%s: %d %v", method, code, out)
+		}
+		return out
+	}
+	refused := func(token, zed, method string, body any) {
+		t.Helper()
+		if code, out := chat(token, zed, method, body); code != http.StatusForbidden || out["code"] != "permission_denied" {
+			t.Fatalf("%s was not refused: %d %v", method, code, out)
+		}
+	}
+	contents := func(page map[string]any) []string {
+		var out []string
+		for _, m := range page["messages"].([]any) {
+			out = append(out, m.(map[string]any)["content"].(string))
+		}
+		return out
+	}
+
+	// Ann's private server, a Crew role and #crew, which only Crew sees;
+	// bob and carl join by invite; bob gets Crew.
+	created := community.ok(ann, "", "CreateServer", map[string]any{"name": "Gophers"})
+	server := created["server"].(map[string]any)["id"].(string)
+	general := created["generalChannel"].(map[string]any)["id"].(string)
+	role := community.ok(ann, created["zedToken"].(string), "CreateRole", map[string]any{"serverId": server, "name": "Crew", "permissions": []string{"view_channel"}})
+	roleID := role["role"].(map[string]any)["id"].(string)
+	channel := community.ok(ann, role["zedToken"].(string), "CreateChannel", map[string]any{
+		"serverId": server, "name": "crew", "kind": "CHANNEL_KIND_TEXT",
+		"overwrites": []map[string]any{
+			{"targetKind": "TARGET_KIND_EVERYONE", "deny": []string{"view_channel"}},
+			{"targetKind": "TARGET_KIND_ROLE", "targetId": roleID, "allow": []string{"view_channel"}},
+		},
+	})
+	crew := "channel:" + channel["channel"].(map[string]any)["id"].(string)
+	invite := community.ok(ann, channel["zedToken"].(string), "CreateInvite", map[string]any{"channelId": general, "maxUses": 5})
+	code := invite["invite"].(map[string]any)["code"].(string)
+	zed := community.ok(bob, invite["zedToken"].(string), "JoinByInvite", map[string]any{"code": code})["zedToken"].(string)
+	zed = community.ok(carl, zed, "JoinByInvite", map[string]any{"code": code})["zedToken"].(string)
+	zed = community.ok(ann, zed, "AddMemberRole", map[string]any{"roleId": roleID, "userId": "bob"})["zedToken"].(string)
+
+	// In #crew: ann and bob talk (a retried send is one message).
+	welcome := ok(ann, zed, "SendMessage", map[string]any{"conversation": crew, "content": "welcome <@bob>", "nonce": "w1"})
+	if again := ok(ann, zed, "SendMessage", map[string]any{"conversation": crew, "content": "welcome <@bob>", "nonce": "w1"}); again["duplicate"] != true {
+		t.Fatalf("a retried send: %v", again)
+	}
+	welcomeID := welcome["message"].(map[string]any)["id"].(string)
+	states := ok(bob, zed, "GetReadStates", map[string]any{"conversations": []string{crew}})["states"].([]any)
+	if s := states[0].(map[string]any); s["unreadCount"] != float64(1) || s["mentionCount"] != float64(1) {
+		t.Fatalf("bob's read state in #crew: %v", s)
+	}
+	ok(bob, zed, "SendMessage", map[string]any{"conversation": crew, "content": "thanks!", "replyToId": welcomeID})
+	ok(bob, zed, "AddReaction", map[string]any{"conversation": crew, "messageId": welcomeID, "emoji": map[string]any{"unicode": "🎉"}})
+	if got := contents(ok(ann, zed, "ListMessages", map[string]any{"conversation": crew})); strings.Join(got, "|") != "thanks!|welcome <@bob>" {
+		t.Fatalf("ann reads #crew: %v", got)
+	}
+	// carl, without Crew, neither reads nor writes there; #general is his.
+	refused(carl, zed, "ListMessages", map[string]any{"conversation": crew})
+	refused(carl, zed, "SendMessage", map[string]any{"conversation": crew, "content": "let me in"})
+	refused(carl, zed, "GetMessage", map[string]any{"conversation": crew, "messageId": welcomeID})
+	if states := ok(carl, zed, "GetReadStates", map[string]any{"conversations": []string{crew}}); states["states"] != nil {
+		t.Fatalf("carl gets #crew's read state: %v", states)
+	}
+	ok(carl, zed, "SendMessage", map[string]any{"conversation": "channel:" + general, "content": "hi all"})
+
+	// A DM between ann and bob.
+	opened := ok(ann, "", "OpenDM", map[string]any{"userId": "bob"})
+	dm := opened["dmChannel"].(map[string]any)["conversation"].(string)
+	dmZed := opened["zedToken"].(string)
+	ok(ann, dmZed, "SendMessage", map[string]any{"conversation": dm, "content": "psst"})
+	ok(bob, dmZed, "SendMessage", map[string]any{"conversation": dm, "content": "yes?"})
+	if got := contents(ok(bob, dmZed, "ListMessages", map[string]any{"conversation": dm})); strings.Join(got, "|") != "yes?|psst" {
+		t.Fatalf("bob reads the DM: %v", got)
+	}
+	mine := ok(bob, dmZed, "ListMyDMs", map[string]any{})["dmChannels"].([]any)
+	if len(mine) != 1 || mine[0].(map[string]any)["conversation"] != dm {
+		t.Fatalf("bob's DMs: %v", mine)
+	}
+	refused(carl, dmZed, "ListMessages", map[string]any{"conversation": dm})
+	refused(carl, dmZed, "SendMessage", map[string]any{"conversation": dm, "content": "me too"})
+	refused(carl, dmZed, "GetDM", map[string]any{"dmChannelId": opened["dmChannel"].(map[string]any)["id"]})
+
+	// The gateway counts the chat service's requests; it is ready with it.
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`beep_gateway_requests_total{route="/beep.chat.v1.ChatService/SendMessage",status="200"} 6`,
+		`beep_authz_checks_total{permission="read_message_history",result="denied"}`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if code, body := get(t, base+"/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz: %d %s", code, body)
+	}
+}

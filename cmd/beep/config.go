@@ -14,6 +14,7 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/beepchat/beep/authz"
 	"github.com/beepchat/beep/authz/connectauthz"
 )
 
@@ -63,6 +64,9 @@ type Config struct {
 	// InternalKey signs the principal the gateway passes to the services;
 	// every process of a deployment shares it. Random for "all".
 	InternalKey []byte
+	// PlatformAdmins are user ids written as platform:beep#admin at start
+	// (the first administrators: nobody is one unless named).
+	PlatformAdmins []string
 	// DevTokenKey, when set, makes the gateway accept development tokens
 	// signed with it (`beep devtoken`). Never set by default.
 	DevTokenKey string
@@ -192,6 +196,8 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	str(&cfg.ChatURL, "chat-url", "BEEP_CHAT_URL", "", "the chat service, for a gateway alone (e.g. http://chat:8080)")
 	internalKey := ""
 	str(&internalKey, "internal-key", "BEEP_INTERNAL_KEY", "", "key signing the principal between gateway and services (32+ bytes, shared; random when all run in one process)")
+	admins := ""
+	str(&admins, "platform-admins", "BEEP_PLATFORM_ADMINS", "", "comma-separated user ids made platform admins (platform:beep#admin) at start; nobody is one unless named")
 	str(&cfg.DevTokenKey, "dev-token-key", "BEEP_DEV_TOKEN_KEY", "", "accept development tokens signed with this key (16+ bytes; development only)")
 	origins := ""
 	str(&origins, "cors-origins", "BEEP_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the API (* for any)")
@@ -243,6 +249,15 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 		if o = strings.TrimSpace(o); o != "" {
 			cfg.CORSOrigins = append(cfg.CORSOrigins, o)
 		}
+	}
+	for _, id := range strings.Split(admins, ",") {
+		if id = strings.TrimSpace(id); id == "" {
+			continue
+		}
+		if _, err := authz.ParseSubject("user:" + id); err != nil || id == "*" {
+			return Config{}, fmt.Errorf("-platform-admins: %q is not a user id", id)
+		}
+		cfg.PlatformAdmins = append(cfg.PlatformAdmins, id)
 	}
 	var err error
 	if cfg.RateLimit, err = strconv.ParseFloat(rate, 64); err != nil || cfg.RateLimit <= 0 {

@@ -12,10 +12,12 @@ import (
 
 	"github.com/beepchat/beep/authz"
 	"github.com/beepchat/beep/authz/connectauthz"
+	"github.com/beepchat/beep/gen/beep/admin/v1/adminv1connect"
 	"github.com/beepchat/beep/gen/beep/chat/v1/chatv1connect"
 	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
 	"github.com/beepchat/beep/gen/beep/user/v1/userv1connect"
 	"github.com/beepchat/beep/internal/accesstoken"
+	"github.com/beepchat/beep/services/admin"
 	"github.com/beepchat/beep/services/gateway"
 )
 
@@ -103,7 +105,9 @@ func (p process) serveGateway(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	upstreams := []upstream{{communityv1connect.CommunityServiceName, communityPath, communityBase, tcpClient()}}
+	upstreams := []upstream{{communityv1connect.CommunityServiceName, communityPath, communityBase, tcpClient()},
+		// The admin service lives beside the community service (admin.go).
+		{adminv1connect.AuthzAdminServiceName, adminPath, communityBase, tcpClient()}}
 	if cfg.UserURL != "" {
 		userBase, err := parseServiceURL("user-url", cfg.UserURL)
 		if err != nil {
@@ -143,8 +147,23 @@ func (p process) serveCommunity(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := bootstrapAdmins(ctx, c.inst.Authz, cfg.PlatformAdmins, log); err != nil {
+		lis.Close()
+		return err
+	}
+	// The admin service, beside the community service on its port: it
+	// reports what this process reaches.
+	probes := []statusProbe{selfProbe(roleCommunity, "this process, with the admin service"), spicedbProbe(c.inst.Authz, cfg)}
+	for _, other := range []struct{ name, flag, url string }{{roleUser, "user-url", cfg.UserURL}, {roleChat, "chat-url", cfg.ChatURL}} {
+		if base, err := parseServiceURL(other.flag, other.url); other.url != "" && err == nil {
+			probes = append(probes, upstreamProbe(other.name, upstream{other.name, "", base, tcpClient()}))
+		}
+	}
+	adm := admin.New(admin.Config{Authz: c.inst.Authz, Log: log.With("service", "admin"), Reconciler: c.community,
+		Status: deploymentStatus(func() []statusProbe { return probes })})
 	checks := connectauthz.New(c.inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer))
-	host := serviceHost(communityv1connect.CommunityServiceName, c.community, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing)
+	host := serviceHost(communityv1connect.CommunityServiceName, c.community, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing,
+		namedService{adminv1connect.AuthzAdminServiceName, adm})
 	return serveOn(ctx, lis, cfg, log, host, c.inst, ready)
 }
 
@@ -211,6 +230,9 @@ func (p process) serveAll(ctx context.Context) error {
 	// Each service on its own HTTP server, reached in memory: the gateway
 	// forwards to it, and services call each other, exactly as over TCP
 	// when split.
+	if err := bootstrapAdmins(ctx, c.inst.Authz, cfg.PlatformAdmins, log); err != nil {
+		return err
+	}
 	checks := connectauthz.New(c.inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer))
 	communityHTTP, stopCommunity := serveInMemory(roleCommunity,
 		serviceHost(communityv1connect.CommunityServiceName, c.community, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing))
@@ -250,10 +272,26 @@ func (p process) serveAll(ctx context.Context) error {
 	chatHTTP, stopChat := serveInMemory(roleChat,
 		serviceHost(chatv1connect.ChatServiceName, chat, checks, readiness(c.inst.Authz, chatPool), metrics, rpcTracing))
 	defer stopChat()
-	gw, err := newGateway(ctx, cfg, log, metrics, signer, id,
-		upstream{communityv1connect.CommunityServiceName, communityPath, &url.URL{Scheme: "http", Host: roleCommunity}, communityHTTP},
-		upstream{userv1connect.UserServiceName, userPath, &url.URL{Scheme: "http", Host: roleUser}, userHTTP},
-		upstream{chatv1connect.ChatServiceName, chatPath, &url.URL{Scheme: "http", Host: roleChat}, chatHTTP})
+	// The admin service reports every service the gateway forwards to.
+	var upstreams []upstream
+	adm := admin.New(admin.Config{Authz: c.inst.Authz, Log: log.With("service", "admin"), Reconciler: c.community,
+		Status: deploymentStatus(func() []statusProbe {
+			probes := []statusProbe{selfProbe(roleGateway, "this process"), spicedbProbe(c.inst.Authz, cfg), kratosProbe(id)}
+			for _, u := range upstreams {
+				probes = append(probes, upstreamProbe(u.base.Host, u))
+			}
+			return probes
+		})})
+	adminHTTP, stopAdmin := serveInMemory(roleAdmin,
+		serviceHost(adminv1connect.AuthzAdminServiceName, adm, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing))
+	defer stopAdmin()
+	upstreams = []upstream{
+		{communityv1connect.CommunityServiceName, communityPath, &url.URL{Scheme: "http", Host: roleCommunity}, communityHTTP},
+		{userv1connect.UserServiceName, userPath, &url.URL{Scheme: "http", Host: roleUser}, userHTTP},
+		{chatv1connect.ChatServiceName, chatPath, &url.URL{Scheme: "http", Host: roleChat}, chatHTTP},
+		{adminv1connect.AuthzAdminServiceName, adminPath, &url.URL{Scheme: "http", Host: roleAdmin}, adminHTTP},
+	}
+	gw, err := newGateway(ctx, cfg, log, metrics, signer, id, upstreams...)
 	if err != nil {
 		public.Close()
 		return err

@@ -137,3 +137,30 @@ func TestSchemaChanges(t *testing.T) {
 		t.Fatalf("a schema that does not compile: %v", err)
 	}
 }
+
+func TestFitRelationships(t *testing.T) {
+	ok := []string{"channel:c#everyone_deny_view_channel@user:*", "role:r#member@server:s#member", "role:r#member@user:ann",
+		"server:s#timed_out@user:carl[expiration:2099-01-01T00:00:00Z]"}
+	bad := map[string]string{
+		"nothing:c#xyz@user:a":                        "no definition nothing",
+		"channel:c#no_such@user:a":                    "channel has no relation no_such",
+		"channel:c#view_channel@user:a":               "is a permission",
+		"channel:c#everyone_deny_view_channel@user:a": "allows user:*",
+		"role:r#member@server:s":                      "allows user | server#member",
+	}
+	for _, text := range ok {
+		r, _ := authz.ParseRelationship(text)
+		if err := authz.FitRelationships(authz.SchemaText, []authz.Relationship{r}); err != nil {
+			t.Errorf("%s: %v", text, err)
+		}
+	}
+	for text, want := range bad {
+		r, err := authz.ParseRelationship(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := authz.FitRelationships(authz.SchemaText, []authz.Relationship{r}); !errors.Is(err, authz.ErrInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", text, err, want)
+		}
+	}
+}

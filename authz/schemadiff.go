@@ -442,3 +442,56 @@ func childText(child *core.SetOperation_Child) string {
 	}
 	return "?"
 }
+
+// FitRelationships says, with ErrInvalid, which of rels the schema (text)
+// cannot hold: an unknown definition or relation, a permission (which
+// cannot be written), or a subject type the relation does not allow.
+func FitRelationships(schemaText string, rels []Relationship) error {
+	compiled, err := CompileSchema(schemaText)
+	if err != nil {
+		return err
+	}
+	defs := map[string]map[string]*core.Relation{}
+	for _, def := range compiled.ObjectDefinitions {
+		defs[def.Name] = map[string]*core.Relation{}
+		for _, r := range def.Relation {
+			defs[def.Name][r.Name] = r
+		}
+	}
+	var problems []string
+	for i, r := range rels {
+		relations, ok := defs[string(r.Relation.ResourceType)]
+		rel := relations[r.Relation.Name]
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("[%d] %s: no definition %s", i, FormatRelationship(r), r.Relation.ResourceType))
+			continue
+		case rel == nil:
+			problems = append(problems, fmt.Sprintf("[%d] %s: %s has no relation %s", i, FormatRelationship(r), r.Relation.ResourceType, r.Relation.Name))
+			continue
+		case len(rel.GetTypeInformation().GetAllowedDirectRelations()) == 0:
+			problems = append(problems, fmt.Sprintf("[%d] %s: %s is a permission, computed, not written", i, FormatRelationship(r), r.Relation))
+			continue
+		}
+		allowed := slices.ContainsFunc(rel.GetTypeInformation().GetAllowedDirectRelations(), func(a *core.AllowedRelation) bool {
+			if a.GetNamespace() != string(r.Subject.Object.Type) {
+				return false
+			}
+			if a.GetPublicWildcard() != nil {
+				return r.Subject.Object.ID == "*"
+			}
+			want := a.GetRelation()
+			if want == "..." {
+				want = ""
+			}
+			return r.Subject.Object.ID != "*" && want == r.Subject.Relation
+		})
+		if !allowed {
+			problems = append(problems, fmt.Sprintf("[%d] %s: %s allows %s", i, FormatRelationship(r), r.Relation, allowedTypesText(rel)))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: the schema cannot hold: %s", ErrInvalid, strings.Join(problems, "; "))
+	}
+	return nil
+}

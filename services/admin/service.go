@@ -341,10 +341,25 @@ func relationships(texts []string) ([]authz.Relationship, error) {
 	return out, nil
 }
 
+// fit refuses relationships the running schema cannot hold, saying why.
+func (s *Service) fit(ctx context.Context, rels []authz.Relationship) error {
+	schema, err := s.cfg.Authz.ReadSchema(ctx)
+	if err != nil {
+		return s.errorOf(ctx, "reading the schema", err)
+	}
+	if err := authz.FitRelationships(schema, rels); err != nil {
+		return connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	return nil
+}
+
 // WriteRelationships writes relationships, all or none.
 func (s *Service) WriteRelationships(ctx context.Context, req *connect.Request[adminv1.WriteRelationshipsRequest]) (*connect.Response[adminv1.WriteRelationshipsResponse], error) {
 	rels, err := relationships(req.Msg.Relationships)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.fit(ctx, rels); err != nil {
 		return nil, err
 	}
 	updates := make([]authz.Update, 0, len(rels))
@@ -384,6 +399,9 @@ func (s *Service) DeleteRelationships(ctx context.Context, req *connect.Request[
 		rels, rerr := relationships(req.Msg.Relationships)
 		if rerr != nil {
 			return nil, rerr
+		}
+		if err := s.fit(ctx, rels); err != nil {
+			return nil, err
 		}
 		updates := make([]authz.Update, 0, len(rels))
 		for _, r := range rels {

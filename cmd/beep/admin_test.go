@@ -248,7 +248,9 @@ func TestAdminAPI(t *testing.T) {
 	}) == nil {
 		t.Fatalf("the role that grants bob #staff is not explained: %v", grant)
 	}
-	if findNode(bob.Explanation, func(n *adminv1.ExplainNode) bool { return strings.HasPrefix(n.Reason, "granted by role_allow_view_channel") }) == nil {
+	if findNode(bob.Explanation, func(n *adminv1.ExplainNode) bool {
+		return strings.HasPrefix(n.Reason, "granted by role_allow_view_channel")
+	}) == nil {
 		t.Error("the overwrite chain does not say the role's allow granted it")
 	}
 	dina := check("user:dina", "view_channel", "channel:staff")

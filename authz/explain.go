@@ -94,6 +94,9 @@ type ExplainNode struct {
 	arrow    *core.SetOperation_Child // for ExplainArrow: the operand
 	parent   *ExplainNode             // the check whose expression holds the node
 	expanded bool
+	// decisive is the operand that decided the node's outcome; removal,
+	// the exclusion's operand that removed it, if one did.
+	decisive, removal string
 }
 
 // Object renders the node's objects: "channel:staff", "server:a,b".
@@ -324,7 +327,7 @@ func (e *explainer) operandNode(n *ExplainNode, ch *core.SetOperation_Child, sub
 	node := &ExplainNode{Expression: childText(ch), parent: n}
 	match := func(types []string, relation string) {
 		for _, s := range subs {
-			if s.Relation == relation && slices.Contains(types, string(s.ResourceType)) {
+			if slices.Contains(types, string(s.ResourceType)) && slices.Contains(e.aliases(s.ResourceType, relation), s.Relation) {
 				node.Children = append(node.Children, s)
 				used[s] = true
 			}
@@ -353,6 +356,27 @@ func (e *explainer) operandNode(n *ExplainNode, ch *core.SetOperation_Child, sub
 		node.Kind = ExplainDirect
 	}
 	return node
+}
+
+// aliases is relation, and what SpiceDB checks instead of it when it is an
+// alias (a permission that is just another relation or permission:
+// `permission view_channel = granted_view_channel`), transitively.
+func (e *explainer) aliases(t ObjectType, relation string) []string {
+	out := []string{relation}
+	for range 8 {
+		r := e.relation(t, relation)
+		u, ok := r.GetUsersetRewrite().GetRewriteOperation().(*core.UsersetRewrite_Union)
+		if !ok || len(u.Union.GetChild()) != 1 {
+			break
+		}
+		cu, ok := u.Union.GetChild()[0].GetChildType().(*core.SetOperation_Child_ComputedUserset)
+		if !ok {
+			break
+		}
+		relation = cu.ComputedUserset.GetRelation()
+		out = append(out, relation)
+	}
+	return out
 }
 
 // tuplesetTypes are the definitions a tupleset relation points at.
@@ -558,7 +582,11 @@ func (e *explainer) direct(n *ExplainNode) {
 }
 
 // finish computes the outcome of expression nodes from their operands, and
-// the reasons, bottom-up. A check's outcome is SpiceDB's.
+// the reasons, bottom-up. A check's outcome is SpiceDB's. Reasons name the
+// operands of the schema that decided: the one that granted a permission
+// ("granted by role_allow_view_channel"), the exclusion that removed it
+// ("removed by everyone_deny_view_channel"), carried up to the permission
+// asked about, or the operand that failed an intersection.
 func finish(n *ExplainNode) {
 	for _, ch := range n.Children {
 		finish(ch)
@@ -568,35 +596,131 @@ func finish(n *ExplainNode) {
 		if n.Outcome == NotEvaluated && len(n.Children) > 0 {
 			n.Outcome = n.Children[0].Outcome
 		}
-		n.Reason = checkReason(n)
+		if !n.IsPermission {
+			n.decisive = n.Relation
+			n.Reason = relationReason(n)
+			break
+		}
+		if len(n.Children) > 0 {
+			e := n.Children[0]
+			n.decisive, n.removal = e.decisive, e.removal
+		}
+		n.Reason = permissionReason(n)
 	case ExplainComputed, ExplainArrow:
 		if n.Outcome != NotEvaluated && len(n.Children) == 0 {
+			n.decisive = n.Expression
 			break // decided without children (an arrow with nothing to follow)
 		}
-		all := strings.Contains(n.Expression, ".all(")
-		n.Outcome = combine(n.Children, all)
-		if h := firstWith(n.Children, Holds, Caveated); h != nil {
+		n.Outcome = combine(n.Children, strings.Contains(n.Expression, ".all("))
+		n.decisive = n.Expression
+		if h := firstWith(n.Children, Holds, Caveated); h != nil && holds(n) {
 			n.Reason = "via " + h.Object() + "#" + h.Relation
+			if h.IsPermission && h.decisive != "" {
+				n.decisive = h.decisive
+			}
 		} else if n.Outcome == DoesNotHold && len(n.Children) > 0 {
 			n.Reason = "does not hold for " + objectsOf(n.Children)
+			for _, ch := range n.Children {
+				if ch.removal != "" {
+					n.removal, n.Reason = ch.removal, "removed by "+ch.removal
+					break
+				}
+			}
 		}
 	case ExplainUnion:
 		n.Outcome = combine(n.Children, false)
 		if h := firstWith(n.Children, Holds); h != nil {
-			n.Reason = "granted by " + h.Expression
+			n.decisive, n.Reason = h.decisive, "granted by "+h.decisive
 		} else if n.Outcome == DoesNotHold {
 			n.Reason = "no term holds"
+			for _, ch := range n.Children {
+				if ch.removal != "" {
+					n.removal, n.Reason = ch.removal, "removed by "+ch.removal
+					break
+				}
+			}
 		}
 	case ExplainIntersection:
 		n.Outcome = combine(n.Children, true)
 		if d := firstWith(n.Children, DoesNotHold); d != nil {
-			n.Reason = "removed: " + d.Expression + " does not hold"
-		} else if n.Outcome == Holds {
-			n.Reason = "every term holds"
+			n.decisive, n.removal = d.decisive, d.removal
+			n.Reason = d.decisive + " does not hold"
+			if d.removal != "" {
+				n.Reason = "removed by " + d.removal
+			}
+		} else if n.Outcome == Holds && len(n.Children) > 0 {
+			n.decisive, n.Reason = n.Children[len(n.Children)-1].decisive, "every term holds"
 		}
 	case ExplainExclusion:
-		n.Outcome, n.Reason = exclusion(n.Children)
+		exclusion(n)
+	default:
+		n.decisive = n.Expression
 	}
+}
+
+// exclusion is base - others.
+func exclusion(n *ExplainNode) {
+	if len(n.Children) == 0 {
+		return
+	}
+	base, rest := n.Children[0], n.Children[1:]
+	n.decisive = base.decisive
+	switch base.Outcome {
+	case DoesNotHold:
+		n.Outcome, n.removal = DoesNotHold, base.removal
+		n.Reason = base.decisive + " does not hold"
+		if base.removal != "" {
+			n.Reason = "removed by " + base.removal
+		}
+		return
+	case NotEvaluated:
+		return
+	}
+	if d := firstWith(rest, Holds); d != nil {
+		n.Outcome, n.removal, n.Reason = DoesNotHold, d.decisive, "removed by "+d.decisive
+		return
+	}
+	if c := firstWith(rest, Caveated); c != nil {
+		n.Outcome, n.Reason = Caveated, "removed by "+c.decisive+" unless its caveat says otherwise"
+		return
+	}
+	if firstWith(rest, NotEvaluated) != nil {
+		return
+	}
+	n.Outcome = base.Outcome
+	n.Reason = base.decisive + " holds, nothing removes it"
+}
+
+func permissionReason(n *ExplainNode) string {
+	switch {
+	case n.Outcome == Holds && n.decisive != "":
+		return "granted by " + n.decisive
+	case n.Outcome == Caveated:
+		return "holds only if its caveat says so"
+	case n.removal != "":
+		return "removed by " + n.removal
+	case n.Outcome == DoesNotHold && len(n.Children) > 0 && n.Children[0].Reason != "":
+		return n.Children[0].Reason
+	}
+	return ""
+}
+
+func relationReason(n *ExplainNode) string {
+	switch n.Outcome {
+	case Holds, Caveated:
+		if h := firstWith(n.Children, Holds, Caveated); h != nil {
+			return "through " + h.Object() + "#" + h.Relation
+		}
+		if len(n.Relationships) > 0 {
+			return "relationship " + FormatRelationship(n.Relationships[0])
+		}
+		if n.Cached {
+			return "answered from SpiceDB's cache"
+		}
+	case DoesNotHold:
+		return "no relationship gives it to " + n.Subject.String()
+	}
+	return ""
 }
 
 // combine is the outcome of operands joined by union (all false) or
@@ -638,59 +762,6 @@ func combine(children []*ExplainNode, all bool) Outcome {
 		return NotEvaluated
 	}
 	return DoesNotHold
-}
-
-// exclusion is base - others.
-func exclusion(children []*ExplainNode) (Outcome, string) {
-	if len(children) == 0 {
-		return NotEvaluated, ""
-	}
-	base, rest := children[0], children[1:]
-	switch base.Outcome {
-	case DoesNotHold:
-		return DoesNotHold, base.Expression + " does not hold"
-	case NotEvaluated:
-		return NotEvaluated, ""
-	}
-	if d := firstWith(rest, Holds); d != nil {
-		return DoesNotHold, "removed by " + d.Expression
-	}
-	if c := firstWith(rest, Caveated); c != nil {
-		return Caveated, "removed by " + c.Expression + " unless its caveat says otherwise"
-	}
-	if firstWith(rest, NotEvaluated) != nil {
-		return NotEvaluated, ""
-	}
-	if base.Outcome == Caveated {
-		return Caveated, base.Expression + " holds with a caveat, nothing removes it"
-	}
-	return Holds, base.Expression + " holds, nothing removes it"
-}
-
-func checkReason(n *ExplainNode) string {
-	if n.IsPermission {
-		for _, ch := range n.Children {
-			if ch.Reason != "" {
-				return ch.Reason
-			}
-		}
-		return ""
-	}
-	switch n.Outcome {
-	case Holds, Caveated:
-		if h := firstWith(n.Children, Holds, Caveated); h != nil {
-			return "through " + h.Object() + "#" + h.Relation
-		}
-		if len(n.Relationships) > 0 {
-			return "relationship " + FormatRelationship(n.Relationships[0])
-		}
-		if n.Cached {
-			return "answered from SpiceDB's cache"
-		}
-	case DoesNotHold:
-		return "no relationship gives it to " + n.Subject.String()
-	}
-	return ""
 }
 
 func firstWith(nodes []*ExplainNode, outcomes ...Outcome) *ExplainNode {

@@ -94,7 +94,10 @@ func spicedbProbe(c *authz.Client, cfg Config) statusProbe {
 		if cfg.SpiceDBEndpoint != "" {
 			where = cfg.SpiceDBEndpoint
 		}
-		st.Detail = strings.TrimPrefix(strings.Join([]string{where, st.Detail}, "; "), "; ")
+		if st.Detail != "" {
+			where += "; " + st.Detail
+		}
+		st.Detail = where
 		return st
 	}
 }

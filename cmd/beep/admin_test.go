@@ -258,9 +258,10 @@ func TestAdminAPI(t *testing.T) {
 		t.Fatalf("dina views #staff: %v", dina)
 	}
 	deny := findNode(dina.Explanation, func(n *adminv1.ExplainNode) bool {
-		return n.Kind == adminv1.ExplainNode_KIND_EXCLUSION && n.Reason == "removed by everyone_deny_view_channel"
+		return n.Kind == adminv1.ExplainNode_KIND_EXCLUSION && n.Reason == "removed by everyone_deny_view_channel" &&
+			len(n.Children) == 2 && n.Children[0].Result == adminv1.ExplainNode_RESULT_HOLDS
 	})
-	if deny == nil || len(deny.Children) < 2 || deny.Children[0].Result != adminv1.ExplainNode_RESULT_HOLDS ||
+	if dina.Explanation.Reason != "removed by everyone_deny_view_channel" || deny == nil ||
 		findNode(deny, func(n *adminv1.ExplainNode) bool {
 			return slices.Contains(n.Relationships, "channel:staff#everyone_deny_view_channel@user:*")
 		}) == nil {

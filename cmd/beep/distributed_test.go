@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -41,7 +42,7 @@ func TestDistributedMode(t *testing.T) {
 	t.Cleanup(func() { _ = spice.Close() })
 
 	community, _, stopCommunity := start(t, append([]string{"community"}, isolated(t, "-spicedb-endpoint", spice.Addr(), "-spicedb-insecure",
-		"-spicedb-preshared-key", spiceKey, "-internal-key", internalKey)...)...)
+		"-spicedb-preshared-key", spiceKey, "-internal-key", internalKey, "-platform-admins", "root")...)...)
 	defer stopCommunity()
 	users, _, stopUsers := start(t, append([]string{"user"}, isolated(t, "-spicedb-endpoint", spice.Addr(), "-spicedb-insecure",
 		"-spicedb-preshared-key", spiceKey, "-internal-key", internalKey, "-community-url", "http://"+community.HTTPAddr)...)...)
@@ -119,6 +120,26 @@ func TestDistributedMode(t *testing.T) {
 	if code, out := jsonCall(t, http.MethodPost, "http://"+gw.HTTPAddr+"/beep.chat.v1.ChatService/ListMessages",
 		http.Header{"Authorization": {"Bearer " + bob}, "Beep-Zed-Token": {made["zedToken"].(string)}}, map[string]any{"conversation": general}); code != http.StatusForbidden {
 		t.Fatalf("bob, a stranger, reads ann's channel: %d %v", code, out)
+	}
+
+	// The admin service lives beside the community service; the gateway
+	// routes it there. root is a platform admin (-platform-admins); zoe
+	// is nobody.
+	fresh, err := spice.Client().Write(ctx, []authz.Update{authz.Touch(authz.Relationship{Relation: authz.Platform.Staff,
+		ResourceID: authz.PlatformID, Subject: authz.UserSubject("sam")})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminCall := func(user string) (int, map[string]any) {
+		return jsonCall(t, http.MethodPost, "http://"+gw.HTTPAddr+"/beep.admin.v1.AuthzAdminService/ServicesStatus",
+			http.Header{"Authorization": {"Bearer " + mustToken(t, user, 600)}, "Beep-Zed-Token": {string(fresh)}}, map[string]any{})
+	}
+	if code, status := adminCall("root"); code != http.StatusOK || !strings.Contains(fmt.Sprint(status), "community") ||
+		!strings.Contains(fmt.Sprint(status), "spicedb") {
+		t.Fatalf("the admin service through the split gateway: %d %v", code, status)
+	}
+	if code, status := adminCall("zoe"); code != http.StatusForbidden {
+		t.Fatalf("zoe asked the admin service: %d %v", code, status)
 	}
 
 	// The user service, alone, asks the community service over TCP, as ann.

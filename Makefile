@@ -33,5 +33,6 @@ bench: ## Run the authorization benchmarks (see docs/benchmarks.md)
 	go test -run '^$$' -bench /postgres -benchtime 10s -timeout 60m ./authz/bench/
 	BEEP_BENCH_SERVERS=1000 go test -run '^$$' -bench /memory -benchtime 10s -timeout 60m ./authz/bench/
 
-build: ## Build bin/beep
+build: ## Build bin/beep and bin/beepctl
 	go build -o bin/beep ./cmd/beep
+	go build -o bin/beepctl ./cmd/beepctl

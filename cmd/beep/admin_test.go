@@ -145,8 +145,8 @@ func callEmpty(ctx context.Context, client adminv1connect.AuthzAdminServiceClien
 // platform#manage_schema (writes) on platform:beep; anonymous callers are
 // unauthenticated, a user who is neither staff nor admin is refused
 // everything, staff pass the reads and are refused the writes, admins pass
-// everything. An RPC added later is covered without editing this test
-// (callEmpty fails the test for a method it does not know).
+// everything. An RPC added later fails this test until callEmpty knows how
+// to call it.
 func TestAdminRefusals(t *testing.T) {
 	inst, stop := adminBeep(t)
 	defer stop()

@@ -1,6 +1,10 @@
 package authz
 
-import v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+import (
+	"context"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+)
 
 // Consistency says how fresh the data a read or check uses must be.
 // The zero value is [MinimizeLatency].
@@ -52,3 +56,17 @@ func (c Consistency) proto() *v1.Consistency {
 		return &v1.Consistency{Requirement: &v1.Consistency_MinimizeLatency{MinimizeLatency: true}}
 	}
 }
+
+// HeadToken is a ZedToken of SpiceDB's newest revision: every write that
+// completed before the call is at or before it. It costs one fully
+// consistent check, on a platform object that does not exist.
+func (c *Client) HeadToken(ctx context.Context) (ZedToken, error) {
+	d, err := c.Check(ctx, Check{Subject: UserSubject(headProbe), Permission: Platform.Moderate, ResourceID: headProbe}, FullyConsistent())
+	if err != nil {
+		return "", err
+	}
+	return d.CheckedAt, nil
+}
+
+// headProbe names the object and subject of that check.
+const headProbe = "-head-probe-"

@@ -145,7 +145,8 @@ func openUser(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger
 // openChat opens the chat service's database and the service, which asks
 // the community service at communityURL over client (through its
 // generated client, as the caller). It converges DMs whose authorization
-// write was interrupted in the background until ctx ends.
+// write was interrupted, and runs the real-time stream, in the background
+// until ctx ends.
 func openChat(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger, communityURL string, client *http.Client, signer *connectauthz.Signer) (*chat.Service, *pgxpool.Pool, error) {
 	community, err := newServiceClient(communityv1connect.NewCommunityServiceClient, communityURL, client, signer)
 	if err != nil {
@@ -161,6 +162,11 @@ func openChat(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger
 		return nil, nil, err
 	}
 	go svc.RunReconciler(ctx, 10*time.Second)
+	go func() {
+		if err := svc.Stream().Run(ctx); err != nil {
+			log.Error("chat stream stopped", "err", err)
+		}
+	}()
 	return svc, pool, nil
 }
 

@@ -48,6 +48,7 @@ const (
 	communityPath = "/" + communityv1connect.CommunityServiceName + "/"
 	userPath      = "/" + userv1connect.UserServiceName + "/"
 	chatPath      = "/" + chatv1connect.ChatServiceName + "/"
+	streamPath    = "/" + chatv1connect.StreamServiceName + "/"
 )
 
 // serve runs Beep in cfg.Role until ctx ends.
@@ -120,7 +121,9 @@ func (p process) serveGateway(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		upstreams = append(upstreams, upstream{chatv1connect.ChatServiceName, chatPath, chatBase, tcpClient()})
+		upstreams = append(upstreams, upstream{chatv1connect.ChatServiceName, chatPath, chatBase, tcpClient()},
+			// The stream lives beside the chat service.
+			upstream{chatv1connect.StreamServiceName, streamPath, chatBase, tcpClient()})
 	}
 	gw, err := newGateway(ctx, cfg, log, metrics, signer, &identity{publicURL: cfg.KratosURL}, upstreams...)
 	if err != nil {
@@ -213,7 +216,8 @@ func (p process) serveChat(ctx context.Context) error {
 		return err
 	}
 	checks := connectauthz.New(inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer))
-	return serveOn(ctx, lis, cfg, log, serviceHost(chatv1connect.ChatServiceName, svc, checks, readiness(inst.Authz, pool), metrics, rpcTracing), inst, ready)
+	return serveOn(ctx, lis, cfg, log, serviceHost(chatv1connect.ChatServiceName, svc, checks, readiness(inst.Authz, pool), metrics, rpcTracing,
+		namedService{chatv1connect.StreamServiceName, svc.Stream()}), inst, ready)
 }
 
 // serveAll runs every component in this process: the services behind the
@@ -270,7 +274,8 @@ func (p process) serveAll(ctx context.Context) error {
 	}
 	defer chatPool.Close()
 	chatHTTP, stopChat := serveInMemory(roleChat,
-		serviceHost(chatv1connect.ChatServiceName, chat, checks, readiness(c.inst.Authz, chatPool), metrics, rpcTracing))
+		serviceHost(chatv1connect.ChatServiceName, chat, checks, readiness(c.inst.Authz, chatPool), metrics, rpcTracing,
+			namedService{chatv1connect.StreamServiceName, chat.Stream()}))
 	defer stopChat()
 	// The admin service reports every service the gateway forwards to.
 	var upstreams []upstream
@@ -289,6 +294,7 @@ func (p process) serveAll(ctx context.Context) error {
 		{communityv1connect.CommunityServiceName, communityPath, &url.URL{Scheme: "http", Host: roleCommunity}, communityHTTP},
 		{userv1connect.UserServiceName, userPath, &url.URL{Scheme: "http", Host: roleUser}, userHTTP},
 		{chatv1connect.ChatServiceName, chatPath, &url.URL{Scheme: "http", Host: roleChat}, chatHTTP},
+		{chatv1connect.StreamServiceName, streamPath, &url.URL{Scheme: "http", Host: roleChat}, chatHTTP},
 		{adminv1connect.AuthzAdminServiceName, adminPath, &url.URL{Scheme: "http", Host: roleAdmin}, adminHTTP},
 	}
 	gw, err := newGateway(ctx, cfg, log, metrics, signer, id, upstreams...)

@@ -376,7 +376,7 @@ func (s *Service) OpenDM(ctx context.Context, req *connect.Request[chatv1.OpenDM
 			return nil, s.internal(ctx, "open DM", err)
 		}
 		dm := d.proto()
-		s.publisher.Published(ctx, Event{Kind: DMUpdated, Conversation: dm.Conversation, ActorID: p.UserID, DM: dm, ZedToken: token})
+		s.publish(ctx, Event{Kind: DMUpdated, Conversation: dm.Conversation, ActorID: p.UserID, DM: dm, ZedToken: token})
 		return connect.NewResponse(&chatv1.OpenDMResponse{DmChannel: dm, Created: true, ZedToken: string(token)}), nil
 	}
 	return nil, connect.NewError(connect.CodeAborted, errors.New("the DM changed meanwhile; try again"))
@@ -427,7 +427,7 @@ func (s *Service) CreateGroupDM(ctx context.Context, req *connect.Request[chatv1
 		return nil, s.internal(ctx, "create group DM", err)
 	}
 	dm := d.proto()
-	s.publisher.Published(ctx, Event{Kind: DMUpdated, Conversation: dm.Conversation, ActorID: p.UserID, DM: dm, ZedToken: token})
+	s.publish(ctx, Event{Kind: DMUpdated, Conversation: dm.Conversation, ActorID: p.UserID, DM: dm, ZedToken: token})
 	return connect.NewResponse(&chatv1.CreateGroupDMResponse{DmChannel: dm, ZedToken: string(token)}), nil
 }
 
@@ -502,7 +502,7 @@ func (s *Service) AddGroupDMMember(ctx context.Context, req *connect.Request[cha
 	}
 	dm := d.proto()
 	if added {
-		s.publisher.Published(ctx, Event{Kind: DMUpdated, Conversation: dm.Conversation, ActorID: p.UserID, DM: dm, ZedToken: token})
+		s.publish(ctx, Event{Kind: DMUpdated, Conversation: dm.Conversation, ActorID: p.UserID, DM: dm, ZedToken: token})
 	}
 	return connect.NewResponse(&chatv1.AddGroupDMMemberResponse{DmChannel: dm, ZedToken: string(token)}), nil
 }
@@ -538,7 +538,7 @@ func (s *Service) RemoveGroupDMMember(ctx context.Context, req *connect.Request[
 		return nil, s.internal(ctx, "remove from group DM", err)
 	}
 	dm := d.proto()
-	s.publisher.Published(ctx, Event{Kind: DMUpdated, Conversation: dm.Conversation, ActorID: p.UserID, DM: dm, Removed: []string{who}, ZedToken: token})
+	s.publish(ctx, Event{Kind: DMUpdated, Conversation: dm.Conversation, ActorID: p.UserID, DM: dm, Removed: []string{who}, ZedToken: token})
 	return connect.NewResponse(&chatv1.RemoveGroupDMMemberResponse{DmChannel: dm, ZedToken: string(token)}), nil
 }
 
@@ -582,10 +582,10 @@ func (s *Service) LeaveGroupDM(ctx context.Context, req *connect.Request[chatv1.
 		return nil, s.internal(ctx, "leave group DM", err)
 	}
 	if d == nil {
-		s.publisher.Published(ctx, Event{Kind: DMDeleted, Conversation: c.String(), ActorID: p.UserID, Removed: []string{p.UserID}, ZedToken: token})
+		s.publish(ctx, Event{Kind: DMDeleted, Conversation: c.String(), ActorID: p.UserID, Removed: []string{p.UserID}, ZedToken: token})
 		return connect.NewResponse(&chatv1.LeaveGroupDMResponse{Deleted: true, ZedToken: string(token)}), nil
 	}
-	s.publisher.Published(ctx, Event{Kind: DMUpdated, Conversation: c.String(), ActorID: p.UserID, DM: d.proto(), Removed: []string{p.UserID}, ZedToken: token})
+	s.publish(ctx, Event{Kind: DMUpdated, Conversation: c.String(), ActorID: p.UserID, DM: d.proto(), Removed: []string{p.UserID}, ZedToken: token})
 	return connect.NewResponse(&chatv1.LeaveGroupDMResponse{ZedToken: string(token)}), nil
 }
 

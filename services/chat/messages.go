@@ -208,7 +208,7 @@ func (s *Service) SendMessage(ctx context.Context, req *connect.Request[chatv1.S
 		return connect.NewResponse(&chatv1.SendMessageResponse{Message: msgs[0], Duplicate: true}), nil
 	}
 	msg := row.proto(p.UserID, nil)
-	s.publisher.Published(ctx, Event{Kind: MessageCreated, Conversation: c.String(), ActorID: p.UserID, MessageID: msg.Id,
+	s.publish(ctx, Event{Kind: MessageCreated, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: msg.Id,
 		Message: row.proto("", nil), Nonce: req.Msg.Nonce})
 	return connect.NewResponse(&chatv1.SendMessageResponse{Message: msg}), nil
 }
@@ -456,7 +456,7 @@ func (s *Service) EditMessage(ctx context.Context, req *connect.Request[chatv1.E
 	if err != nil {
 		return nil, s.internal(ctx, "edit message", err)
 	}
-	s.publisher.Published(ctx, Event{Kind: MessageUpdated, Conversation: c.String(), ActorID: p.UserID, MessageID: msg.Id, Message: row.proto("", msg.Reactions)})
+	s.publish(ctx, Event{Kind: MessageUpdated, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: msg.Id, Message: row.proto("", msg.Reactions)})
 	return connect.NewResponse(&chatv1.EditMessageResponse{Message: msg}), nil
 }
 
@@ -497,6 +497,6 @@ func (s *Service) DeleteMessage(ctx context.Context, req *connect.Request[chatv1
 	if tag.RowsAffected() == 0 {
 		return nil, connect.NewError(connect.CodeNotFound, errors.New("no such message in this conversation"))
 	}
-	s.publisher.Published(ctx, Event{Kind: MessageDeleted, Conversation: c.String(), ActorID: p.UserID, MessageID: id.String()})
+	s.publish(ctx, Event{Kind: MessageDeleted, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: id.String()})
 	return connect.NewResponse(&chatv1.DeleteMessageResponse{}), nil
 }

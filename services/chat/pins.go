@@ -59,7 +59,7 @@ func (s *Service) PinMessage(ctx context.Context, req *connect.Request[chatv1.Pi
 		return nil, s.internal(ctx, "pin", err)
 	}
 	if pinned {
-		s.publisher.Published(ctx, Event{Kind: MessagePinned, Conversation: c.String(), ActorID: p.UserID, MessageID: id.String()})
+		s.publish(ctx, Event{Kind: MessagePinned, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: id.String()})
 	}
 	return connect.NewResponse(&chatv1.PinMessageResponse{}), nil
 }
@@ -86,7 +86,7 @@ func (s *Service) UnpinMessage(ctx context.Context, req *connect.Request[chatv1.
 		return nil, s.internal(ctx, "unpin", err)
 	}
 	if tag.RowsAffected() == 1 {
-		s.publisher.Published(ctx, Event{Kind: MessageUnpinned, Conversation: c.String(), ActorID: p.UserID, MessageID: id.String()})
+		s.publish(ctx, Event{Kind: MessageUnpinned, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: id.String()})
 	}
 	return connect.NewResponse(&chatv1.UnpinMessageResponse{}), nil
 }

@@ -2,8 +2,10 @@ package chat
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/beepchat/beep/authz"
+	"github.com/beepchat/beep/authz/connectauthz"
 	chatv1 "github.com/beepchat/beep/gen/beep/chat/v1"
 )
 
@@ -65,7 +67,9 @@ type Event struct {
 	DM *chatv1.DMChannel
 	// Removed are the people who lost access to the DM with this change.
 	Removed []string
-	// ZedToken is the revision of a DM membership change in the graph.
+	// ZedToken is the revision the event must be filtered at least as
+	// fresh as: a DM membership change's write, or the token the request
+	// carried (Beep-Zed-Token).
 	ZedToken authz.ZedToken
 }
 
@@ -74,3 +78,62 @@ type NopPublisher struct{}
 
 // Published does nothing.
 func (NopPublisher) Published(context.Context, Event) {}
+
+// tokenOf is the ZedToken a request carries: its events are filtered at
+// least as fresh as it.
+func tokenOf(h http.Header) authz.ZedToken {
+	return authz.ZedToken(h.Get(connectauthz.TokenHeader))
+}
+
+// publish records a committed change in the stream's log, then tells the
+// Publisher. A failure to record is logged: the change stands, and its
+// readers find it in history.
+func (s *Service) publish(ctx context.Context, e Event) {
+	conv, audience, ev := streamEvent(e)
+	if ev != nil {
+		if err := appendEvent(context.WithoutCancel(ctx), s.db, conv, audience, e.ZedToken, ev); err != nil {
+			s.log.ErrorContext(ctx, "chat stream: recording an event", "kind", e.Kind, "conversation", e.Conversation, "err", err)
+		}
+	}
+	if e.Kind == DMUpdated && len(e.Removed) > 0 {
+		removed := &chatv1.StreamEvent{Event: &chatv1.StreamEvent_DmRemoved{DmRemoved: &chatv1.DMRemoved{Conversation: e.Conversation}}}
+		if err := appendEvent(context.WithoutCancel(ctx), s.db, e.Conversation, e.Removed, e.ZedToken, removed); err != nil {
+			s.log.ErrorContext(ctx, "chat stream: recording an event", "kind", e.Kind, "conversation", e.Conversation, "err", err)
+		}
+	}
+	s.publisher.Published(ctx, e)
+}
+
+// streamEvent is what the stream delivers of e: its conversation, its
+// audience (nil: whoever sees the conversation) and the event.
+func streamEvent(e Event) (string, []string, *chatv1.StreamEvent) {
+	ev := &chatv1.StreamEvent{}
+	switch e.Kind {
+	case MessageCreated:
+		ev.Event = &chatv1.StreamEvent_MessageCreated{MessageCreated: &chatv1.MessageCreated{Message: e.Message, Nonce: e.Nonce}}
+	case MessageUpdated:
+		ev.Event = &chatv1.StreamEvent_MessageUpdated{MessageUpdated: &chatv1.MessageUpdated{Message: e.Message}}
+	case MessageDeleted:
+		ev.Event = &chatv1.StreamEvent_MessageDeleted{MessageDeleted: &chatv1.MessageDeleted{Conversation: e.Conversation, MessageId: e.MessageID}}
+	case ReactionAdded:
+		ev.Event = &chatv1.StreamEvent_ReactionAdded{ReactionAdded: &chatv1.ReactionEvent{Conversation: e.Conversation, MessageId: e.MessageID, UserId: e.ActorID, Emoji: e.Emoji}}
+	case ReactionRemoved:
+		ev.Event = &chatv1.StreamEvent_ReactionRemoved{ReactionRemoved: &chatv1.ReactionEvent{Conversation: e.Conversation, MessageId: e.MessageID, UserId: e.ActorID, Emoji: e.Emoji}}
+	case MessagePinned:
+		ev.Event = &chatv1.StreamEvent_MessagePinned{MessagePinned: &chatv1.PinEvent{Conversation: e.Conversation, MessageId: e.MessageID, UserId: e.ActorID}}
+	case MessageUnpinned:
+		ev.Event = &chatv1.StreamEvent_MessageUnpinned{MessageUnpinned: &chatv1.PinEvent{Conversation: e.Conversation, MessageId: e.MessageID, UserId: e.ActorID}}
+	case ReadStateUpdated:
+		ev.Event = &chatv1.StreamEvent_ReadStateUpdated{ReadStateUpdated: &chatv1.ReadStateUpdated{ReadState: e.ReadState}}
+		return e.Conversation, []string{e.ActorID}, ev
+	case DMUpdated:
+		ev.Event = &chatv1.StreamEvent_DmUpdated{DmUpdated: &chatv1.DMUpdated{DmChannel: e.DM}}
+		return e.Conversation, append([]string{}, e.DM.GetMemberIds()...), ev
+	case DMDeleted:
+		ev.Event = &chatv1.StreamEvent_DmRemoved{DmRemoved: &chatv1.DMRemoved{Conversation: e.Conversation}}
+		return e.Conversation, e.Removed, ev
+	default:
+		return "", nil, nil
+	}
+	return e.Conversation, nil, ev
+}

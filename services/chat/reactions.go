@@ -141,7 +141,7 @@ func (s *Service) AddReaction(ctx context.Context, req *connect.Request[chatv1.A
 		return nil, s.internal(ctx, "react", err)
 	}
 	if added {
-		s.publisher.Published(ctx, Event{Kind: ReactionAdded, Conversation: c.String(), ActorID: p.UserID, MessageID: id.String(), Emoji: emojiProto(key)})
+		s.publish(ctx, Event{Kind: ReactionAdded, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: id.String(), Emoji: emojiProto(key)})
 	}
 	return connect.NewResponse(&chatv1.AddReactionResponse{Reactions: reactions}), nil
 }
@@ -177,7 +177,7 @@ func (s *Service) RemoveReaction(ctx context.Context, req *connect.Request[chatv
 		return nil, s.internal(ctx, "remove reaction", err)
 	}
 	if removed {
-		s.publisher.Published(ctx, Event{Kind: ReactionRemoved, Conversation: c.String(), ActorID: p.UserID, MessageID: id.String(), Emoji: emojiProto(key)})
+		s.publish(ctx, Event{Kind: ReactionRemoved, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: id.String(), Emoji: emojiProto(key)})
 	}
 	return connect.NewResponse(&chatv1.RemoveReactionResponse{Reactions: reactions}), nil
 }

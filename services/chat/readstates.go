@@ -47,7 +47,7 @@ func (s *Service) MarkRead(ctx context.Context, req *connect.Request[chatv1.Mark
 	if err != nil {
 		return nil, s.internal(ctx, "mark read", err)
 	}
-	s.publisher.Published(ctx, Event{Kind: ReadStateUpdated, Conversation: c.String(), ActorID: p.UserID, ReadState: state})
+	s.publish(ctx, Event{Kind: ReadStateUpdated, Conversation: c.String(), ActorID: p.UserID, ReadState: state})
 	return connect.NewResponse(&chatv1.MarkReadResponse{State: state}), nil
 }
 

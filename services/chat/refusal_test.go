@@ -17,23 +17,31 @@ import (
 	communityv1 "github.com/beepchat/beep/gen/beep/community/v1"
 )
 
-// rpc is one RPC of ChatService and what it declares.
+// rpc is one unary RPC of ChatService or StreamService and what it
+// declares (Subscribe, a server stream, is refused in stream_test.go).
 type rpc struct {
 	method protoreflect.MethodDescriptor
 	req    *authzv1.Requirement
 }
 
 func chatRPCs(t *testing.T) []rpc {
-	service := chatv1.File_beep_chat_v1_chat_proto.Services().ByName("ChatService")
 	var out []rpc
-	for i := range service.Methods().Len() {
-		m := service.Methods().Get(i)
-		req, _ := proto.GetExtension(m.Options(), authzv1.E_Requires).(*authzv1.Requirement)
-		if req == nil {
-			t.Errorf("%s declares no permission", m.Name())
-			continue
+	for _, service := range []protoreflect.ServiceDescriptor{
+		chatv1.File_beep_chat_v1_chat_proto.Services().ByName("ChatService"),
+		chatv1.File_beep_chat_v1_stream_proto.Services().ByName("StreamService"),
+	} {
+		for i := range service.Methods().Len() {
+			m := service.Methods().Get(i)
+			req, _ := proto.GetExtension(m.Options(), authzv1.E_Requires).(*authzv1.Requirement)
+			if req == nil {
+				t.Errorf("%s declares no permission", m.Name())
+				continue
+			}
+			if m.IsStreamingServer() || m.IsStreamingClient() {
+				continue
+			}
+			out = append(out, rpc{m, req})
 		}
-		out = append(out, rpc{m, req})
 	}
 	return out
 }

@@ -39,6 +39,7 @@ type Service struct {
 	log       *slog.Logger
 	community communityv1connect.CommunityServiceClient
 	publisher Publisher
+	stream    *Stream
 	kinds     *kindCache
 	// afterCommit, in tests, runs between a DM change's database commit
 	// and the write that brings SpiceDB to it; an error simulates a crash
@@ -61,6 +62,8 @@ type Config struct {
 	// Publisher is told of every committed change (the seam for the
 	// real-time stream); nil: nobody is told.
 	Publisher Publisher
+	// Stream tunes the real-time stream.
+	Stream StreamConfig
 }
 
 // New checks that the schema has every permission the service relies on,
@@ -83,8 +86,13 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if pub == nil {
 		pub = NopPublisher{}
 	}
-	return &Service{db: cfg.DB, authz: cfg.Authz, log: cfg.Log, community: cfg.Community, publisher: pub, kinds: newKindCache()}, nil
+	return &Service{db: cfg.DB, authz: cfg.Authz, log: cfg.Log, community: cfg.Community, publisher: pub, kinds: newKindCache(),
+		stream: newStream(cfg.DB, cfg.Authz, cfg.Log, cfg.Stream)}, nil
 }
+
+// Stream is the service's real-time stream, served beside it
+// (beep.chat.v1.StreamService). Run it with Run.
+func (s *Service) Stream() *Stream { return s.stream }
 
 // Handler returns the path and the Connect handler of the service.
 func (s *Service) Handler(opts ...connect.HandlerOption) (string, http.Handler) {

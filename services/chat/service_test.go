@@ -37,6 +37,10 @@ type harness struct {
 	db        *pgxpool.Pool
 	url       string // the chat service's HTTP server
 	events    *recorder
+	stream    chatv1connect.StreamServiceClient
+	// instance starts another instance of the service on the same
+	// database and returns its stream's client.
+	instance func() chatv1connect.StreamServiceClient
 }
 
 // recorder is a Publisher that keeps what it is told.
@@ -106,18 +110,35 @@ func start(t *testing.T) *harness {
 
 	h := &harness{authz: spice.Client(), db: pool("beep_chat_test"), events: &recorder{},
 		community: communityv1connect.NewCommunityServiceClient(communitySrv.Client(), communitySrv.URL)}
-	h.svc, err = chat.New(ctx, chat.Config{DB: h.db, Authz: spice.Client(), Log: log, Publisher: h.events,
-		Community: communityv1connect.NewCommunityServiceClient(communitySrv.Client(), communitySrv.URL,
-			connect.WithInterceptors(connectauthz.Forward(signer)))})
-	if err != nil {
-		t.Fatal(err)
+	// An instance of the chat service with its stream running, on its own
+	// HTTP server.
+	instance := func(publisher chat.Publisher) (*chat.Service, *httptest.Server) {
+		svc, err := chat.New(ctx, chat.Config{DB: h.db, Authz: spice.Client(), Log: log, Publisher: publisher,
+			Community: communityv1connect.NewCommunityServiceClient(communitySrv.Client(), communitySrv.URL,
+				connect.WithInterceptors(connectauthz.Forward(signer)))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		streamCtx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = svc.Stream().Run(streamCtx) }()
+		t.Cleanup(func() { stop(); <-done })
+		mux := http.NewServeMux()
+		mux.Handle(svc.Handler(checks))
+		mux.Handle(svc.Stream().Handler(checks))
+		srv := httptest.NewServer(testAuthentication(mux))
+		t.Cleanup(srv.Close)
+		return svc, srv
 	}
-	chatMux := http.NewServeMux()
-	chatMux.Handle(h.svc.Handler(checks))
-	chatSrv := httptest.NewServer(testAuthentication(chatMux))
-	t.Cleanup(chatSrv.Close)
+	var chatSrv *httptest.Server
+	h.svc, chatSrv = instance(h.events)
 	h.url = chatSrv.URL
 	h.chat = chatv1connect.NewChatServiceClient(chatSrv.Client(), chatSrv.URL)
+	h.stream = chatv1connect.NewStreamServiceClient(chatSrv.Client(), chatSrv.URL)
+	h.instance = func() chatv1connect.StreamServiceClient {
+		_, srv := instance(nil)
+		return chatv1connect.NewStreamServiceClient(srv.Client(), srv.URL)
+	}
 	return h
 }
 

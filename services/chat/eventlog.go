@@ -1,0 +1,169 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/beepchat/beep/authz"
+	chatv1 "github.com/beepchat/beep/gen/beep/chat/v1"
+)
+
+// The PostgreSQL channels that wake the stream's readers: a new event in
+// stream_events, and a typing indicator (its payload, never stored).
+const (
+	eventsChannel = "beep_chat_events"
+	typingChannel = "beep_chat_typing"
+)
+
+// position is an event's place in the log: (transaction id, row id), the
+// order every reader reads it in. Its text form is the event id clients
+// resume after.
+type position struct {
+	xid uint64
+	id  int64
+}
+
+func (p position) String() string { return strconv.FormatUint(p.xid, 10) + "." + strconv.FormatInt(p.id, 10) }
+
+func (p position) after(o position) bool {
+	return p.xid > o.xid || (p.xid == o.xid && p.id > o.id)
+}
+
+func (p position) xidText() string { return strconv.FormatUint(p.xid, 10) }
+
+// parsePosition reads an event id.
+func parsePosition(s string) (position, error) {
+	x, i, ok := strings.Cut(s, ".")
+	xid, err1 := strconv.ParseUint(x, 10, 64)
+	id, err2 := strconv.ParseInt(i, 10, 64)
+	if !ok || err1 != nil || err2 != nil || id < 0 {
+		return position{}, errors.New("not an event id")
+	}
+	return position{xid: xid, id: id}, nil
+}
+
+// logged is one event of the log.
+type logged struct {
+	pos          position
+	conversation string
+	// audience, when not nil, receives the event whatever its permissions.
+	audience []string
+	// token: filter at least as fresh as this ("" for the watched revision).
+	token authz.ZedToken
+	event *chatv1.StreamEvent
+}
+
+// appendEvent records an event (its id and time are the log's) and wakes
+// every reader when the statement's transaction commits.
+func appendEvent(ctx context.Context, db *pgxpool.Pool, conversation string, audience []string, token authz.ZedToken, ev *chatv1.StreamEvent) error {
+	payload, err := proto.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	_, err = db.Exec(ctx, `WITH e AS (INSERT INTO stream_events (conversation, audience, zed_token, payload) VALUES ($1, $2, $3, $4) RETURNING 1)
+		SELECT pg_notify('`+eventsChannel+`', '') FROM e`, conversation, audience, string(token), payload)
+	return err
+}
+
+const eventColumns = `xid::text, id, conversation, audience, zed_token, payload, created_at`
+
+// readCommitted reads up to limit events after from, in log order, that no
+// running transaction can precede: those below the oldest transaction still
+// in progress. A reader that goes on from the last of them never skips an
+// event that commits later.
+func readCommitted(ctx context.Context, db *pgxpool.Pool, from position, limit int) ([]logged, error) {
+	return scanEvents(db.Query(ctx, `SELECT `+eventColumns+` FROM stream_events
+		WHERE (xid, id) > ($1::text::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY xid, id LIMIT $3`, from.xidText(), from.id, limit))
+}
+
+// readBetween reads the events after from up to and including through.
+func readBetween(ctx context.Context, db *pgxpool.Pool, from, through position, limit int) ([]logged, error) {
+	return scanEvents(db.Query(ctx, `SELECT `+eventColumns+` FROM stream_events
+		WHERE (xid, id) > ($1::text::xid8, $2) AND (xid, id) <= ($3::text::xid8, $4)
+		ORDER BY xid, id LIMIT $5`, from.xidText(), from.id, through.xidText(), through.id, limit))
+}
+
+func scanEvents(rows pgx.Rows, err error) ([]logged, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []logged
+	for rows.Next() {
+		var (
+			l       logged
+			xid     string
+			token   string
+			payload []byte
+			at      time.Time
+		)
+		if err := rows.Scan(&xid, &l.pos.id, &l.conversation, &l.audience, &token, &payload, &at); err != nil {
+			return nil, err
+		}
+		if l.pos.xid, err = strconv.ParseUint(xid, 10, 64); err != nil {
+			return nil, fmt.Errorf("stream_events: xid %q: %w", xid, err)
+		}
+		l.token = authz.ZedToken(token)
+		l.event = &chatv1.StreamEvent{}
+		if err := proto.Unmarshal(payload, l.event); err != nil {
+			return nil, fmt.Errorf("stream_events %s: %w", l.pos, err)
+		}
+		l.event.Id = l.pos.String()
+		l.event.At = timestamppb.New(at)
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// logHead is where a reader starting now begins: after every event that
+// is already beyond any running transaction.
+func logHead(ctx context.Context, db *pgxpool.Pool) (position, error) {
+	var (
+		xid string
+		id  int64
+	)
+	err := db.QueryRow(ctx, `SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::numeric - 1)::text, 9223372036854775807`).Scan(&xid, &id)
+	if err != nil {
+		return position{}, err
+	}
+	x, err := strconv.ParseUint(xid, 10, 64)
+	return position{xid: x, id: id}, err
+}
+
+// prunedThrough is the newest position pruning removed (zero if none).
+func prunedThrough(ctx context.Context, db *pgxpool.Pool) (position, error) {
+	var (
+		xid string
+		p   position
+	)
+	err := db.QueryRow(ctx, `SELECT xid::text, id FROM stream_pruned`).Scan(&xid, &p.id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return position{}, nil
+	}
+	if err != nil {
+		return position{}, err
+	}
+	p.xid, err = strconv.ParseUint(xid, 10, 64)
+	return p, err
+}
+
+// pruneEvents removes the events older than window and remembers how far
+// it went. Instances may prune concurrently: the record only moves forward.
+func pruneEvents(ctx context.Context, db *pgxpool.Pool, window time.Duration) error {
+	_, err := db.Exec(ctx, `WITH d AS (DELETE FROM stream_events WHERE created_at < now() - make_interval(secs => $1) RETURNING xid, id),
+		newest AS (SELECT xid, id FROM d ORDER BY xid DESC, id DESC LIMIT 1)
+		INSERT INTO stream_pruned (xid, id) SELECT xid, id FROM newest
+		ON CONFLICT (one) DO UPDATE SET xid = excluded.xid, id = excluded.id
+		WHERE (excluded.xid, excluded.id) > (stream_pruned.xid, stream_pruned.id)`, window.Seconds())
+	return err
+}

@@ -1,0 +1,554 @@
+package chat
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/beepchat/beep/authz"
+	chatv1 "github.com/beepchat/beep/gen/beep/chat/v1"
+	"github.com/beepchat/beep/gen/beep/chat/v1/chatv1connect"
+)
+
+// Stream is the real-time stream (beep.chat.v1.StreamService): it follows
+// the service's event log in PostgreSQL (eventlog.go), which every instance
+// of the service writes and reads in the same order, and SpiceDB's Watch,
+// and delivers to this instance's subscribers what each may see. There is
+// no broker: PostgreSQL is the record and its NOTIFY the wake-up call, so a
+// message sent through one instance reaches the subscribers of all.
+type Stream struct {
+	db    *pgxpool.Pool
+	authz *authz.Client
+	log   *slog.Logger
+	vis   *visibility
+	// window is how long events are kept for resuming.
+	window time.Duration
+	// buffer is how many events a subscriber may fall behind by.
+	buffer int
+
+	// dispatching is held while one event is handed out, and by a
+	// subscription joining: it joins between two events, never during one.
+	dispatching sync.Mutex
+
+	mu sync.Mutex
+	// dispatched is the position of the last event handed to subscribers.
+	dispatched position
+	running    bool
+	subs       map[string]map[*subscription]struct{} // user -> their sessions here
+	// serversOf and members are which servers the users connected here see,
+	// both ways: who may receive a channel's events is asked of the graph
+	// among the connected members of its server.
+	serversOf map[string]map[string]struct{} // user -> server ids
+	members   map[string]map[string]struct{} // server id -> users
+}
+
+var _ chatv1connect.StreamServiceHandler = (*Stream)(nil)
+
+// StreamConfig tunes the stream; zero values take the defaults.
+type StreamConfig struct {
+	// Window is how long events are kept for a reconnecting client to
+	// resume from (default 15 minutes).
+	Window time.Duration
+	// Buffer is how many events a subscriber may fall behind by before its
+	// stream is ended (it resumes by reconnecting); default 1024.
+	Buffer int
+}
+
+func newStream(db *pgxpool.Pool, c *authz.Client, log *slog.Logger, cfg StreamConfig) *Stream {
+	if cfg.Window <= 0 {
+		cfg.Window = 15 * time.Minute
+	}
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = 1024
+	}
+	return &Stream{db: db, authz: c, log: log, vis: newVisibility(c), window: cfg.Window, buffer: cfg.Buffer,
+		subs: map[string]map[*subscription]struct{}{}, serversOf: map[string]map[string]struct{}{}, members: map[string]map[string]struct{}{}}
+}
+
+// Handler returns the path and the Connect handler of the stream.
+func (s *Stream) Handler(opts ...connect.HandlerOption) (string, http.Handler) {
+	return chatv1connect.NewStreamServiceHandler(s, opts...)
+}
+
+// subscription is one session's stream on this instance.
+type subscription struct {
+	user string
+	ch   chan *chatv1.StreamEvent
+	// skipThrough: events at or before it were replayed, or seen elsewhere.
+	skipThrough position
+	ended       chan struct{}
+	once        sync.Once
+	err         error
+}
+
+func (sub *subscription) end(err error) {
+	sub.once.Do(func() {
+		sub.err = err
+		close(sub.ended)
+	})
+}
+
+// errBehind ends a subscription that could not keep up.
+var errBehind = connect.NewError(connect.CodeResourceExhausted, errors.New("the stream fell behind: reconnect with resume_after"))
+
+// Run follows the event log and the graph until ctx ends. Every instance
+// of the service runs it; Subscribe answers Unavailable until it does.
+func (s *Stream) Run(ctx context.Context) error {
+	start, err := logHead(ctx, s.db)
+	if err != nil {
+		return fmt.Errorf("chat stream: %w", err)
+	}
+	s.mu.Lock()
+	s.dispatched, s.running = start, true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.running = false
+		for _, subs := range s.subs {
+			for sub := range subs {
+				sub.end(connect.NewError(connect.CodeUnavailable, errors.New("the stream is shutting down: reconnect")))
+			}
+		}
+		s.mu.Unlock()
+	}()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.watch(ctx) }()
+	go func() { defer wg.Done(); s.prune(ctx) }()
+	err = s.follow(ctx, start)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// follow reads the log from start, woken by NOTIFY, until ctx ends.
+func (s *Stream) follow(ctx context.Context, start position) error {
+	for ctx.Err() == nil {
+		err := s.followOnce(ctx, start)
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.log.WarnContext(ctx, "chat stream: following the event log", "err", err)
+		s.mu.Lock()
+		start = s.dispatched
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
+
+func (s *Stream) followOnce(ctx context.Context, from position) error {
+	conn, err := pgx.ConnectConfig(ctx, s.db.Config().ConnConfig.Copy())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	for _, ch := range []string{eventsChannel, typingChannel} {
+		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
+			return err
+		}
+	}
+	pos := from
+	woken := false
+	idle := 0
+	for {
+		batch, err := readCommitted(ctx, s.db, pos, 500)
+		if err != nil {
+			return err
+		}
+		if len(batch) > 0 {
+			s.dispatch(ctx, batch)
+			pos = batch[len(batch)-1].pos
+			idle = 0
+			if len(batch) == 500 {
+				continue
+			}
+		}
+		// Woken but nothing readable yet: a transaction below the event's
+		// still runs. Look again shortly rather than at the next wake-up.
+		wait := time.Second
+		if woken && len(batch) == 0 && idle < 40 {
+			wait = 5 * time.Millisecond
+			idle++
+		}
+		woken = false
+		waitCtx, cancel := context.WithTimeout(ctx, wait)
+		n, err := conn.WaitForNotification(waitCtx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil && !errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed():
+			continue
+		case err != nil && conn.IsClosed():
+			return err
+		case n == nil:
+		case n.Channel == typingChannel:
+			s.typed(ctx, n.Payload)
+		default:
+			woken = true
+			idle = 0
+		}
+	}
+}
+
+// prune removes events past the window, every minute.
+func (s *Stream) prune(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		if err := pruneEvents(ctx, s.db, s.window); err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "chat stream: pruning events", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// dispatch hands a batch of events, in log order, to the subscribers here.
+func (s *Stream) dispatch(ctx context.Context, batch []logged) {
+	for _, e := range batch {
+		s.dispatching.Lock()
+		s.deliver(e, s.recipients(ctx, e))
+		s.dispatching.Unlock()
+	}
+}
+
+// recipients are the users connected here who may receive e.
+func (s *Stream) recipients(ctx context.Context, e logged) []string {
+	if e.audience != nil {
+		return s.connected(e.audience)
+	}
+	return s.vis.allowed(ctx, e.conversation, permView, s.candidates(ctx, e.conversation), e.token)
+}
+
+// candidates are the users connected here who might see conv: the people
+// of a DM, the members of a channel's or thread's server.
+func (s *Stream) candidates(ctx context.Context, conv string) []string {
+	if strings.HasPrefix(conv, string(authz.TypeDmChannel)+":") {
+		return s.connected(s.vis.members(ctx, conv))
+	}
+	server := s.vis.server(ctx, conv)
+	if server == "" {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.members[server]))
+	for u := range s.members[server] {
+		out = append(out, u)
+	}
+	return out
+}
+
+// connected keeps the users who have a session here.
+func (s *Stream) connected(users []string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, u := range users {
+		if len(s.subs[u]) > 0 {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// deliver queues e for the sessions of users and records it dispatched.
+func (s *Stream) deliver(e logged, users []string) {
+	var stripped *chatv1.StreamEvent
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e.pos != (position{}) {
+		s.dispatched = e.pos
+	}
+	for _, u := range users {
+		ev := e.event
+		if mc := ev.GetMessageCreated(); mc != nil && mc.Nonce != "" && mc.GetMessage().GetAuthorId() != u {
+			if stripped == nil {
+				stripped = proto.CloneOf(ev)
+				stripped.GetMessageCreated().Nonce = ""
+			}
+			ev = stripped
+		}
+		for sub := range s.subs[u] {
+			if e.pos != (position{}) && !e.pos.after(sub.skipThrough) {
+				continue
+			}
+			select {
+			case sub.ch <- ev:
+			default:
+				sub.end(errBehind)
+			}
+		}
+	}
+}
+
+// Subscribe streams the caller's events until they go away.
+func (s *Stream) Subscribe(ctx context.Context, req *connect.Request[chatv1.SubscribeRequest], out *connect.ServerStream[chatv1.StreamEvent]) error {
+	p, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	if p.UserID == "" {
+		return connect.NewError(connect.CodePermissionDenied, errors.New("only people have a stream"))
+	}
+	var resumeAfter position
+	resuming := req.Msg.ResumeAfter != ""
+	if resuming {
+		if resumeAfter, err = parsePosition(req.Msg.ResumeAfter); err != nil {
+			return invalid("resume_after: %v", err)
+		}
+	}
+	// The servers the caller sees, asked before joining (so that no event
+	// after the join lacks them) and again after (a server joined meanwhile).
+	servers, err := s.lookupServers(ctx, p.UserID)
+	if err != nil {
+		return s.streamError(ctx, err)
+	}
+	sub := &subscription{user: p.UserID, ch: make(chan *chatv1.StreamEvent, s.buffer), ended: make(chan struct{})}
+	through, err := s.register(sub, resumeAfter, servers)
+	if err != nil {
+		return err
+	}
+	defer s.unregister(sub)
+	if servers, err = s.lookupServers(ctx, p.UserID); err != nil {
+		return s.streamError(ctx, err)
+	}
+	s.joinAll(p.UserID, servers)
+
+	resumed := false
+	if resuming {
+		pruned, err := prunedThrough(ctx, s.db)
+		if err != nil {
+			return s.streamError(ctx, err)
+		}
+		if pruned.after(resumeAfter) {
+			if err := out.Send(&chatv1.StreamEvent{At: timestamppb.Now(), Event: &chatv1.StreamEvent_Resync{Resync: &chatv1.Resync{}}}); err != nil {
+				return err
+			}
+		} else {
+			if err := s.replay(ctx, p.UserID, resumeAfter, through, out); err != nil {
+				return s.streamError(ctx, err)
+			}
+			resumed = true
+		}
+	}
+	ready := &chatv1.StreamEvent{At: timestamppb.Now(), Event: &chatv1.StreamEvent_Ready{Ready: &chatv1.Ready{UserId: p.UserID, Resumed: resumed}}}
+	if err := out.Send(ready); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-sub.ended:
+			return sub.err
+		case ev := <-sub.ch:
+			if err := out.Send(ev); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// register adds sub, its user seeing servers; events after the returned
+// position reach it live.
+func (s *Stream) register(sub *subscription, resumeAfter position, servers []string) (position, error) {
+	s.dispatching.Lock()
+	defer s.dispatching.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.running {
+		return position{}, connect.NewError(connect.CodeUnavailable, errors.New("the stream is not running yet; try again"))
+	}
+	through := s.dispatched
+	sub.skipThrough = through
+	if resumeAfter.after(through) {
+		// Seen through another instance, further ahead than this one.
+		sub.skipThrough = resumeAfter
+	}
+	if s.subs[sub.user] == nil {
+		s.subs[sub.user] = map[*subscription]struct{}{}
+	}
+	s.subs[sub.user][sub] = struct{}{}
+	for _, server := range servers {
+		s.joinLocked(sub.user, server)
+	}
+	return through, nil
+}
+
+func (s *Stream) unregister(sub *subscription) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.subs[sub.user], sub)
+	if len(s.subs[sub.user]) > 0 {
+		return
+	}
+	delete(s.subs, sub.user)
+	for server := range s.serversOf[sub.user] {
+		delete(s.members[server], sub.user)
+		if len(s.members[server]) == 0 {
+			delete(s.members, server)
+		}
+	}
+	delete(s.serversOf, sub.user)
+}
+
+// lookupServers asks the graph which servers user sees.
+func (s *Stream) lookupServers(ctx context.Context, user string) ([]string, error) {
+	var out []string
+	for f, err := range s.authz.LookupResources(ctx, authz.Server.View, authz.UserSubject(user), authz.Page{Consistency: authz.FullyConsistent()}) {
+		if err != nil {
+			return nil, err
+		}
+		if !f.Conditional {
+			out = append(out, f.ID)
+		}
+	}
+	return out, nil
+}
+
+// joinAll records that user sees servers (if they are still connected).
+func (s *Stream) joinAll(user string, servers []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.subs[user]) == 0 {
+		return
+	}
+	for _, server := range servers {
+		s.joinLocked(user, server)
+	}
+}
+
+func (s *Stream) joinLocked(user, server string) {
+	if s.serversOf[user] == nil {
+		s.serversOf[user] = map[string]struct{}{}
+	}
+	s.serversOf[user][server] = struct{}{}
+	if s.members[server] == nil {
+		s.members[server] = map[string]struct{}{}
+	}
+	s.members[server][user] = struct{}{}
+}
+
+func (s *Stream) leaveLocked(user, server string) {
+	delete(s.serversOf[user], server)
+	delete(s.members[server], user)
+	if len(s.members[server]) == 0 {
+		delete(s.members, server)
+	}
+}
+
+// replay sends user the events after from, through through, that they may
+// read as history.
+func (s *Stream) replay(ctx context.Context, user string, from, through position, out *connect.ServerStream[chatv1.StreamEvent]) error {
+	for {
+		batch, err := readBetween(ctx, s.db, from, through, 500)
+		if err != nil {
+			return err
+		}
+		for _, e := range batch {
+			var ok bool
+			if e.audience != nil {
+				ok = contains(e.audience, user)
+			} else {
+				ok = len(s.vis.allowed(ctx, e.conversation, permHistory, []string{user}, e.token)) == 1
+			}
+			if !ok {
+				continue
+			}
+			ev := e.event
+			if mc := ev.GetMessageCreated(); mc != nil && mc.GetMessage().GetAuthorId() != user {
+				mc.Nonce = ""
+			}
+			if err := out.Send(ev); err != nil {
+				return err
+			}
+		}
+		if len(batch) < 500 {
+			return nil
+		}
+		from = batch[len(batch)-1].pos
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Stream) streamError(ctx context.Context, err error) error {
+	if errors.Is(err, authz.ErrUnavailable) {
+		return connect.NewError(connect.CodeUnavailable, errors.New("authorization is unavailable; try again"))
+	}
+	if ctx.Err() != nil {
+		return connect.NewError(connect.CodeCanceled, ctx.Err())
+	}
+	s.log.ErrorContext(ctx, "chat stream", "err", err)
+	return connect.NewError(connect.CodeInternal, errors.New("the stream failed; reconnect"))
+}
+
+// SendTyping tells who sees the conversation that the caller types there
+// (the interceptor checked send_messages). Nothing is stored: a NOTIFY
+// carries it to every instance.
+func (s *Stream) SendTyping(ctx context.Context, req *connect.Request[chatv1.SendTypingRequest]) (*connect.Response[chatv1.SendTypingResponse], error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := parseConversation(req.Msg.Conversation)
+	if err != nil {
+		return nil, err
+	}
+	payload, err := proto.Marshal(&chatv1.Typing{Conversation: c.String(), UserId: p.UserID})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.db.Exec(ctx, `SELECT pg_notify('`+typingChannel+`', $1)`, base64.StdEncoding.EncodeToString(payload)); err != nil {
+		s.log.ErrorContext(ctx, "typing", "err", err)
+		return nil, connect.NewError(connect.CodeUnavailable, errors.New("typing could not be sent; try again"))
+	}
+	return connect.NewResponse(&chatv1.SendTypingResponse{}), nil
+}
+
+// typed delivers a typing indicator to who sees its conversation here,
+// the typist's own sessions excepted.
+func (s *Stream) typed(ctx context.Context, payload string) {
+	raw, err := base64.StdEncoding.DecodeString(payload)
+	t := &chatv1.Typing{}
+	if err != nil || proto.Unmarshal(raw, t) != nil {
+		return
+	}
+	var users []string
+	for _, u := range s.recipients(ctx, logged{conversation: t.Conversation}) {
+		if u != t.UserId {
+			users = append(users, u)
+		}
+	}
+	s.deliver(logged{event: &chatv1.StreamEvent{At: timestamppb.Now(), Event: &chatv1.StreamEvent_Typing{Typing: t}}}, users)
+}

@@ -32,7 +32,9 @@ type position struct {
 	id  int64
 }
 
-func (p position) String() string { return strconv.FormatUint(p.xid, 10) + "." + strconv.FormatInt(p.id, 10) }
+func (p position) String() string {
+	return strconv.FormatUint(p.xid, 10) + "." + strconv.FormatInt(p.id, 10)
+}
 
 func (p position) after(o position) bool {
 	return p.xid > o.xid || (p.xid == o.xid && p.id > o.id)
@@ -84,6 +86,15 @@ func readCommitted(ctx context.Context, db *pgxpool.Pool, from position, limit i
 	return scanEvents(db.Query(ctx, `SELECT `+eventColumns+` FROM stream_events
 		WHERE (xid, id) > ($1::text::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())
 		ORDER BY xid, id LIMIT $3`, from.xidText(), from.id, limit))
+}
+
+// heldBack is whether events after from are committed but not yet
+// readable (a transaction older than them still runs).
+func heldBack(ctx context.Context, db *pgxpool.Pool, from position) (bool, error) {
+	var held bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM stream_events
+		WHERE (xid, id) > ($1::text::xid8, $2) AND xid >= pg_snapshot_xmin(pg_current_snapshot()))`, from.xidText(), from.id).Scan(&held)
+	return held, err
 }
 
 // readBetween reads the events after from up to and including through.

@@ -166,7 +166,7 @@ func (s *Stream) followOnce(ctx context.Context, from position) error {
 		}
 	}
 	pos := from
-	woken := false
+	pending := false // there may be events not read yet
 	idle := 0
 	for {
 		batch, err := readCommitted(ctx, s.db, pos, 500)
@@ -180,15 +180,24 @@ func (s *Stream) followOnce(ctx context.Context, from position) error {
 			if len(batch) == 500 {
 				continue
 			}
+			pending = true // more may be held back
 		}
-		// Woken but nothing readable yet: a transaction below the event's
-		// still runs. Look again shortly rather than at the next wake-up.
+		// Events committed but not readable yet (a transaction older than
+		// them, any of the cluster's, still runs): look again shortly
+		// rather than at the next wake-up.
 		wait := time.Second
-		if woken && len(batch) == 0 && idle < 40 {
-			wait = 5 * time.Millisecond
-			idle++
+		if pending {
+			held, err := heldBack(ctx, s.db, pos)
+			if err != nil {
+				return err
+			}
+			if pending = held; held {
+				wait = 5 * time.Millisecond
+				if idle++; idle > 40 {
+					wait = 20 * time.Millisecond
+				}
+			}
 		}
-		woken = false
 		waitCtx, cancel := context.WithTimeout(ctx, wait)
 		n, err := conn.WaitForNotification(waitCtx)
 		cancel()
@@ -203,7 +212,7 @@ func (s *Stream) followOnce(ctx context.Context, from position) error {
 		case n.Channel == typingChannel:
 			s.typed(ctx, n.Payload)
 		default:
-			woken = true
+			pending = true
 			idle = 0
 		}
 	}

@@ -165,9 +165,11 @@ func TestStreamGoesQuietAtRevocation(t *testing.T) {
 	time.Sleep(time.Second)
 	h.send(t, "ann", "", ch(w.staff), "a second after, without")
 	h.send(t, "ann", zed, ch(w.general), "still here")
+	// Events come in the order they were written: by "still here", the
+	// #staff ones would have come.
 	var got []string
 	told := false
-	for timeout := time.After(time.Second); ; {
+	for timeout := time.After(10 * time.Second); len(got) == 0 || got[len(got)-1] != "still here"; {
 		select {
 		case ev := <-bob.events:
 			if mc := ev.GetMessageCreated(); mc != nil {
@@ -176,10 +178,9 @@ func TestStreamGoesQuietAtRevocation(t *testing.T) {
 			if sc := ev.GetServerChanged(); sc.GetChange() == chatv1.ServerChange_SERVER_CHANGE_PERMISSIONS && sc.GetObject() == "role:"+w.crew {
 				told = true
 			}
-			continue
 		case <-timeout:
+			t.Fatalf("bob received %q and not #general's message in 10s", got)
 		}
-		break
 	}
 	if len(got) != 1 || got[0] != "still here" {
 		t.Fatalf("after losing Crew bob received %q, want only the #general message", got)

@@ -1,10 +1,17 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	chatv1 "github.com/beepchat/beep/gen/beep/chat/v1"
+	"github.com/beepchat/beep/gen/beep/chat/v1/chatv1connect"
 )
 
 // TestChatThroughTheGateway: the chat service behind the gateway, over real
@@ -127,4 +134,132 @@ func TestChatThroughTheGateway(t *testing.T) {
 	if code, body := get(t, base+"/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz: %d %s", code, body)
 	}
+}
+
+// TestLiveChatThroughTheGateway is issue #5's story, through the gateway
+// with real streams: ann and bob chat in #crew and in a DM and see each
+// other's messages live; carl, a member without Crew, receives nothing of
+// either; the moment ann takes Crew from bob, bob's stream goes quiet for
+// #crew while #general still reaches him.
+func TestLiveChatThroughTheGateway(t *testing.T) {
+	inst, _, stop := start(t, isolated(t, "-dev-token-key", devKey)...)
+	defer stop()
+	base := "http://" + inst.HTTPAddr
+	community := api{t: t, base: base}
+	ann, bob, carl := mustToken(t, "ann", 600), mustToken(t, "bob", 600), mustToken(t, "carl", 600)
+	created := community.ok(ann, "", "CreateServer", map[string]any{"name": "Gophers"})
+	server := created["server"].(map[string]any)["id"].(string)
+	general := "channel:" + created["generalChannel"].(map[string]any)["id"].(string)
+	role := community.ok(ann, created["zedToken"].(string), "CreateRole", map[string]any{"serverId": server, "name": "Crew", "permissions": []string{"view_channel"}})
+	roleID := role["role"].(map[string]any)["id"].(string)
+	channel := community.ok(ann, role["zedToken"].(string), "CreateChannel", map[string]any{
+		"serverId": server, "name": "crew", "kind": "CHANNEL_KIND_TEXT",
+		"overwrites": []map[string]any{
+			{"targetKind": "TARGET_KIND_EVERYONE", "deny": []string{"view_channel"}},
+			{"targetKind": "TARGET_KIND_ROLE", "targetId": roleID, "allow": []string{"view_channel"}},
+		},
+	})
+	crew := "channel:" + channel["channel"].(map[string]any)["id"].(string)
+	invite := community.ok(ann, channel["zedToken"].(string), "CreateInvite", map[string]any{"channelId": strings.TrimPrefix(general, "channel:"), "maxUses": 5})
+	code := invite["invite"].(map[string]any)["code"].(string)
+	zed := community.ok(bob, invite["zedToken"].(string), "JoinByInvite", map[string]any{"code": code})["zedToken"].(string)
+	zed = community.ok(carl, zed, "JoinByInvite", map[string]any{"code": code})["zedToken"].(string)
+	zed = community.ok(ann, zed, "AddMemberRole", map[string]any{"roleId": roleID, "userId": "bob"})["zedToken"].(string)
+
+	annLive, bobLive, carlLive := liveStream(t, base, ann), liveStream(t, base, bob), liveStream(t, base, carl)
+	chat := chatv1connect.NewChatServiceClient(http.DefaultClient, base)
+	send := func(token, zed, conv, content string) {
+		t.Helper()
+		req := connect.NewRequest(&chatv1.SendMessageRequest{Conversation: conv, Content: content})
+		req.Header().Set("Authorization", "Bearer "+token)
+		if zed != "" {
+			req.Header().Set("Beep-Zed-Token", zed)
+		}
+		if _, err := chat.SendMessage(t.Context(), req); err != nil {
+			t.Fatalf("send %q: %v", content, err)
+		}
+	}
+	// Each sees their own messages too, in the order they were sent.
+	send(ann, zed, crew, "crew meeting at 5")
+	bobLive.expect(t, "crew meeting at 5")
+	send(bob, zed, crew, "on my way")
+	annLive.expect(t, "crew meeting at 5", "on my way")
+
+	open := connect.NewRequest(&chatv1.OpenDMRequest{UserId: "bob"})
+	open.Header().Set("Authorization", "Bearer "+ann)
+	dm, err := chat.OpenDM(t.Context(), open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dmZed := dm.Msg.ZedToken
+	send(ann, dmZed, dm.Msg.DmChannel.Conversation, "psst")
+	bobLive.expect(t, "on my way", "psst")
+	send(bob, dmZed, dm.Msg.DmChannel.Conversation, "yes?")
+	annLive.expect(t, "psst", "yes?")
+
+	removed := community.ok(ann, dmZed, "RemoveMemberRole", map[string]any{"roleId": roleID, "userId": "bob"})["zedToken"].(string)
+	send(ann, removed, crew, "bob is gone")
+	send(ann, removed, general, "hello everyone")
+	bobLive.expect(t, "yes?", "hello everyone") // and not "bob is gone"
+	annLive.expect(t, "bob is gone", "hello everyone")
+	carlLive.expect(t, "hello everyone") // nothing of #crew or the DM, ever
+}
+
+// streamReader is one person's live stream through the gateway.
+type streamReader struct {
+	contents chan string
+}
+
+// liveStream subscribes with token and collects the messages it receives.
+func liveStream(t *testing.T, base, token string) *streamReader {
+	t.Helper()
+	client := chatv1connect.NewStreamServiceClient(http.DefaultClient, base)
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	req := connect.NewRequest(&chatv1.SubscribeRequest{})
+	req.Header().Set("Authorization", "Bearer "+token)
+	stream, err := client.Subscribe(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !stream.Receive() || stream.Msg().GetReady() == nil {
+		t.Fatalf("subscribing: %v %v", stream.Msg(), stream.Err())
+	}
+	r := &streamReader{contents: make(chan string, 100)}
+	go func() {
+		defer close(r.contents)
+		for stream.Receive() {
+			if m := stream.Msg().GetMessageCreated(); m != nil {
+				r.contents <- m.GetMessage().GetContent()
+			}
+		}
+	}()
+	return r
+}
+
+// expect: the messages received next are want, up to its last.
+func (r *streamReader) expect(t *testing.T, want ...string) {
+	t.Helper()
+	if got := r.until(t, want[len(want)-1]); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("received %q, want %q", got, want)
+	}
+}
+
+// until collects the messages received up to and including last.
+func (r *streamReader) until(t *testing.T, last string) []string {
+	t.Helper()
+	var got []string
+	timeout := time.After(10 * time.Second)
+	for len(got) == 0 || got[len(got)-1] != last {
+		select {
+		case c, ok := <-r.contents:
+			if !ok {
+				t.Fatalf("the stream ended after %q", got)
+			}
+			got = append(got, c)
+		case <-timeout:
+			t.Fatalf("no %q within 10s; received %q", last, got)
+		}
+	}
+	return got
 }

@@ -165,9 +165,11 @@ func (v *visibility) learn(object, server string) {
 	v.mu.Unlock()
 }
 
-// readSubject is the id of the subject of object's relation ("" if none).
+// readSubject is the id of the subject of object's relation ("" if none),
+// read fully consistent: the object may have been made a moment ago, and
+// the answer is kept for good.
 func (v *visibility) readSubject(ctx context.Context, typ authz.ObjectType, id, relation string) string {
-	for r, err := range v.authz.ReadRelationships(ctx, authz.Filter{ResourceType: typ, ResourceID: id, Relation: relation}, authz.MinimizeLatency()) {
+	for r, err := range v.authz.ReadRelationships(ctx, authz.Filter{ResourceType: typ, ResourceID: id, Relation: relation}, authz.FullyConsistent()) {
 		if err != nil {
 			return ""
 		}

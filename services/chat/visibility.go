@@ -178,18 +178,25 @@ func (v *visibility) readSubject(ctx context.Context, typ authz.ObjectType, id, 
 	return ""
 }
 
-// members are the people of a DM, as the graph has them.
-func (v *visibility) members(ctx context.Context, dm string) []string {
+// members are the people of a DM, as the graph has them: at least as
+// fresh as token when one is given (a DM made a moment ago), else as
+// watched.
+func (v *visibility) members(ctx context.Context, dm string, token authz.ZedToken) []string {
 	v.mu.Lock()
 	m, ok := v.dmMembers[dm]
 	watching, gen, watched := v.watching, v.gen, v.watched
 	v.mu.Unlock()
-	if ok && watching {
+	if ok && watching && token == "" {
 		return m
 	}
 	_, id, _ := strings.Cut(dm, ":")
 	consistency := authz.AtLeastAsFresh(watched)
-	if !watching {
+	switch {
+	case token != "":
+		// Newer than what is cached, or as new: keeping it is safe, since
+		// any later change still invalidates it.
+		consistency = authz.AtLeastAsFresh(token)
+	case !watching:
 		consistency = authz.FullyConsistent()
 	}
 	subjects, err := v.authz.LookupSubjects(ctx, authz.DmChannel.ViewChannel, id, authz.TypeUser, consistency)

@@ -146,6 +146,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		server.WithEnableMemoryProtectionMiddleware(false),
 		server.WithMaximumUpdatesPerWrite(10_000),
 		server.WithMaximumPreconditionCount(10_000),
+		// The Watch on PostgreSQL looks for new revisions at this pace
+		// (100 ms is its floor): the chat stream invalidates what it
+		// caches within it.
+		server.WithWatchHeartbeat(100*time.Millisecond),
 	)
 	runCtx, cancel := context.WithCancel(context.Background())
 	runnable, err := serverCfg.Complete(runCtx)

@@ -64,16 +64,30 @@ type logged struct {
 	event *chatv1.StreamEvent
 }
 
-// appendEvent records an event (its id and time are the log's) and wakes
+// appendEventSQL records an event (its id and time are the log's) and wakes
 // every reader when the statement's transaction commits.
+const appendEventSQL = `WITH e AS (INSERT INTO stream_events (conversation, audience, zed_token, payload) VALUES ($1, $2, $3, $4) RETURNING 1)
+	SELECT pg_notify('` + eventsChannel + `', '') FROM e`
+
+// appendEvent records an event on its own.
 func appendEvent(ctx context.Context, db *pgxpool.Pool, conversation string, audience []string, token authz.ZedToken, ev *chatv1.StreamEvent) error {
 	payload, err := proto.Marshal(ev)
 	if err != nil {
 		return err
 	}
-	_, err = db.Exec(ctx, `WITH e AS (INSERT INTO stream_events (conversation, audience, zed_token, payload) VALUES ($1, $2, $3, $4) RETURNING 1)
-		SELECT pg_notify('`+eventsChannel+`', '') FROM e`, conversation, audience, string(token), payload)
+	_, err = db.Exec(ctx, appendEventSQL, conversation, audience, string(token), payload)
 	return err
+}
+
+// queueEvent records an event in the transaction of batch b: it exists
+// exactly when the change does.
+func queueEvent(b *pgx.Batch, conversation string, audience []string, token authz.ZedToken, ev *chatv1.StreamEvent) error {
+	payload, err := proto.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	b.Queue(appendEventSQL, conversation, audience, string(token), payload)
+	return nil
 }
 
 const eventColumns = `xid::text, id, conversation, audience, zed_token, payload, created_at`

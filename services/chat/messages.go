@@ -192,7 +192,7 @@ func (s *Service) SendMessage(ctx context.Context, req *connect.Request[chatv1.S
 	if err != nil {
 		return nil, s.internal(ctx, "send", err)
 	}
-	row, duplicate, err := s.insert(ctx, p.UserID, c, content, replyTo, req.Msg.Nonce, m)
+	row, duplicate, err := s.insert(ctx, p.UserID, c, content, replyTo, req.Msg.Nonce, m, tokenOf(req.Header()))
 	if err != nil {
 		return nil, s.internal(ctx, "send", err)
 	}
@@ -208,16 +208,17 @@ func (s *Service) SendMessage(ctx context.Context, req *connect.Request[chatv1.S
 		return connect.NewResponse(&chatv1.SendMessageResponse{Message: msgs[0], Duplicate: true}), nil
 	}
 	msg := row.proto(p.UserID, nil)
-	s.publish(ctx, Event{Kind: MessageCreated, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: msg.Id,
-		Message: row.proto("", nil), Nonce: req.Msg.Nonce})
+	// The stream's log has it already, from the same transaction.
+	s.publisher.Published(ctx, row.created(tokenOf(req.Header())))
 	return connect.NewResponse(&chatv1.SendMessageResponse{Message: msg}), nil
 }
 
 // insert stores a message in one transaction, under the conversation's
 // lock: the id is taken and committed in order (nextID), a nonce already
 // used by the author there answers with its message (duplicate), and the
-// author's read state moves to it.
-func (s *Service) insert(ctx context.Context, author string, c conversation, content string, replyTo *uuid.UUID, nonce string, m mentions) (messageRow, bool, error) {
+// author's read state moves to it, and the stream's log records it (to be
+// filtered at least as fresh as token).
+func (s *Service) insert(ctx context.Context, author string, c conversation, content string, replyTo *uuid.UUID, nonce string, m mentions, token authz.ZedToken) (messageRow, bool, error) {
 	var (
 		row       messageRow
 		duplicate bool
@@ -289,9 +290,23 @@ func (s *Service) insert(ctx context.Context, author string, c conversation, con
 		b.Queue(`INSERT INTO read_states (user_id, conv_type, conv_id, last_read_id) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (user_id, conv_type, conv_id) DO UPDATE SET last_read_id = GREATEST(read_states.last_read_id, EXCLUDED.last_read_id), updated_at = now()`,
 			author, string(c.typ), c.id, row.id)
+		conv, audience, ev := streamEvent(row.created(token))
+		if err := queueEvent(b, conv, audience, token, ev); err != nil {
+			return err
+		}
 		return tx.SendBatch(ctx, b).Close()
 	})
 	return row, duplicate, err
+}
+
+// created is the event of a message just sent.
+func (r messageRow) created(token authz.ZedToken) Event {
+	nonce := ""
+	if r.nonce != nil {
+		nonce = *r.nonce
+	}
+	return Event{Kind: MessageCreated, ZedToken: token, Conversation: r.conv.String(), ActorID: r.authorID, MessageID: r.id.String(),
+		Message: r.proto("", nil), Nonce: nonce}
 }
 
 // GetMessage returns a message (the interceptor checked read_message_history).

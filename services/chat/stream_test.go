@@ -148,8 +148,9 @@ func TestStreamDeliversOnlyToWhoSees(t *testing.T) {
 
 // TestStreamGoesQuietAtRevocation: bob receives #staff while he holds Crew;
 // once ann removes the role, a send carrying the removal's ZedToken never
-// reaches him, nor does one without it a second later (the Watch has
-// invalidated what the stream cached). #general still reaches him.
+// reaches him, nor does one a second later carrying a token older than the
+// removal (the Watch has invalidated what the stream cached). #general
+// still reaches him.
 func TestStreamGoesQuietAtRevocation(t *testing.T) {
 	h := start(t)
 	w := setUp(t, h)
@@ -163,7 +164,7 @@ func TestStreamGoesQuietAtRevocation(t *testing.T) {
 	zed := removed.Msg.ZedToken
 	h.send(t, "ann", zed, ch(w.staff), "right after, with the token")
 	time.Sleep(time.Second)
-	h.send(t, "ann", "", ch(w.staff), "a second after, without")
+	h.send(t, "ann", w.token, ch(w.staff), "a second after, with an older token")
 	h.send(t, "ann", zed, ch(w.general), "still here")
 	// Events come in the order they were written: by "still here", the
 	// #staff ones would have come.

@@ -98,6 +98,13 @@ func TestThreeWaysInAndOneOut(t *testing.T) {
 	if n := len(members["members"].([]any)); n != 3 {
 		t.Fatalf("%d members, want 3", n)
 	}
+	// ann and bob chat in #general and in a DM.
+	general := "channel:" + created["generalChannel"].(map[string]any)["id"].(string)
+	said := rpc(annClient, "beep.chat.v1.ChatService/SendMessage", map[string]any{"conversation": general, "content": "hi <@" + bob + ">", "nonce": "a1"}, http.StatusOK)
+	rpc(bobClient, "beep.chat.v1.ChatService/SendMessage", map[string]any{"conversation": general, "content": "hello <@" + ann + ">", "replyToId": said["message"].(map[string]any)["id"]}, http.StatusOK)
+	rpc(annClient, "beep.chat.v1.ChatService/MarkRead", map[string]any{"conversation": general, "messageId": said["message"].(map[string]any)["id"]}, http.StatusOK)
+	dm := rpc(annClient, "beep.chat.v1.ChatService/OpenDM", map[string]any{"userId": bob}, http.StatusOK)
+	rpc(annClient, "beep.chat.v1.ChatService/SendMessage", map[string]any{"conversation": dm["dmChannel"].(map[string]any)["conversation"], "content": "psst"}, http.StatusOK)
 	// ann's data export includes what Kratos keeps of her.
 	export := rpc(annClient, "beep.user.v1.UserService/ExportMyData", map[string]any{}, http.StatusOK)
 	if traits, _ := export["identity"].(map[string]any)["traits"].(map[string]any); traits["email"] != "ann@example.org" {
@@ -146,6 +153,11 @@ func TestThreeWaysInAndOneOut(t *testing.T) {
 	// The graph, read through SpiceDB's API too.
 	if rels, err := inst.Authz.RelationshipsOfUser(t.Context(), ann, authz.FullyConsistent()); err != nil || len(rels) > 0 {
 		t.Errorf("relationships of ann remain: %v %v", rels, err)
+	}
+	// Her message stays in #general, its author forgotten, for bob to read.
+	history := rpc(bobClient, "beep.chat.v1.ChatService/ListMessages", map[string]any{"conversation": general}, http.StatusOK)["messages"].([]any)
+	if len(history) != 2 || history[1].(map[string]any)["authorId"] != "~deleted" {
+		t.Fatalf("#general after ann's erasure: %v", history)
 	}
 	// Her server is bob's now (he joined first), and works for him and cat.
 	zed = ""

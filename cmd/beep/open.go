@@ -13,6 +13,7 @@ import (
 	"github.com/beepchat/beep/authz"
 	"github.com/beepchat/beep/authz/connectauthz"
 	"github.com/beepchat/beep/authz/inprocess"
+	"github.com/beepchat/beep/gen/beep/chat/v1/chatv1connect"
 	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
 	"github.com/beepchat/beep/internal/database"
 	"github.com/beepchat/beep/internal/telemetry"
@@ -119,7 +120,7 @@ func openCommunity(ctx context.Context, cfg Config, c *authz.Client, log *slog.L
 // the community service at communityURL over client through its generated
 // clients, and Kratos' admin API through ids (nil without Kratos). It
 // resumes pending account deletions in the background until ctx ends.
-func openUser(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger, communityURL string, client *http.Client, signer *connectauthz.Signer, ids user.Identities) (*user.Service, *pgxpool.Pool, error) {
+func openUser(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger, communityURL string, client *http.Client, signer *connectauthz.Signer, ids user.Identities, chatAt *serviceAt) (*user.Service, *pgxpool.Pool, error) {
 	community, err := newServiceClient(communityv1connect.NewCommunityServiceClient, communityURL, client, signer)
 	if err != nil {
 		return nil, nil, err
@@ -128,18 +129,33 @@ func openUser(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger
 	if err != nil {
 		return nil, nil, err
 	}
+	var chatErasure chatv1connect.ChatErasureServiceClient
+	if chatAt != nil {
+		if chatErasure, err = newServiceClient(chatv1connect.NewChatErasureServiceClient, chatAt.url, chatAt.client, signer); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		log.Warn("no chat service (-chat-url): deleted accounts' messages stay in it")
+	}
 	pool, err := openPool(ctx, cfg, cfg.UserDatabase)
 	if err != nil {
 		return nil, nil, err
 	}
 	svc, err := user.New(ctx, user.Config{DB: pool, Authz: c, Log: log.With("service", "user"), Community: community, Erasure: erasure,
-		Identities: ids, DeletionGrace: cfg.SessionCacheTTL + deletionMargin})
+		ChatErasure: chatErasure, Identities: ids, DeletionGrace: cfg.SessionCacheTTL + deletionMargin})
 	if err != nil {
 		pool.Close()
 		return nil, nil, err
 	}
 	go svc.RunDeletions(ctx, 10*time.Second)
 	return svc, pool, nil
+}
+
+// serviceAt is where another service is reached: its base URL and the
+// HTTP client to it (TCP, or memnet in one process).
+type serviceAt struct {
+	url    string
+	client *http.Client
 }
 
 // openChat opens the chat service's database and the service, which asks

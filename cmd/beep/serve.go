@@ -181,7 +181,14 @@ func (p process) serveUser(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	svc, pool, err := openUser(ctx, cfg, inst.Authz, log, cfg.CommunityURL, tcpClient(), signer, identities(cfg.KratosAdminURL))
+	var chatAt *serviceAt
+	if cfg.ChatURL != "" {
+		if _, err := parseServiceURL("chat-url", cfg.ChatURL); err != nil {
+			return err
+		}
+		chatAt = &serviceAt{cfg.ChatURL, tcpClient()}
+	}
+	svc, pool, err := openUser(ctx, cfg, inst.Authz, log, cfg.CommunityURL, tcpClient(), signer, identities(cfg.KratosAdminURL), chatAt)
 	if err != nil {
 		return err
 	}
@@ -217,7 +224,7 @@ func (p process) serveChat(ctx context.Context) error {
 	}
 	checks := connectauthz.New(inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer))
 	return serveOn(ctx, lis, cfg, log, serviceHost(chatv1connect.ChatServiceName, svc, checks, readiness(inst.Authz, pool), metrics, rpcTracing,
-		namedService{chatv1connect.StreamServiceName, svc.Stream()}), inst, ready)
+		namedService{chatv1connect.StreamServiceName, svc.Stream()}, namedService{chatv1connect.ChatErasureServiceName, svc.Erasure()}), inst, ready)
 }
 
 // serveAll runs every component in this process: the services behind the
@@ -258,15 +265,6 @@ func (p process) serveAll(ctx context.Context) error {
 		return err
 	}
 	defer id.stop()
-	users, userPool, err := openUser(ctx, cfg, c.inst.Authz, log, "http://"+roleCommunity, communityHTTP, signer, identities(id.adminURL))
-	if err != nil {
-		public.Close()
-		return err
-	}
-	defer userPool.Close()
-	userHTTP, stopUser := serveInMemory(roleUser,
-		serviceHost(userv1connect.UserServiceName, users, checks, readiness(c.inst.Authz, userPool), metrics, rpcTracing))
-	defer stopUser()
 	chat, chatPool, err := openChat(ctx, cfg, c.inst.Authz, log, "http://"+roleCommunity, communityHTTP, signer)
 	if err != nil {
 		public.Close()
@@ -275,8 +273,18 @@ func (p process) serveAll(ctx context.Context) error {
 	defer chatPool.Close()
 	chatHTTP, stopChat := serveInMemory(roleChat,
 		serviceHost(chatv1connect.ChatServiceName, chat, checks, readiness(c.inst.Authz, chatPool), metrics, rpcTracing,
-			namedService{chatv1connect.StreamServiceName, chat.Stream()}))
+			namedService{chatv1connect.StreamServiceName, chat.Stream()}, namedService{chatv1connect.ChatErasureServiceName, chat.Erasure()}))
 	defer stopChat()
+	users, userPool, err := openUser(ctx, cfg, c.inst.Authz, log, "http://"+roleCommunity, communityHTTP, signer, identities(id.adminURL),
+		&serviceAt{"http://" + roleChat, chatHTTP})
+	if err != nil {
+		public.Close()
+		return err
+	}
+	defer userPool.Close()
+	userHTTP, stopUser := serveInMemory(roleUser,
+		serviceHost(userv1connect.UserServiceName, users, checks, readiness(c.inst.Authz, userPool), metrics, rpcTracing))
+	defer stopUser()
 	// The admin service reports every service the gateway forwards to.
 	var upstreams []upstream
 	adm := admin.New(admin.Config{Authz: c.inst.Authz, Log: log.With("service", "admin"), Reconciler: c.community,

@@ -553,6 +553,17 @@ func (s *Service) LeaveGroupDM(ctx context.Context, req *connect.Request[chatv1.
 	if err != nil {
 		return nil, err
 	}
+	token, deleted, err := s.leaveGroup(ctx, id, p.UserID)
+	if err != nil {
+		return nil, s.internal(ctx, "leave group DM", err)
+	}
+	return connect.NewResponse(&chatv1.LeaveGroupDMResponse{Deleted: deleted, ZedToken: string(token)}), nil
+}
+
+// leaveGroup takes who out of a group DM: the earliest remaining member
+// inherits it if who owned it; the last one out deletes it with its
+// messages.
+func (s *Service) leaveGroup(ctx context.Context, id uuid.UUID, who string) (authz.ZedToken, bool, error) {
 	c := dmConversation(id)
 	token, d, err := s.commitDM(ctx, id, func(tx pgx.Tx, before *dmRow) error {
 		switch {
@@ -560,33 +571,38 @@ func (s *Service) LeaveGroupDM(ctx context.Context, req *connect.Request[chatv1.
 			return errNotFound
 		case before.kind != "group":
 			return connect.NewError(connect.CodeFailedPrecondition, errors.New("a 1:1 DM cannot be left"))
-		case !slices.Contains(before.members, p.UserID):
+		case !slices.Contains(before.members, who):
 			return connect.NewError(connect.CodeNotFound, errors.New("you are not in this group"))
 		}
 		if len(before.members) == 1 {
-			b := &pgx.Batch{}
-			b.Queue(`DELETE FROM messages WHERE conv_type = $1 AND conv_id = $2`, string(c.typ), c.id)
-			b.Queue(`DELETE FROM conversations WHERE conv_type = $1 AND conv_id = $2`, string(c.typ), c.id)
-			b.Queue(`DELETE FROM read_states WHERE conv_type = $1 AND conv_id = $2`, string(c.typ), c.id)
-			b.Queue(`DELETE FROM dm_channels WHERE id = $1`, id)
-			return tx.SendBatch(ctx, b).Close()
+			return deleteConversation(ctx, tx, c)
 		}
 		b := &pgx.Batch{}
-		b.Queue(`DELETE FROM dm_members WHERE dm_id = $1 AND user_id = $2`, id, p.UserID)
-		if before.ownerID == p.UserID {
+		b.Queue(`DELETE FROM dm_members WHERE dm_id = $1 AND user_id = $2`, id, who)
+		if before.ownerID == who {
 			b.Queue(`UPDATE dm_channels SET owner_id = (SELECT user_id FROM dm_members WHERE dm_id = $1 ORDER BY position LIMIT 1) WHERE id = $1`, id)
 		}
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
-		return nil, s.internal(ctx, "leave group DM", err)
+		return "", false, err
 	}
 	if d == nil {
-		s.publish(ctx, Event{Kind: DMDeleted, Conversation: c.String(), ActorID: p.UserID, Removed: []string{p.UserID}, ZedToken: token})
-		return connect.NewResponse(&chatv1.LeaveGroupDMResponse{Deleted: true, ZedToken: string(token)}), nil
+		s.publish(ctx, Event{Kind: DMDeleted, Conversation: c.String(), ActorID: who, Removed: []string{who}, ZedToken: token})
+		return token, true, nil
 	}
-	s.publish(ctx, Event{Kind: DMUpdated, Conversation: c.String(), ActorID: p.UserID, DM: d.proto(), Removed: []string{p.UserID}, ZedToken: token})
-	return connect.NewResponse(&chatv1.LeaveGroupDMResponse{ZedToken: string(token)}), nil
+	s.publish(ctx, Event{Kind: DMUpdated, Conversation: c.String(), ActorID: who, DM: d.proto(), Removed: []string{who}, ZedToken: token})
+	return token, false, nil
+}
+
+// deleteConversation deletes a DM with its messages and read states.
+func deleteConversation(ctx context.Context, tx pgx.Tx, c conversation) error {
+	b := &pgx.Batch{}
+	b.Queue(`DELETE FROM messages WHERE conv_type = $1 AND conv_id = $2`, string(c.typ), c.id)
+	b.Queue(`DELETE FROM conversations WHERE conv_type = $1 AND conv_id = $2`, string(c.typ), c.id)
+	b.Queue(`DELETE FROM read_states WHERE conv_type = $1 AND conv_id = $2`, string(c.typ), c.id)
+	b.Queue(`DELETE FROM dm_channels WHERE id = $1`, c.id)
+	return tx.SendBatch(ctx, b).Close()
 }
 
 // ListMyDMs pages through the caller's DMs, the most recently active first

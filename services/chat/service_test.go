@@ -38,6 +38,7 @@ type harness struct {
 	url       string // the chat service's HTTP server
 	events    *recorder
 	stream    chatv1connect.StreamServiceClient
+	erasure   chatv1connect.ChatErasureServiceClient
 	// instance starts another instance of the service on the same
 	// database and returns its stream's client.
 	instance func() chatv1connect.StreamServiceClient
@@ -69,6 +70,9 @@ func testAuthentication(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if u := r.Header.Get("Test-User"); u != "" {
 			r = r.WithContext(authz.WithPrincipal(r.Context(), authz.Principal{UserID: u}))
+		}
+		if s := r.Header.Get("Test-Service"); s != "" {
+			r = r.WithContext(authz.WithPrincipal(r.Context(), authz.ServicePrincipal(s)))
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -126,6 +130,7 @@ func start(t *testing.T) *harness {
 		mux := http.NewServeMux()
 		mux.Handle(svc.Handler(checks))
 		mux.Handle(svc.Stream().Handler(checks))
+		mux.Handle(svc.Erasure().Handler(checks))
 		srv := httptest.NewServer(testAuthentication(mux))
 		t.Cleanup(srv.Close)
 		return svc, srv
@@ -135,6 +140,7 @@ func start(t *testing.T) *harness {
 	h.url = chatSrv.URL
 	h.chat = chatv1connect.NewChatServiceClient(chatSrv.Client(), chatSrv.URL)
 	h.stream = chatv1connect.NewStreamServiceClient(chatSrv.Client(), chatSrv.URL)
+	h.erasure = chatv1connect.NewChatErasureServiceClient(chatSrv.Client(), chatSrv.URL)
 	h.instance = func() chatv1connect.StreamServiceClient {
 		_, srv := instance(nil)
 		return chatv1connect.NewStreamServiceClient(srv.Client(), srv.URL)

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/beepchat/beep/authz"
+	chatv1 "github.com/beepchat/beep/gen/beep/chat/v1"
 	communityv1 "github.com/beepchat/beep/gen/beep/community/v1"
 	userv1 "github.com/beepchat/beep/gen/beep/user/v1"
 )
@@ -29,15 +30,16 @@ const (
 	// passed on or deleted, memberships and the rest), through its
 	// internal API.
 	stepCommunity = "community"
+	// stepChat erases the user from the chat service (messages kept with
+	// the author forgotten, reactions, read states, DMs), through its
+	// internal API.
+	stepChat = "chat"
 	// stepProfile deletes this service's rows: the profile, the blocks the
 	// user made and those made of them.
 	stepProfile = "profile"
 	// stepGraph deletes every relationship left that names the user.
 	stepGraph = "graph"
 )
-
-// Messages are not erased yet: the chat service, when it lands, adds its
-// step between community and graph.
 
 const (
 	// deletionLease is how long a runner holds an erasure before another
@@ -195,6 +197,15 @@ func (s *Service) pass(ctx context.Context, userID string) (outcome, error) {
 		return out, fmt.Errorf("%s: %w", stepCommunity, err)
 	}
 	if err := s.stepDone(stepCommunity); err != nil {
+		return out, err
+	}
+
+	if s.chatErasure != nil {
+		if _, err := s.chatErasure.EraseUser(ctx, connect.NewRequest(&chatv1.EraseChatUserRequest{UserId: userID})); err != nil {
+			return out, fmt.Errorf("%s: %w", stepChat, err)
+		}
+	}
+	if err := s.stepDone(stepChat); err != nil {
 		return out, err
 	}
 

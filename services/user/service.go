@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/beepchat/beep/authz"
+	"github.com/beepchat/beep/gen/beep/chat/v1/chatv1connect"
 	communityv1 "github.com/beepchat/beep/gen/beep/community/v1"
 	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
 	userv1 "github.com/beepchat/beep/gen/beep/user/v1"
@@ -41,6 +42,9 @@ type Service struct {
 	// erasure erases a user from the community service; nil when not
 	// configured (account deletion then stays pending).
 	erasure communityv1connect.ErasureServiceClient
+	// chatErasure erases a user from the chat service; nil when the chat
+	// service is not deployed with this one.
+	chatErasure chatv1connect.ChatErasureServiceClient
 	// identities is Kratos' admin API; nil when accounts are not Kratos'.
 	identities Identities
 	// grace is how long after the identity is deleted a credential may
@@ -77,6 +81,10 @@ type Config struct {
 	// principal likewise. Optional: without it, account deletions stay
 	// pending.
 	Erasure communityv1connect.ErasureServiceClient
+	// ChatErasure is the chat service's internal erasure client, forwarding
+	// the principal likewise. Optional: without it (no chat service in the
+	// deployment), erasures skip the chat step.
+	ChatErasure chatv1connect.ChatErasureServiceClient
 	// Identities is Kratos' admin API. Optional: without it, accounts are
 	// not Kratos' (an external OIDC issuer's, or development tokens).
 	Identities Identities
@@ -92,7 +100,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := migrations.Up(ctx, cfg.DB); err != nil {
 		return nil, err
 	}
-	return &Service{db: cfg.DB, authz: cfg.Authz, log: cfg.Log, community: cfg.Community, erasure: cfg.Erasure,
+	return &Service{db: cfg.DB, authz: cfg.Authz, log: cfg.Log, community: cfg.Community, erasure: cfg.Erasure, chatErasure: cfg.ChatErasure,
 		identities: cfg.Identities, grace: cfg.DeletionGrace}, nil
 }
 

@@ -56,25 +56,8 @@ func TestChatThroughTheGateway(t *testing.T) {
 
 	// Ann's private server, a Crew role and #crew, which only Crew sees;
 	// bob and carl join by invite; bob gets Crew.
-	created := community.ok(ann, "", "CreateServer", map[string]any{"name": "Gophers"})
-	server := created["server"].(map[string]any)["id"].(string)
-	general := created["generalChannel"].(map[string]any)["id"].(string)
-	role := community.ok(ann, created["zedToken"].(string), "CreateRole", map[string]any{"serverId": server, "name": "Crew", "permissions": []string{"view_channel"}})
-	roleID := role["role"].(map[string]any)["id"].(string)
-	channel := community.ok(ann, role["zedToken"].(string), "CreateChannel", map[string]any{
-		"serverId": server, "name": "crew", "kind": "CHANNEL_KIND_TEXT",
-		"overwrites": []map[string]any{
-			{"targetKind": "TARGET_KIND_EVERYONE", "deny": []string{"view_channel"}},
-			{"targetKind": "TARGET_KIND_ROLE", "targetId": roleID, "allow": []string{"view_channel"}},
-		},
-	})
-	crew := "channel:" + channel["channel"].(map[string]any)["id"].(string)
-	invite := community.ok(ann, channel["zedToken"].(string), "CreateInvite", map[string]any{"channelId": general, "maxUses": 5})
-	code := invite["invite"].(map[string]any)["code"].(string)
-	zed := community.ok(bob, invite["zedToken"].(string), "JoinByInvite", map[string]any{"code": code})["zedToken"].(string)
-	zed = community.ok(carl, zed, "JoinByInvite", map[string]any{"code": code})["zedToken"].(string)
-	zed = community.ok(ann, zed, "AddMemberRole", map[string]any{"roleId": roleID, "userId": "bob"})["zedToken"].(string)
-
+	f := crewServer(t, community, ann, bob, carl)
+	general, crew, zed := f.general, f.crew, f.zed
 	// In #crew: ann and bob talk (a retried send is one message).
 	welcome := ok(ann, zed, "SendMessage", map[string]any{"conversation": crew, "content": "welcome <@bob>", "nonce": "w1"})
 	if again := ok(ann, zed, "SendMessage", map[string]any{"conversation": crew, "content": "welcome <@bob>", "nonce": "w1"}); again["duplicate"] != true {
@@ -147,24 +130,8 @@ func TestLiveChatThroughTheGateway(t *testing.T) {
 	base := "http://" + inst.HTTPAddr
 	community := api{t: t, base: base}
 	ann, bob, carl := mustToken(t, "ann", 600), mustToken(t, "bob", 600), mustToken(t, "carl", 600)
-	created := community.ok(ann, "", "CreateServer", map[string]any{"name": "Gophers"})
-	server := created["server"].(map[string]any)["id"].(string)
-	general := "channel:" + created["generalChannel"].(map[string]any)["id"].(string)
-	role := community.ok(ann, created["zedToken"].(string), "CreateRole", map[string]any{"serverId": server, "name": "Crew", "permissions": []string{"view_channel"}})
-	roleID := role["role"].(map[string]any)["id"].(string)
-	channel := community.ok(ann, role["zedToken"].(string), "CreateChannel", map[string]any{
-		"serverId": server, "name": "crew", "kind": "CHANNEL_KIND_TEXT",
-		"overwrites": []map[string]any{
-			{"targetKind": "TARGET_KIND_EVERYONE", "deny": []string{"view_channel"}},
-			{"targetKind": "TARGET_KIND_ROLE", "targetId": roleID, "allow": []string{"view_channel"}},
-		},
-	})
-	crew := "channel:" + channel["channel"].(map[string]any)["id"].(string)
-	invite := community.ok(ann, channel["zedToken"].(string), "CreateInvite", map[string]any{"channelId": strings.TrimPrefix(general, "channel:"), "maxUses": 5})
-	code := invite["invite"].(map[string]any)["code"].(string)
-	zed := community.ok(bob, invite["zedToken"].(string), "JoinByInvite", map[string]any{"code": code})["zedToken"].(string)
-	zed = community.ok(carl, zed, "JoinByInvite", map[string]any{"code": code})["zedToken"].(string)
-	zed = community.ok(ann, zed, "AddMemberRole", map[string]any{"roleId": roleID, "userId": "bob"})["zedToken"].(string)
+	f := crewServer(t, community, ann, bob, carl)
+	general, crew, zed := "channel:"+f.general, f.crew, f.zed
 
 	annLive, bobLive, carlLive := liveStream(t, base, ann), liveStream(t, base, bob), liveStream(t, base, carl)
 	chat := chatv1connect.NewChatServiceClient(http.DefaultClient, base)
@@ -197,12 +164,43 @@ func TestLiveChatThroughTheGateway(t *testing.T) {
 	send(bob, dmZed, dm.Msg.DmChannel.Conversation, "yes?")
 	annLive.expect(t, "psst", "yes?")
 
-	removed := community.ok(ann, dmZed, "RemoveMemberRole", map[string]any{"roleId": roleID, "userId": "bob"})["zedToken"].(string)
+	removed := community.ok(ann, dmZed, "RemoveMemberRole", map[string]any{"roleId": f.role, "userId": "bob"})["zedToken"].(string)
 	send(ann, removed, crew, "bob is gone")
 	send(ann, removed, general, "hello everyone")
 	bobLive.expect(t, "yes?", "hello everyone") // and not "bob is gone"
 	annLive.expect(t, "bob is gone", "hello everyone")
 	carlLive.expect(t, "hello everyone") // nothing of #crew or the DM, ever
+}
+
+// crew is ann's private server: a Crew role and #crew, which only Crew
+// sees; bob and carl joined by invite, and bob holds Crew.
+type crew struct {
+	general string // #general's id
+	crew    string // "channel:<#crew's id>"
+	role    string // Crew's id
+	zed     string // the newest ZedToken
+}
+
+func crewServer(t *testing.T, community api, ann, bob, carl string) crew {
+	t.Helper()
+	created := community.ok(ann, "", "CreateServer", map[string]any{"name": "Gophers"})
+	server := created["server"].(map[string]any)["id"].(string)
+	general := created["generalChannel"].(map[string]any)["id"].(string)
+	role := community.ok(ann, created["zedToken"].(string), "CreateRole", map[string]any{"serverId": server, "name": "Crew", "permissions": []string{"view_channel"}})
+	roleID := role["role"].(map[string]any)["id"].(string)
+	channel := community.ok(ann, role["zedToken"].(string), "CreateChannel", map[string]any{
+		"serverId": server, "name": "crew", "kind": "CHANNEL_KIND_TEXT",
+		"overwrites": []map[string]any{
+			{"targetKind": "TARGET_KIND_EVERYONE", "deny": []string{"view_channel"}},
+			{"targetKind": "TARGET_KIND_ROLE", "targetId": roleID, "allow": []string{"view_channel"}},
+		},
+	})
+	invite := community.ok(ann, channel["zedToken"].(string), "CreateInvite", map[string]any{"channelId": general, "maxUses": 5})
+	code := invite["invite"].(map[string]any)["code"].(string)
+	zed := community.ok(bob, invite["zedToken"].(string), "JoinByInvite", map[string]any{"code": code})["zedToken"].(string)
+	zed = community.ok(carl, zed, "JoinByInvite", map[string]any{"code": code})["zedToken"].(string)
+	zed = community.ok(ann, zed, "AddMemberRole", map[string]any{"roleId": roleID, "userId": "bob"})["zedToken"].(string)
+	return crew{general: general, crew: "channel:" + channel["channel"].(map[string]any)["id"].(string), role: roleID, zed: zed}
 }
 
 // streamReader is one person's live stream through the gateway.

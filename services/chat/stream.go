@@ -259,17 +259,10 @@ func (s *Stream) candidates(ctx context.Context, conv string, token authz.ZedTok
 	if strings.HasPrefix(conv, string(authz.TypeDmChannel)+":") {
 		return s.connected(s.vis.members(ctx, conv, token))
 	}
-	server := s.vis.server(ctx, conv)
-	if server == "" {
-		return nil
+	if server := s.vis.server(ctx, conv); server != "" {
+		return s.membersOf(server)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.members[server]))
-	for u := range s.members[server] {
-		out = append(out, u)
-	}
-	return out
+	return nil
 }
 
 // connected keeps the users who have a session here.

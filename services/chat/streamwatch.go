@@ -151,6 +151,7 @@ func (s *Stream) notify(notices []serverNotice) {
 	}
 }
 
+// membersOf are the users connected here who see server.
 func (s *Stream) membersOf(server string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

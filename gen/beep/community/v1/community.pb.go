@@ -129,6 +129,113 @@ func (TargetKind) EnumDescriptor() ([]byte, []int) {
 	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{1}
 }
 
+// AuditAction is what an audit log entry records.
+type AuditAction int32
+
+const (
+	AuditAction_AUDIT_ACTION_UNSPECIFIED                  AuditAction = 0
+	AuditAction_AUDIT_ACTION_SERVER_UPDATED               AuditAction = 1
+	AuditAction_AUDIT_ACTION_SERVER_OWNERSHIP_TRANSFERRED AuditAction = 2
+	AuditAction_AUDIT_ACTION_ROLE_CREATED                 AuditAction = 3
+	AuditAction_AUDIT_ACTION_ROLE_UPDATED                 AuditAction = 4
+	AuditAction_AUDIT_ACTION_ROLE_DELETED                 AuditAction = 5
+	AuditAction_AUDIT_ACTION_MEMBER_ROLE_ADDED            AuditAction = 6
+	AuditAction_AUDIT_ACTION_MEMBER_ROLE_REMOVED          AuditAction = 7
+	AuditAction_AUDIT_ACTION_CHANNEL_CREATED              AuditAction = 8
+	AuditAction_AUDIT_ACTION_CHANNEL_UPDATED              AuditAction = 9
+	AuditAction_AUDIT_ACTION_CHANNEL_DELETED              AuditAction = 10
+	AuditAction_AUDIT_ACTION_CATEGORY_CREATED             AuditAction = 11
+	AuditAction_AUDIT_ACTION_CATEGORY_UPDATED             AuditAction = 12
+	AuditAction_AUDIT_ACTION_CATEGORY_DELETED             AuditAction = 13
+	AuditAction_AUDIT_ACTION_OVERWRITES_UPDATED           AuditAction = 14
+	AuditAction_AUDIT_ACTION_MEMBER_KICKED                AuditAction = 15
+	AuditAction_AUDIT_ACTION_MEMBER_BANNED                AuditAction = 16
+	AuditAction_AUDIT_ACTION_MEMBER_UNBANNED              AuditAction = 17
+	AuditAction_AUDIT_ACTION_MEMBER_TIMED_OUT             AuditAction = 18
+	AuditAction_AUDIT_ACTION_MEMBER_NICKNAME_CHANGED      AuditAction = 19
+	AuditAction_AUDIT_ACTION_INVITE_CREATED               AuditAction = 20
+	AuditAction_AUDIT_ACTION_INVITE_REVOKED               AuditAction = 21
+)
+
+// Enum value maps for AuditAction.
+var (
+	AuditAction_name = map[int32]string{
+		0:  "AUDIT_ACTION_UNSPECIFIED",
+		1:  "AUDIT_ACTION_SERVER_UPDATED",
+		2:  "AUDIT_ACTION_SERVER_OWNERSHIP_TRANSFERRED",
+		3:  "AUDIT_ACTION_ROLE_CREATED",
+		4:  "AUDIT_ACTION_ROLE_UPDATED",
+		5:  "AUDIT_ACTION_ROLE_DELETED",
+		6:  "AUDIT_ACTION_MEMBER_ROLE_ADDED",
+		7:  "AUDIT_ACTION_MEMBER_ROLE_REMOVED",
+		8:  "AUDIT_ACTION_CHANNEL_CREATED",
+		9:  "AUDIT_ACTION_CHANNEL_UPDATED",
+		10: "AUDIT_ACTION_CHANNEL_DELETED",
+		11: "AUDIT_ACTION_CATEGORY_CREATED",
+		12: "AUDIT_ACTION_CATEGORY_UPDATED",
+		13: "AUDIT_ACTION_CATEGORY_DELETED",
+		14: "AUDIT_ACTION_OVERWRITES_UPDATED",
+		15: "AUDIT_ACTION_MEMBER_KICKED",
+		16: "AUDIT_ACTION_MEMBER_BANNED",
+		17: "AUDIT_ACTION_MEMBER_UNBANNED",
+		18: "AUDIT_ACTION_MEMBER_TIMED_OUT",
+		19: "AUDIT_ACTION_MEMBER_NICKNAME_CHANGED",
+		20: "AUDIT_ACTION_INVITE_CREATED",
+		21: "AUDIT_ACTION_INVITE_REVOKED",
+	}
+	AuditAction_value = map[string]int32{
+		"AUDIT_ACTION_UNSPECIFIED":                  0,
+		"AUDIT_ACTION_SERVER_UPDATED":               1,
+		"AUDIT_ACTION_SERVER_OWNERSHIP_TRANSFERRED": 2,
+		"AUDIT_ACTION_ROLE_CREATED":                 3,
+		"AUDIT_ACTION_ROLE_UPDATED":                 4,
+		"AUDIT_ACTION_ROLE_DELETED":                 5,
+		"AUDIT_ACTION_MEMBER_ROLE_ADDED":            6,
+		"AUDIT_ACTION_MEMBER_ROLE_REMOVED":          7,
+		"AUDIT_ACTION_CHANNEL_CREATED":              8,
+		"AUDIT_ACTION_CHANNEL_UPDATED":              9,
+		"AUDIT_ACTION_CHANNEL_DELETED":              10,
+		"AUDIT_ACTION_CATEGORY_CREATED":             11,
+		"AUDIT_ACTION_CATEGORY_UPDATED":             12,
+		"AUDIT_ACTION_CATEGORY_DELETED":             13,
+		"AUDIT_ACTION_OVERWRITES_UPDATED":           14,
+		"AUDIT_ACTION_MEMBER_KICKED":                15,
+		"AUDIT_ACTION_MEMBER_BANNED":                16,
+		"AUDIT_ACTION_MEMBER_UNBANNED":              17,
+		"AUDIT_ACTION_MEMBER_TIMED_OUT":             18,
+		"AUDIT_ACTION_MEMBER_NICKNAME_CHANGED":      19,
+		"AUDIT_ACTION_INVITE_CREATED":               20,
+		"AUDIT_ACTION_INVITE_REVOKED":               21,
+	}
+)
+
+func (x AuditAction) Enum() *AuditAction {
+	p := new(AuditAction)
+	*p = x
+	return p
+}
+
+func (x AuditAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AuditAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_beep_community_v1_community_proto_enumTypes[2].Descriptor()
+}
+
+func (AuditAction) Type() protoreflect.EnumType {
+	return &file_beep_community_v1_community_proto_enumTypes[2]
+}
+
+func (x AuditAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AuditAction.Descriptor instead.
+func (AuditAction) EnumDescriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{2}
+}
+
 // Server is a community (Discord's guild).
 type Server struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -2571,9 +2678,11 @@ func (x *KickMemberResponse) GetZedToken() string {
 
 // UnbanMemberRequest names the server and the user.
 type UnbanMemberRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ServerId      string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
-	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ServerId string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	UserId   string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Kept in the audit log.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2618,6 +2727,13 @@ func (x *UnbanMemberRequest) GetServerId() string {
 func (x *UnbanMemberRequest) GetUserId() string {
 	if x != nil {
 		return x.UserId
+	}
+	return ""
+}
+
+func (x *UnbanMemberRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -5585,6 +5701,323 @@ func (x *DeleteThreadResponse) GetZedToken() string {
 	return ""
 }
 
+// AuditChange is one field an action changed ("" when it had or has none).
+type AuditChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Before        string                 `protobuf:"bytes,2,opt,name=before,proto3" json:"before,omitempty"`
+	After         string                 `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditChange) Reset() {
+	*x = AuditChange{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditChange) ProtoMessage() {}
+
+func (x *AuditChange) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditChange.ProtoReflect.Descriptor instead.
+func (*AuditChange) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{99}
+}
+
+func (x *AuditChange) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *AuditChange) GetBefore() string {
+	if x != nil {
+		return x.Before
+	}
+	return ""
+}
+
+func (x *AuditChange) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+// AuditLogEntry is one action in a server's audit log.
+type AuditLogEntry struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	ServerId string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// The user who acted.
+	ActorId string      `protobuf:"bytes,3,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	Action  AuditAction `protobuf:"varint,4,opt,name=action,proto3,enum=beep.community.v1.AuditAction" json:"action,omitempty"`
+	// What it acted on: "user", "role", "channel", "category", "invite" or
+	// "server", and its id (a user id, an object id, an invite code).
+	TargetKind string `protobuf:"bytes,5,opt,name=target_kind,json=targetKind,proto3" json:"target_kind,omitempty"`
+	TargetId   string `protobuf:"bytes,6,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	// The reason the actor gave, if any.
+	Reason        string                 `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	Changes       []*AuditChange         `protobuf:"bytes,8,rep,name=changes,proto3" json:"changes,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditLogEntry) Reset() {
+	*x = AuditLogEntry{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditLogEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditLogEntry) ProtoMessage() {}
+
+func (x *AuditLogEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditLogEntry.ProtoReflect.Descriptor instead.
+func (*AuditLogEntry) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{100}
+}
+
+func (x *AuditLogEntry) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AuditLogEntry) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *AuditLogEntry) GetActorId() string {
+	if x != nil {
+		return x.ActorId
+	}
+	return ""
+}
+
+func (x *AuditLogEntry) GetAction() AuditAction {
+	if x != nil {
+		return x.Action
+	}
+	return AuditAction_AUDIT_ACTION_UNSPECIFIED
+}
+
+func (x *AuditLogEntry) GetTargetKind() string {
+	if x != nil {
+		return x.TargetKind
+	}
+	return ""
+}
+
+func (x *AuditLogEntry) GetTargetId() string {
+	if x != nil {
+		return x.TargetId
+	}
+	return ""
+}
+
+func (x *AuditLogEntry) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *AuditLogEntry) GetChanges() []*AuditChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *AuditLogEntry) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+// ListAuditLogRequest names the server, optional filters, and a page.
+type ListAuditLogRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ServerId string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// Only entries of this actor (a user id).
+	ActorId string `protobuf:"bytes,2,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	// Only entries of this action.
+	Action AuditAction `protobuf:"varint,3,opt,name=action,proto3,enum=beep.community.v1.AuditAction" json:"action,omitempty"`
+	// Only entries on this target id.
+	TargetId string `protobuf:"bytes,4,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	// At most this many (default 50, at most 100).
+	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous answer's next_page_token: the older entries.
+	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditLogRequest) Reset() {
+	*x = ListAuditLogRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[101]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditLogRequest) ProtoMessage() {}
+
+func (x *ListAuditLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[101]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditLogRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditLogRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{101}
+}
+
+func (x *ListAuditLogRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *ListAuditLogRequest) GetActorId() string {
+	if x != nil {
+		return x.ActorId
+	}
+	return ""
+}
+
+func (x *ListAuditLogRequest) GetAction() AuditAction {
+	if x != nil {
+		return x.Action
+	}
+	return AuditAction_AUDIT_ACTION_UNSPECIFIED
+}
+
+func (x *ListAuditLogRequest) GetTargetId() string {
+	if x != nil {
+		return x.TargetId
+	}
+	return ""
+}
+
+func (x *ListAuditLogRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAuditLogRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListAuditLogResponse is one page, newest first.
+type ListAuditLogResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*AuditLogEntry       `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditLogResponse) Reset() {
+	*x = ListAuditLogResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[102]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditLogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditLogResponse) ProtoMessage() {}
+
+func (x *ListAuditLogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[102]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditLogResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditLogResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{102}
+}
+
+func (x *ListAuditLogResponse) GetEntries() []*AuditLogEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *ListAuditLogResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_beep_community_v1_community_proto protoreflect.FileDescriptor
 
 const file_beep_community_v1_community_proto_rawDesc = "" +
@@ -5755,10 +6188,11 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"1\n" +
 	"\x12KickMemberResponse\x12\x1b\n" +
-	"\tzed_token\x18\x01 \x01(\tR\bzedToken\"J\n" +
+	"\tzed_token\x18\x01 \x01(\tR\bzedToken\"b\n" +
 	"\x12UnbanMemberRequest\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\"2\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"2\n" +
 	"\x13UnbanMemberResponse\x12\x1b\n" +
 	"\tzed_token\x18\x01 \x01(\tR\bzedToken\"\x96\x01\n" +
 	"\x14TimeoutMemberRequest\x12\x1b\n" +
@@ -5958,7 +6392,34 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\x13DeleteThreadRequest\x12\x1b\n" +
 	"\tthread_id\x18\x01 \x01(\tR\bthreadId\"3\n" +
 	"\x14DeleteThreadResponse\x12\x1b\n" +
-	"\tzed_token\x18\x01 \x01(\tR\bzedToken*y\n" +
+	"\tzed_token\x18\x01 \x01(\tR\bzedToken\"M\n" +
+	"\vAuditChange\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
+	"\x06before\x18\x02 \x01(\tR\x06before\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\tR\x05after\"\xda\x02\n" +
+	"\rAuditLogEntry\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x19\n" +
+	"\bactor_id\x18\x03 \x01(\tR\aactorId\x126\n" +
+	"\x06action\x18\x04 \x01(\x0e2\x1e.beep.community.v1.AuditActionR\x06action\x12\x1f\n" +
+	"\vtarget_kind\x18\x05 \x01(\tR\n" +
+	"targetKind\x12\x1b\n" +
+	"\ttarget_id\x18\x06 \x01(\tR\btargetId\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x128\n" +
+	"\achanges\x18\b \x03(\v2\x1e.beep.community.v1.AuditChangeR\achanges\x129\n" +
+	"\n" +
+	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xde\x01\n" +
+	"\x13ListAuditLogRequest\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x19\n" +
+	"\bactor_id\x18\x02 \x01(\tR\aactorId\x126\n" +
+	"\x06action\x18\x03 \x01(\x0e2\x1e.beep.community.v1.AuditActionR\x06action\x12\x1b\n" +
+	"\ttarget_id\x18\x04 \x01(\tR\btargetId\x12\x1b\n" +
+	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\"z\n" +
+	"\x14ListAuditLogResponse\x12:\n" +
+	"\aentries\x18\x01 \x03(\v2 .beep.community.v1.AuditLogEntryR\aentries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*y\n" +
 	"\vChannelKind\x12\x1c\n" +
 	"\x18CHANNEL_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11CHANNEL_KIND_TEXT\x10\x01\x12\x16\n" +
@@ -5969,7 +6430,31 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\x17TARGET_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14TARGET_KIND_EVERYONE\x10\x01\x12\x14\n" +
 	"\x10TARGET_KIND_ROLE\x10\x02\x12\x16\n" +
-	"\x12TARGET_KIND_MEMBER\x10\x032\xf5/\n" +
+	"\x12TARGET_KIND_MEMBER\x10\x03*\x87\x06\n" +
+	"\vAuditAction\x12\x1c\n" +
+	"\x18AUDIT_ACTION_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bAUDIT_ACTION_SERVER_UPDATED\x10\x01\x12-\n" +
+	")AUDIT_ACTION_SERVER_OWNERSHIP_TRANSFERRED\x10\x02\x12\x1d\n" +
+	"\x19AUDIT_ACTION_ROLE_CREATED\x10\x03\x12\x1d\n" +
+	"\x19AUDIT_ACTION_ROLE_UPDATED\x10\x04\x12\x1d\n" +
+	"\x19AUDIT_ACTION_ROLE_DELETED\x10\x05\x12\"\n" +
+	"\x1eAUDIT_ACTION_MEMBER_ROLE_ADDED\x10\x06\x12$\n" +
+	" AUDIT_ACTION_MEMBER_ROLE_REMOVED\x10\a\x12 \n" +
+	"\x1cAUDIT_ACTION_CHANNEL_CREATED\x10\b\x12 \n" +
+	"\x1cAUDIT_ACTION_CHANNEL_UPDATED\x10\t\x12 \n" +
+	"\x1cAUDIT_ACTION_CHANNEL_DELETED\x10\n" +
+	"\x12!\n" +
+	"\x1dAUDIT_ACTION_CATEGORY_CREATED\x10\v\x12!\n" +
+	"\x1dAUDIT_ACTION_CATEGORY_UPDATED\x10\f\x12!\n" +
+	"\x1dAUDIT_ACTION_CATEGORY_DELETED\x10\r\x12#\n" +
+	"\x1fAUDIT_ACTION_OVERWRITES_UPDATED\x10\x0e\x12\x1e\n" +
+	"\x1aAUDIT_ACTION_MEMBER_KICKED\x10\x0f\x12\x1e\n" +
+	"\x1aAUDIT_ACTION_MEMBER_BANNED\x10\x10\x12 \n" +
+	"\x1cAUDIT_ACTION_MEMBER_UNBANNED\x10\x11\x12!\n" +
+	"\x1dAUDIT_ACTION_MEMBER_TIMED_OUT\x10\x12\x12(\n" +
+	"$AUDIT_ACTION_MEMBER_NICKNAME_CHANGED\x10\x13\x12\x1f\n" +
+	"\x1bAUDIT_ACTION_INVITE_CREATED\x10\x14\x12\x1f\n" +
+	"\x1bAUDIT_ACTION_INVITE_REVOKED\x10\x152\xff0\n" +
 	"\x10CommunityService\x12g\n" +
 	"\fCreateServer\x12&.beep.community.v1.CreateServerRequest\x1a'.beep.community.v1.CreateServerResponse\"\x06\xaa\xbb\x18\x02 \x01\x12t\n" +
 	"\tGetServer\x12#.beep.community.v1.GetServerRequest\x1a$.beep.community.v1.GetServerResponse\"\x1c\xaa\xbb\x18\x18\n" +
@@ -6073,7 +6558,9 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\x15thread#manage_threads\x12\tthread_id\x12\xa8\x01\n" +
 	"\x17GetEffectivePermissions\x121.beep.community.v1.GetEffectivePermissionsRequest\x1a2.beep.community.v1.GetEffectivePermissionsResponse\"&\xaa\xbb\x18\"\n" +
 	"\x14channel#view_channel\x12\n" +
-	"channel_idB\xc9\x01\n" +
+	"channel_id\x12\x87\x01\n" +
+	"\fListAuditLog\x12&.beep.community.v1.ListAuditLogRequest\x1a'.beep.community.v1.ListAuditLogResponse\"&\xaa\xbb\x18\"\n" +
+	"\x15server#view_audit_log\x12\tserver_idB\xc9\x01\n" +
 	"\x15com.beep.community.v1B\x0eCommunityProtoP\x01Z:github.com/beepchat/beep/gen/beep/community/v1;communityv1\xa2\x02\x03BCX\xaa\x02\x11Beep.Community.V1\xca\x02\x11Beep\\Community\\V1\xe2\x02\x1dBeep\\Community\\V1\\GPBMetadata\xea\x02\x13Beep::Community::V1b\x06proto3"
 
 var (
@@ -6088,254 +6575,266 @@ func file_beep_community_v1_community_proto_rawDescGZIP() []byte {
 	return file_beep_community_v1_community_proto_rawDescData
 }
 
-var file_beep_community_v1_community_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_beep_community_v1_community_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
+var file_beep_community_v1_community_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_beep_community_v1_community_proto_msgTypes = make([]protoimpl.MessageInfo, 103)
 var file_beep_community_v1_community_proto_goTypes = []any{
 	(ChannelKind)(0),                               // 0: beep.community.v1.ChannelKind
 	(TargetKind)(0),                                // 1: beep.community.v1.TargetKind
-	(*Server)(nil),                                 // 2: beep.community.v1.Server
-	(*Role)(nil),                                   // 3: beep.community.v1.Role
-	(*Channel)(nil),                                // 4: beep.community.v1.Channel
-	(*PermissionOverwrite)(nil),                    // 5: beep.community.v1.PermissionOverwrite
-	(*CreateServerRequest)(nil),                    // 6: beep.community.v1.CreateServerRequest
-	(*CreateServerResponse)(nil),                   // 7: beep.community.v1.CreateServerResponse
-	(*GetServerRequest)(nil),                       // 8: beep.community.v1.GetServerRequest
-	(*GetServerResponse)(nil),                      // 9: beep.community.v1.GetServerResponse
-	(*ListMyServersRequest)(nil),                   // 10: beep.community.v1.ListMyServersRequest
-	(*ListMyServersResponse)(nil),                  // 11: beep.community.v1.ListMyServersResponse
-	(*JoinServerRequest)(nil),                      // 12: beep.community.v1.JoinServerRequest
-	(*JoinServerResponse)(nil),                     // 13: beep.community.v1.JoinServerResponse
-	(*BanMemberRequest)(nil),                       // 14: beep.community.v1.BanMemberRequest
-	(*BanMemberResponse)(nil),                      // 15: beep.community.v1.BanMemberResponse
-	(*CreateRoleRequest)(nil),                      // 16: beep.community.v1.CreateRoleRequest
-	(*CreateRoleResponse)(nil),                     // 17: beep.community.v1.CreateRoleResponse
-	(*AddMemberRoleRequest)(nil),                   // 18: beep.community.v1.AddMemberRoleRequest
-	(*AddMemberRoleResponse)(nil),                  // 19: beep.community.v1.AddMemberRoleResponse
-	(*RemoveMemberRoleRequest)(nil),                // 20: beep.community.v1.RemoveMemberRoleRequest
-	(*RemoveMemberRoleResponse)(nil),               // 21: beep.community.v1.RemoveMemberRoleResponse
-	(*CreateChannelRequest)(nil),                   // 22: beep.community.v1.CreateChannelRequest
-	(*CreateChannelResponse)(nil),                  // 23: beep.community.v1.CreateChannelResponse
-	(*SetPermissionOverwriteRequest)(nil),          // 24: beep.community.v1.SetPermissionOverwriteRequest
-	(*SetPermissionOverwriteResponse)(nil),         // 25: beep.community.v1.SetPermissionOverwriteResponse
-	(*GetEffectivePermissionsRequest)(nil),         // 26: beep.community.v1.GetEffectivePermissionsRequest
-	(*GetEffectivePermissionsResponse)(nil),        // 27: beep.community.v1.GetEffectivePermissionsResponse
-	(*Invite)(nil),                                 // 28: beep.community.v1.Invite
-	(*CreateInviteRequest)(nil),                    // 29: beep.community.v1.CreateInviteRequest
-	(*CreateInviteResponse)(nil),                   // 30: beep.community.v1.CreateInviteResponse
-	(*JoinByInviteRequest)(nil),                    // 31: beep.community.v1.JoinByInviteRequest
-	(*JoinByInviteResponse)(nil),                   // 32: beep.community.v1.JoinByInviteResponse
-	(*RevokeInviteRequest)(nil),                    // 33: beep.community.v1.RevokeInviteRequest
-	(*RevokeInviteResponse)(nil),                   // 34: beep.community.v1.RevokeInviteResponse
-	(*ListInvitesRequest)(nil),                     // 35: beep.community.v1.ListInvitesRequest
-	(*ListInvitesResponse)(nil),                    // 36: beep.community.v1.ListInvitesResponse
-	(*Member)(nil),                                 // 37: beep.community.v1.Member
-	(*ListMembersRequest)(nil),                     // 38: beep.community.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),                    // 39: beep.community.v1.ListMembersResponse
-	(*LeaveServerRequest)(nil),                     // 40: beep.community.v1.LeaveServerRequest
-	(*LeaveServerResponse)(nil),                    // 41: beep.community.v1.LeaveServerResponse
-	(*KickMemberRequest)(nil),                      // 42: beep.community.v1.KickMemberRequest
-	(*KickMemberResponse)(nil),                     // 43: beep.community.v1.KickMemberResponse
-	(*UnbanMemberRequest)(nil),                     // 44: beep.community.v1.UnbanMemberRequest
-	(*UnbanMemberResponse)(nil),                    // 45: beep.community.v1.UnbanMemberResponse
-	(*TimeoutMemberRequest)(nil),                   // 46: beep.community.v1.TimeoutMemberRequest
-	(*TimeoutMemberResponse)(nil),                  // 47: beep.community.v1.TimeoutMemberResponse
-	(*SetMyNicknameRequest)(nil),                   // 48: beep.community.v1.SetMyNicknameRequest
-	(*SetMyNicknameResponse)(nil),                  // 49: beep.community.v1.SetMyNicknameResponse
-	(*SetMemberNicknameRequest)(nil),               // 50: beep.community.v1.SetMemberNicknameRequest
-	(*SetMemberNicknameResponse)(nil),              // 51: beep.community.v1.SetMemberNicknameResponse
-	(*UpdateServerRequest)(nil),                    // 52: beep.community.v1.UpdateServerRequest
-	(*UpdateServerResponse)(nil),                   // 53: beep.community.v1.UpdateServerResponse
-	(*DeleteServerRequest)(nil),                    // 54: beep.community.v1.DeleteServerRequest
-	(*DeleteServerResponse)(nil),                   // 55: beep.community.v1.DeleteServerResponse
-	(*TransferOwnershipRequest)(nil),               // 56: beep.community.v1.TransferOwnershipRequest
-	(*TransferOwnershipResponse)(nil),              // 57: beep.community.v1.TransferOwnershipResponse
-	(*ExploreServersRequest)(nil),                  // 58: beep.community.v1.ExploreServersRequest
-	(*ExploredServer)(nil),                         // 59: beep.community.v1.ExploredServer
-	(*ExploreServersResponse)(nil),                 // 60: beep.community.v1.ExploreServersResponse
-	(*UpdateRoleRequest)(nil),                      // 61: beep.community.v1.UpdateRoleRequest
-	(*UpdateRoleResponse)(nil),                     // 62: beep.community.v1.UpdateRoleResponse
-	(*DeleteRoleRequest)(nil),                      // 63: beep.community.v1.DeleteRoleRequest
-	(*DeleteRoleResponse)(nil),                     // 64: beep.community.v1.DeleteRoleResponse
-	(*MoveRoleRequest)(nil),                        // 65: beep.community.v1.MoveRoleRequest
-	(*MoveRoleResponse)(nil),                       // 66: beep.community.v1.MoveRoleResponse
-	(*Category)(nil),                               // 67: beep.community.v1.Category
-	(*Thread)(nil),                                 // 68: beep.community.v1.Thread
-	(*ListChannelsRequest)(nil),                    // 69: beep.community.v1.ListChannelsRequest
-	(*ListChannelsResponse)(nil),                   // 70: beep.community.v1.ListChannelsResponse
-	(*GetChannelRequest)(nil),                      // 71: beep.community.v1.GetChannelRequest
-	(*GetChannelResponse)(nil),                     // 72: beep.community.v1.GetChannelResponse
-	(*UpdateChannelRequest)(nil),                   // 73: beep.community.v1.UpdateChannelRequest
-	(*UpdateChannelResponse)(nil),                  // 74: beep.community.v1.UpdateChannelResponse
-	(*MoveChannelRequest)(nil),                     // 75: beep.community.v1.MoveChannelRequest
-	(*MoveChannelResponse)(nil),                    // 76: beep.community.v1.MoveChannelResponse
-	(*SyncChannelRequest)(nil),                     // 77: beep.community.v1.SyncChannelRequest
-	(*SyncChannelResponse)(nil),                    // 78: beep.community.v1.SyncChannelResponse
-	(*DeleteChannelRequest)(nil),                   // 79: beep.community.v1.DeleteChannelRequest
-	(*DeleteChannelResponse)(nil),                  // 80: beep.community.v1.DeleteChannelResponse
-	(*CreateCategoryRequest)(nil),                  // 81: beep.community.v1.CreateCategoryRequest
-	(*CreateCategoryResponse)(nil),                 // 82: beep.community.v1.CreateCategoryResponse
-	(*UpdateCategoryRequest)(nil),                  // 83: beep.community.v1.UpdateCategoryRequest
-	(*UpdateCategoryResponse)(nil),                 // 84: beep.community.v1.UpdateCategoryResponse
-	(*MoveCategoryRequest)(nil),                    // 85: beep.community.v1.MoveCategoryRequest
-	(*MoveCategoryResponse)(nil),                   // 86: beep.community.v1.MoveCategoryResponse
-	(*DeleteCategoryRequest)(nil),                  // 87: beep.community.v1.DeleteCategoryRequest
-	(*DeleteCategoryResponse)(nil),                 // 88: beep.community.v1.DeleteCategoryResponse
-	(*SetCategoryPermissionOverwriteRequest)(nil),  // 89: beep.community.v1.SetCategoryPermissionOverwriteRequest
-	(*SetCategoryPermissionOverwriteResponse)(nil), // 90: beep.community.v1.SetCategoryPermissionOverwriteResponse
-	(*CreateThreadRequest)(nil),                    // 91: beep.community.v1.CreateThreadRequest
-	(*CreateThreadResponse)(nil),                   // 92: beep.community.v1.CreateThreadResponse
-	(*ListThreadsRequest)(nil),                     // 93: beep.community.v1.ListThreadsRequest
-	(*ListThreadsResponse)(nil),                    // 94: beep.community.v1.ListThreadsResponse
-	(*UpdateThreadRequest)(nil),                    // 95: beep.community.v1.UpdateThreadRequest
-	(*UpdateThreadResponse)(nil),                   // 96: beep.community.v1.UpdateThreadResponse
-	(*AddThreadParticipantRequest)(nil),            // 97: beep.community.v1.AddThreadParticipantRequest
-	(*AddThreadParticipantResponse)(nil),           // 98: beep.community.v1.AddThreadParticipantResponse
-	(*DeleteThreadRequest)(nil),                    // 99: beep.community.v1.DeleteThreadRequest
-	(*DeleteThreadResponse)(nil),                   // 100: beep.community.v1.DeleteThreadResponse
-	(*timestamppb.Timestamp)(nil),                  // 101: google.protobuf.Timestamp
+	(AuditAction)(0),                               // 2: beep.community.v1.AuditAction
+	(*Server)(nil),                                 // 3: beep.community.v1.Server
+	(*Role)(nil),                                   // 4: beep.community.v1.Role
+	(*Channel)(nil),                                // 5: beep.community.v1.Channel
+	(*PermissionOverwrite)(nil),                    // 6: beep.community.v1.PermissionOverwrite
+	(*CreateServerRequest)(nil),                    // 7: beep.community.v1.CreateServerRequest
+	(*CreateServerResponse)(nil),                   // 8: beep.community.v1.CreateServerResponse
+	(*GetServerRequest)(nil),                       // 9: beep.community.v1.GetServerRequest
+	(*GetServerResponse)(nil),                      // 10: beep.community.v1.GetServerResponse
+	(*ListMyServersRequest)(nil),                   // 11: beep.community.v1.ListMyServersRequest
+	(*ListMyServersResponse)(nil),                  // 12: beep.community.v1.ListMyServersResponse
+	(*JoinServerRequest)(nil),                      // 13: beep.community.v1.JoinServerRequest
+	(*JoinServerResponse)(nil),                     // 14: beep.community.v1.JoinServerResponse
+	(*BanMemberRequest)(nil),                       // 15: beep.community.v1.BanMemberRequest
+	(*BanMemberResponse)(nil),                      // 16: beep.community.v1.BanMemberResponse
+	(*CreateRoleRequest)(nil),                      // 17: beep.community.v1.CreateRoleRequest
+	(*CreateRoleResponse)(nil),                     // 18: beep.community.v1.CreateRoleResponse
+	(*AddMemberRoleRequest)(nil),                   // 19: beep.community.v1.AddMemberRoleRequest
+	(*AddMemberRoleResponse)(nil),                  // 20: beep.community.v1.AddMemberRoleResponse
+	(*RemoveMemberRoleRequest)(nil),                // 21: beep.community.v1.RemoveMemberRoleRequest
+	(*RemoveMemberRoleResponse)(nil),               // 22: beep.community.v1.RemoveMemberRoleResponse
+	(*CreateChannelRequest)(nil),                   // 23: beep.community.v1.CreateChannelRequest
+	(*CreateChannelResponse)(nil),                  // 24: beep.community.v1.CreateChannelResponse
+	(*SetPermissionOverwriteRequest)(nil),          // 25: beep.community.v1.SetPermissionOverwriteRequest
+	(*SetPermissionOverwriteResponse)(nil),         // 26: beep.community.v1.SetPermissionOverwriteResponse
+	(*GetEffectivePermissionsRequest)(nil),         // 27: beep.community.v1.GetEffectivePermissionsRequest
+	(*GetEffectivePermissionsResponse)(nil),        // 28: beep.community.v1.GetEffectivePermissionsResponse
+	(*Invite)(nil),                                 // 29: beep.community.v1.Invite
+	(*CreateInviteRequest)(nil),                    // 30: beep.community.v1.CreateInviteRequest
+	(*CreateInviteResponse)(nil),                   // 31: beep.community.v1.CreateInviteResponse
+	(*JoinByInviteRequest)(nil),                    // 32: beep.community.v1.JoinByInviteRequest
+	(*JoinByInviteResponse)(nil),                   // 33: beep.community.v1.JoinByInviteResponse
+	(*RevokeInviteRequest)(nil),                    // 34: beep.community.v1.RevokeInviteRequest
+	(*RevokeInviteResponse)(nil),                   // 35: beep.community.v1.RevokeInviteResponse
+	(*ListInvitesRequest)(nil),                     // 36: beep.community.v1.ListInvitesRequest
+	(*ListInvitesResponse)(nil),                    // 37: beep.community.v1.ListInvitesResponse
+	(*Member)(nil),                                 // 38: beep.community.v1.Member
+	(*ListMembersRequest)(nil),                     // 39: beep.community.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),                    // 40: beep.community.v1.ListMembersResponse
+	(*LeaveServerRequest)(nil),                     // 41: beep.community.v1.LeaveServerRequest
+	(*LeaveServerResponse)(nil),                    // 42: beep.community.v1.LeaveServerResponse
+	(*KickMemberRequest)(nil),                      // 43: beep.community.v1.KickMemberRequest
+	(*KickMemberResponse)(nil),                     // 44: beep.community.v1.KickMemberResponse
+	(*UnbanMemberRequest)(nil),                     // 45: beep.community.v1.UnbanMemberRequest
+	(*UnbanMemberResponse)(nil),                    // 46: beep.community.v1.UnbanMemberResponse
+	(*TimeoutMemberRequest)(nil),                   // 47: beep.community.v1.TimeoutMemberRequest
+	(*TimeoutMemberResponse)(nil),                  // 48: beep.community.v1.TimeoutMemberResponse
+	(*SetMyNicknameRequest)(nil),                   // 49: beep.community.v1.SetMyNicknameRequest
+	(*SetMyNicknameResponse)(nil),                  // 50: beep.community.v1.SetMyNicknameResponse
+	(*SetMemberNicknameRequest)(nil),               // 51: beep.community.v1.SetMemberNicknameRequest
+	(*SetMemberNicknameResponse)(nil),              // 52: beep.community.v1.SetMemberNicknameResponse
+	(*UpdateServerRequest)(nil),                    // 53: beep.community.v1.UpdateServerRequest
+	(*UpdateServerResponse)(nil),                   // 54: beep.community.v1.UpdateServerResponse
+	(*DeleteServerRequest)(nil),                    // 55: beep.community.v1.DeleteServerRequest
+	(*DeleteServerResponse)(nil),                   // 56: beep.community.v1.DeleteServerResponse
+	(*TransferOwnershipRequest)(nil),               // 57: beep.community.v1.TransferOwnershipRequest
+	(*TransferOwnershipResponse)(nil),              // 58: beep.community.v1.TransferOwnershipResponse
+	(*ExploreServersRequest)(nil),                  // 59: beep.community.v1.ExploreServersRequest
+	(*ExploredServer)(nil),                         // 60: beep.community.v1.ExploredServer
+	(*ExploreServersResponse)(nil),                 // 61: beep.community.v1.ExploreServersResponse
+	(*UpdateRoleRequest)(nil),                      // 62: beep.community.v1.UpdateRoleRequest
+	(*UpdateRoleResponse)(nil),                     // 63: beep.community.v1.UpdateRoleResponse
+	(*DeleteRoleRequest)(nil),                      // 64: beep.community.v1.DeleteRoleRequest
+	(*DeleteRoleResponse)(nil),                     // 65: beep.community.v1.DeleteRoleResponse
+	(*MoveRoleRequest)(nil),                        // 66: beep.community.v1.MoveRoleRequest
+	(*MoveRoleResponse)(nil),                       // 67: beep.community.v1.MoveRoleResponse
+	(*Category)(nil),                               // 68: beep.community.v1.Category
+	(*Thread)(nil),                                 // 69: beep.community.v1.Thread
+	(*ListChannelsRequest)(nil),                    // 70: beep.community.v1.ListChannelsRequest
+	(*ListChannelsResponse)(nil),                   // 71: beep.community.v1.ListChannelsResponse
+	(*GetChannelRequest)(nil),                      // 72: beep.community.v1.GetChannelRequest
+	(*GetChannelResponse)(nil),                     // 73: beep.community.v1.GetChannelResponse
+	(*UpdateChannelRequest)(nil),                   // 74: beep.community.v1.UpdateChannelRequest
+	(*UpdateChannelResponse)(nil),                  // 75: beep.community.v1.UpdateChannelResponse
+	(*MoveChannelRequest)(nil),                     // 76: beep.community.v1.MoveChannelRequest
+	(*MoveChannelResponse)(nil),                    // 77: beep.community.v1.MoveChannelResponse
+	(*SyncChannelRequest)(nil),                     // 78: beep.community.v1.SyncChannelRequest
+	(*SyncChannelResponse)(nil),                    // 79: beep.community.v1.SyncChannelResponse
+	(*DeleteChannelRequest)(nil),                   // 80: beep.community.v1.DeleteChannelRequest
+	(*DeleteChannelResponse)(nil),                  // 81: beep.community.v1.DeleteChannelResponse
+	(*CreateCategoryRequest)(nil),                  // 82: beep.community.v1.CreateCategoryRequest
+	(*CreateCategoryResponse)(nil),                 // 83: beep.community.v1.CreateCategoryResponse
+	(*UpdateCategoryRequest)(nil),                  // 84: beep.community.v1.UpdateCategoryRequest
+	(*UpdateCategoryResponse)(nil),                 // 85: beep.community.v1.UpdateCategoryResponse
+	(*MoveCategoryRequest)(nil),                    // 86: beep.community.v1.MoveCategoryRequest
+	(*MoveCategoryResponse)(nil),                   // 87: beep.community.v1.MoveCategoryResponse
+	(*DeleteCategoryRequest)(nil),                  // 88: beep.community.v1.DeleteCategoryRequest
+	(*DeleteCategoryResponse)(nil),                 // 89: beep.community.v1.DeleteCategoryResponse
+	(*SetCategoryPermissionOverwriteRequest)(nil),  // 90: beep.community.v1.SetCategoryPermissionOverwriteRequest
+	(*SetCategoryPermissionOverwriteResponse)(nil), // 91: beep.community.v1.SetCategoryPermissionOverwriteResponse
+	(*CreateThreadRequest)(nil),                    // 92: beep.community.v1.CreateThreadRequest
+	(*CreateThreadResponse)(nil),                   // 93: beep.community.v1.CreateThreadResponse
+	(*ListThreadsRequest)(nil),                     // 94: beep.community.v1.ListThreadsRequest
+	(*ListThreadsResponse)(nil),                    // 95: beep.community.v1.ListThreadsResponse
+	(*UpdateThreadRequest)(nil),                    // 96: beep.community.v1.UpdateThreadRequest
+	(*UpdateThreadResponse)(nil),                   // 97: beep.community.v1.UpdateThreadResponse
+	(*AddThreadParticipantRequest)(nil),            // 98: beep.community.v1.AddThreadParticipantRequest
+	(*AddThreadParticipantResponse)(nil),           // 99: beep.community.v1.AddThreadParticipantResponse
+	(*DeleteThreadRequest)(nil),                    // 100: beep.community.v1.DeleteThreadRequest
+	(*DeleteThreadResponse)(nil),                   // 101: beep.community.v1.DeleteThreadResponse
+	(*AuditChange)(nil),                            // 102: beep.community.v1.AuditChange
+	(*AuditLogEntry)(nil),                          // 103: beep.community.v1.AuditLogEntry
+	(*ListAuditLogRequest)(nil),                    // 104: beep.community.v1.ListAuditLogRequest
+	(*ListAuditLogResponse)(nil),                   // 105: beep.community.v1.ListAuditLogResponse
+	(*timestamppb.Timestamp)(nil),                  // 106: google.protobuf.Timestamp
 }
 var file_beep_community_v1_community_proto_depIdxs = []int32{
-	101, // 0: beep.community.v1.Server.created_at:type_name -> google.protobuf.Timestamp
+	106, // 0: beep.community.v1.Server.created_at:type_name -> google.protobuf.Timestamp
 	0,   // 1: beep.community.v1.Channel.kind:type_name -> beep.community.v1.ChannelKind
-	5,   // 2: beep.community.v1.Channel.overwrites:type_name -> beep.community.v1.PermissionOverwrite
+	6,   // 2: beep.community.v1.Channel.overwrites:type_name -> beep.community.v1.PermissionOverwrite
 	1,   // 3: beep.community.v1.PermissionOverwrite.target_kind:type_name -> beep.community.v1.TargetKind
-	2,   // 4: beep.community.v1.CreateServerResponse.server:type_name -> beep.community.v1.Server
-	4,   // 5: beep.community.v1.CreateServerResponse.general_channel:type_name -> beep.community.v1.Channel
-	2,   // 6: beep.community.v1.GetServerResponse.server:type_name -> beep.community.v1.Server
-	2,   // 7: beep.community.v1.ListMyServersResponse.servers:type_name -> beep.community.v1.Server
-	2,   // 8: beep.community.v1.JoinServerResponse.server:type_name -> beep.community.v1.Server
-	3,   // 9: beep.community.v1.CreateRoleResponse.role:type_name -> beep.community.v1.Role
+	3,   // 4: beep.community.v1.CreateServerResponse.server:type_name -> beep.community.v1.Server
+	5,   // 5: beep.community.v1.CreateServerResponse.general_channel:type_name -> beep.community.v1.Channel
+	3,   // 6: beep.community.v1.GetServerResponse.server:type_name -> beep.community.v1.Server
+	3,   // 7: beep.community.v1.ListMyServersResponse.servers:type_name -> beep.community.v1.Server
+	3,   // 8: beep.community.v1.JoinServerResponse.server:type_name -> beep.community.v1.Server
+	4,   // 9: beep.community.v1.CreateRoleResponse.role:type_name -> beep.community.v1.Role
 	0,   // 10: beep.community.v1.CreateChannelRequest.kind:type_name -> beep.community.v1.ChannelKind
-	5,   // 11: beep.community.v1.CreateChannelRequest.overwrites:type_name -> beep.community.v1.PermissionOverwrite
-	4,   // 12: beep.community.v1.CreateChannelResponse.channel:type_name -> beep.community.v1.Channel
-	5,   // 13: beep.community.v1.SetPermissionOverwriteRequest.overwrite:type_name -> beep.community.v1.PermissionOverwrite
-	4,   // 14: beep.community.v1.SetPermissionOverwriteResponse.channel:type_name -> beep.community.v1.Channel
-	101, // 15: beep.community.v1.Invite.expires_at:type_name -> google.protobuf.Timestamp
-	28,  // 16: beep.community.v1.CreateInviteResponse.invite:type_name -> beep.community.v1.Invite
-	2,   // 17: beep.community.v1.JoinByInviteResponse.server:type_name -> beep.community.v1.Server
-	28,  // 18: beep.community.v1.ListInvitesResponse.invites:type_name -> beep.community.v1.Invite
-	101, // 19: beep.community.v1.Member.joined_at:type_name -> google.protobuf.Timestamp
-	101, // 20: beep.community.v1.Member.timed_out_until:type_name -> google.protobuf.Timestamp
-	37,  // 21: beep.community.v1.ListMembersResponse.members:type_name -> beep.community.v1.Member
-	101, // 22: beep.community.v1.TimeoutMemberRequest.until:type_name -> google.protobuf.Timestamp
-	2,   // 23: beep.community.v1.UpdateServerResponse.server:type_name -> beep.community.v1.Server
-	2,   // 24: beep.community.v1.TransferOwnershipResponse.server:type_name -> beep.community.v1.Server
-	2,   // 25: beep.community.v1.ExploredServer.server:type_name -> beep.community.v1.Server
-	59,  // 26: beep.community.v1.ExploreServersResponse.servers:type_name -> beep.community.v1.ExploredServer
-	3,   // 27: beep.community.v1.UpdateRoleResponse.role:type_name -> beep.community.v1.Role
-	3,   // 28: beep.community.v1.MoveRoleResponse.roles:type_name -> beep.community.v1.Role
-	5,   // 29: beep.community.v1.Category.overwrites:type_name -> beep.community.v1.PermissionOverwrite
-	101, // 30: beep.community.v1.Thread.created_at:type_name -> google.protobuf.Timestamp
-	67,  // 31: beep.community.v1.ListChannelsResponse.categories:type_name -> beep.community.v1.Category
-	4,   // 32: beep.community.v1.ListChannelsResponse.channels:type_name -> beep.community.v1.Channel
-	4,   // 33: beep.community.v1.GetChannelResponse.channel:type_name -> beep.community.v1.Channel
-	4,   // 34: beep.community.v1.UpdateChannelResponse.channel:type_name -> beep.community.v1.Channel
-	4,   // 35: beep.community.v1.MoveChannelResponse.channel:type_name -> beep.community.v1.Channel
-	4,   // 36: beep.community.v1.SyncChannelResponse.channel:type_name -> beep.community.v1.Channel
-	5,   // 37: beep.community.v1.CreateCategoryRequest.overwrites:type_name -> beep.community.v1.PermissionOverwrite
-	67,  // 38: beep.community.v1.CreateCategoryResponse.category:type_name -> beep.community.v1.Category
-	67,  // 39: beep.community.v1.UpdateCategoryResponse.category:type_name -> beep.community.v1.Category
-	67,  // 40: beep.community.v1.MoveCategoryResponse.categories:type_name -> beep.community.v1.Category
-	5,   // 41: beep.community.v1.SetCategoryPermissionOverwriteRequest.overwrite:type_name -> beep.community.v1.PermissionOverwrite
-	67,  // 42: beep.community.v1.SetCategoryPermissionOverwriteResponse.category:type_name -> beep.community.v1.Category
-	68,  // 43: beep.community.v1.CreateThreadResponse.thread:type_name -> beep.community.v1.Thread
-	68,  // 44: beep.community.v1.ListThreadsResponse.threads:type_name -> beep.community.v1.Thread
-	68,  // 45: beep.community.v1.UpdateThreadResponse.thread:type_name -> beep.community.v1.Thread
-	6,   // 46: beep.community.v1.CommunityService.CreateServer:input_type -> beep.community.v1.CreateServerRequest
-	8,   // 47: beep.community.v1.CommunityService.GetServer:input_type -> beep.community.v1.GetServerRequest
-	10,  // 48: beep.community.v1.CommunityService.ListMyServers:input_type -> beep.community.v1.ListMyServersRequest
-	52,  // 49: beep.community.v1.CommunityService.UpdateServer:input_type -> beep.community.v1.UpdateServerRequest
-	54,  // 50: beep.community.v1.CommunityService.DeleteServer:input_type -> beep.community.v1.DeleteServerRequest
-	56,  // 51: beep.community.v1.CommunityService.TransferOwnership:input_type -> beep.community.v1.TransferOwnershipRequest
-	58,  // 52: beep.community.v1.CommunityService.ExploreServers:input_type -> beep.community.v1.ExploreServersRequest
-	12,  // 53: beep.community.v1.CommunityService.JoinServer:input_type -> beep.community.v1.JoinServerRequest
-	38,  // 54: beep.community.v1.CommunityService.ListMembers:input_type -> beep.community.v1.ListMembersRequest
-	40,  // 55: beep.community.v1.CommunityService.LeaveServer:input_type -> beep.community.v1.LeaveServerRequest
-	42,  // 56: beep.community.v1.CommunityService.KickMember:input_type -> beep.community.v1.KickMemberRequest
-	44,  // 57: beep.community.v1.CommunityService.UnbanMember:input_type -> beep.community.v1.UnbanMemberRequest
-	46,  // 58: beep.community.v1.CommunityService.TimeoutMember:input_type -> beep.community.v1.TimeoutMemberRequest
-	48,  // 59: beep.community.v1.CommunityService.SetMyNickname:input_type -> beep.community.v1.SetMyNicknameRequest
-	50,  // 60: beep.community.v1.CommunityService.SetMemberNickname:input_type -> beep.community.v1.SetMemberNicknameRequest
-	14,  // 61: beep.community.v1.CommunityService.BanMember:input_type -> beep.community.v1.BanMemberRequest
-	16,  // 62: beep.community.v1.CommunityService.CreateRole:input_type -> beep.community.v1.CreateRoleRequest
-	61,  // 63: beep.community.v1.CommunityService.UpdateRole:input_type -> beep.community.v1.UpdateRoleRequest
-	63,  // 64: beep.community.v1.CommunityService.DeleteRole:input_type -> beep.community.v1.DeleteRoleRequest
-	65,  // 65: beep.community.v1.CommunityService.MoveRole:input_type -> beep.community.v1.MoveRoleRequest
-	18,  // 66: beep.community.v1.CommunityService.AddMemberRole:input_type -> beep.community.v1.AddMemberRoleRequest
-	20,  // 67: beep.community.v1.CommunityService.RemoveMemberRole:input_type -> beep.community.v1.RemoveMemberRoleRequest
-	22,  // 68: beep.community.v1.CommunityService.CreateChannel:input_type -> beep.community.v1.CreateChannelRequest
-	24,  // 69: beep.community.v1.CommunityService.SetPermissionOverwrite:input_type -> beep.community.v1.SetPermissionOverwriteRequest
-	29,  // 70: beep.community.v1.CommunityService.CreateInvite:input_type -> beep.community.v1.CreateInviteRequest
-	31,  // 71: beep.community.v1.CommunityService.JoinByInvite:input_type -> beep.community.v1.JoinByInviteRequest
-	33,  // 72: beep.community.v1.CommunityService.RevokeInvite:input_type -> beep.community.v1.RevokeInviteRequest
-	35,  // 73: beep.community.v1.CommunityService.ListInvites:input_type -> beep.community.v1.ListInvitesRequest
-	69,  // 74: beep.community.v1.CommunityService.ListChannels:input_type -> beep.community.v1.ListChannelsRequest
-	71,  // 75: beep.community.v1.CommunityService.GetChannel:input_type -> beep.community.v1.GetChannelRequest
-	73,  // 76: beep.community.v1.CommunityService.UpdateChannel:input_type -> beep.community.v1.UpdateChannelRequest
-	75,  // 77: beep.community.v1.CommunityService.MoveChannel:input_type -> beep.community.v1.MoveChannelRequest
-	77,  // 78: beep.community.v1.CommunityService.SyncChannel:input_type -> beep.community.v1.SyncChannelRequest
-	79,  // 79: beep.community.v1.CommunityService.DeleteChannel:input_type -> beep.community.v1.DeleteChannelRequest
-	81,  // 80: beep.community.v1.CommunityService.CreateCategory:input_type -> beep.community.v1.CreateCategoryRequest
-	83,  // 81: beep.community.v1.CommunityService.UpdateCategory:input_type -> beep.community.v1.UpdateCategoryRequest
-	85,  // 82: beep.community.v1.CommunityService.MoveCategory:input_type -> beep.community.v1.MoveCategoryRequest
-	87,  // 83: beep.community.v1.CommunityService.DeleteCategory:input_type -> beep.community.v1.DeleteCategoryRequest
-	89,  // 84: beep.community.v1.CommunityService.SetCategoryPermissionOverwrite:input_type -> beep.community.v1.SetCategoryPermissionOverwriteRequest
-	91,  // 85: beep.community.v1.CommunityService.CreateThread:input_type -> beep.community.v1.CreateThreadRequest
-	93,  // 86: beep.community.v1.CommunityService.ListThreads:input_type -> beep.community.v1.ListThreadsRequest
-	95,  // 87: beep.community.v1.CommunityService.UpdateThread:input_type -> beep.community.v1.UpdateThreadRequest
-	97,  // 88: beep.community.v1.CommunityService.AddThreadParticipant:input_type -> beep.community.v1.AddThreadParticipantRequest
-	99,  // 89: beep.community.v1.CommunityService.DeleteThread:input_type -> beep.community.v1.DeleteThreadRequest
-	26,  // 90: beep.community.v1.CommunityService.GetEffectivePermissions:input_type -> beep.community.v1.GetEffectivePermissionsRequest
-	7,   // 91: beep.community.v1.CommunityService.CreateServer:output_type -> beep.community.v1.CreateServerResponse
-	9,   // 92: beep.community.v1.CommunityService.GetServer:output_type -> beep.community.v1.GetServerResponse
-	11,  // 93: beep.community.v1.CommunityService.ListMyServers:output_type -> beep.community.v1.ListMyServersResponse
-	53,  // 94: beep.community.v1.CommunityService.UpdateServer:output_type -> beep.community.v1.UpdateServerResponse
-	55,  // 95: beep.community.v1.CommunityService.DeleteServer:output_type -> beep.community.v1.DeleteServerResponse
-	57,  // 96: beep.community.v1.CommunityService.TransferOwnership:output_type -> beep.community.v1.TransferOwnershipResponse
-	60,  // 97: beep.community.v1.CommunityService.ExploreServers:output_type -> beep.community.v1.ExploreServersResponse
-	13,  // 98: beep.community.v1.CommunityService.JoinServer:output_type -> beep.community.v1.JoinServerResponse
-	39,  // 99: beep.community.v1.CommunityService.ListMembers:output_type -> beep.community.v1.ListMembersResponse
-	41,  // 100: beep.community.v1.CommunityService.LeaveServer:output_type -> beep.community.v1.LeaveServerResponse
-	43,  // 101: beep.community.v1.CommunityService.KickMember:output_type -> beep.community.v1.KickMemberResponse
-	45,  // 102: beep.community.v1.CommunityService.UnbanMember:output_type -> beep.community.v1.UnbanMemberResponse
-	47,  // 103: beep.community.v1.CommunityService.TimeoutMember:output_type -> beep.community.v1.TimeoutMemberResponse
-	49,  // 104: beep.community.v1.CommunityService.SetMyNickname:output_type -> beep.community.v1.SetMyNicknameResponse
-	51,  // 105: beep.community.v1.CommunityService.SetMemberNickname:output_type -> beep.community.v1.SetMemberNicknameResponse
-	15,  // 106: beep.community.v1.CommunityService.BanMember:output_type -> beep.community.v1.BanMemberResponse
-	17,  // 107: beep.community.v1.CommunityService.CreateRole:output_type -> beep.community.v1.CreateRoleResponse
-	62,  // 108: beep.community.v1.CommunityService.UpdateRole:output_type -> beep.community.v1.UpdateRoleResponse
-	64,  // 109: beep.community.v1.CommunityService.DeleteRole:output_type -> beep.community.v1.DeleteRoleResponse
-	66,  // 110: beep.community.v1.CommunityService.MoveRole:output_type -> beep.community.v1.MoveRoleResponse
-	19,  // 111: beep.community.v1.CommunityService.AddMemberRole:output_type -> beep.community.v1.AddMemberRoleResponse
-	21,  // 112: beep.community.v1.CommunityService.RemoveMemberRole:output_type -> beep.community.v1.RemoveMemberRoleResponse
-	23,  // 113: beep.community.v1.CommunityService.CreateChannel:output_type -> beep.community.v1.CreateChannelResponse
-	25,  // 114: beep.community.v1.CommunityService.SetPermissionOverwrite:output_type -> beep.community.v1.SetPermissionOverwriteResponse
-	30,  // 115: beep.community.v1.CommunityService.CreateInvite:output_type -> beep.community.v1.CreateInviteResponse
-	32,  // 116: beep.community.v1.CommunityService.JoinByInvite:output_type -> beep.community.v1.JoinByInviteResponse
-	34,  // 117: beep.community.v1.CommunityService.RevokeInvite:output_type -> beep.community.v1.RevokeInviteResponse
-	36,  // 118: beep.community.v1.CommunityService.ListInvites:output_type -> beep.community.v1.ListInvitesResponse
-	70,  // 119: beep.community.v1.CommunityService.ListChannels:output_type -> beep.community.v1.ListChannelsResponse
-	72,  // 120: beep.community.v1.CommunityService.GetChannel:output_type -> beep.community.v1.GetChannelResponse
-	74,  // 121: beep.community.v1.CommunityService.UpdateChannel:output_type -> beep.community.v1.UpdateChannelResponse
-	76,  // 122: beep.community.v1.CommunityService.MoveChannel:output_type -> beep.community.v1.MoveChannelResponse
-	78,  // 123: beep.community.v1.CommunityService.SyncChannel:output_type -> beep.community.v1.SyncChannelResponse
-	80,  // 124: beep.community.v1.CommunityService.DeleteChannel:output_type -> beep.community.v1.DeleteChannelResponse
-	82,  // 125: beep.community.v1.CommunityService.CreateCategory:output_type -> beep.community.v1.CreateCategoryResponse
-	84,  // 126: beep.community.v1.CommunityService.UpdateCategory:output_type -> beep.community.v1.UpdateCategoryResponse
-	86,  // 127: beep.community.v1.CommunityService.MoveCategory:output_type -> beep.community.v1.MoveCategoryResponse
-	88,  // 128: beep.community.v1.CommunityService.DeleteCategory:output_type -> beep.community.v1.DeleteCategoryResponse
-	90,  // 129: beep.community.v1.CommunityService.SetCategoryPermissionOverwrite:output_type -> beep.community.v1.SetCategoryPermissionOverwriteResponse
-	92,  // 130: beep.community.v1.CommunityService.CreateThread:output_type -> beep.community.v1.CreateThreadResponse
-	94,  // 131: beep.community.v1.CommunityService.ListThreads:output_type -> beep.community.v1.ListThreadsResponse
-	96,  // 132: beep.community.v1.CommunityService.UpdateThread:output_type -> beep.community.v1.UpdateThreadResponse
-	98,  // 133: beep.community.v1.CommunityService.AddThreadParticipant:output_type -> beep.community.v1.AddThreadParticipantResponse
-	100, // 134: beep.community.v1.CommunityService.DeleteThread:output_type -> beep.community.v1.DeleteThreadResponse
-	27,  // 135: beep.community.v1.CommunityService.GetEffectivePermissions:output_type -> beep.community.v1.GetEffectivePermissionsResponse
-	91,  // [91:136] is the sub-list for method output_type
-	46,  // [46:91] is the sub-list for method input_type
-	46,  // [46:46] is the sub-list for extension type_name
-	46,  // [46:46] is the sub-list for extension extendee
-	0,   // [0:46] is the sub-list for field type_name
+	6,   // 11: beep.community.v1.CreateChannelRequest.overwrites:type_name -> beep.community.v1.PermissionOverwrite
+	5,   // 12: beep.community.v1.CreateChannelResponse.channel:type_name -> beep.community.v1.Channel
+	6,   // 13: beep.community.v1.SetPermissionOverwriteRequest.overwrite:type_name -> beep.community.v1.PermissionOverwrite
+	5,   // 14: beep.community.v1.SetPermissionOverwriteResponse.channel:type_name -> beep.community.v1.Channel
+	106, // 15: beep.community.v1.Invite.expires_at:type_name -> google.protobuf.Timestamp
+	29,  // 16: beep.community.v1.CreateInviteResponse.invite:type_name -> beep.community.v1.Invite
+	3,   // 17: beep.community.v1.JoinByInviteResponse.server:type_name -> beep.community.v1.Server
+	29,  // 18: beep.community.v1.ListInvitesResponse.invites:type_name -> beep.community.v1.Invite
+	106, // 19: beep.community.v1.Member.joined_at:type_name -> google.protobuf.Timestamp
+	106, // 20: beep.community.v1.Member.timed_out_until:type_name -> google.protobuf.Timestamp
+	38,  // 21: beep.community.v1.ListMembersResponse.members:type_name -> beep.community.v1.Member
+	106, // 22: beep.community.v1.TimeoutMemberRequest.until:type_name -> google.protobuf.Timestamp
+	3,   // 23: beep.community.v1.UpdateServerResponse.server:type_name -> beep.community.v1.Server
+	3,   // 24: beep.community.v1.TransferOwnershipResponse.server:type_name -> beep.community.v1.Server
+	3,   // 25: beep.community.v1.ExploredServer.server:type_name -> beep.community.v1.Server
+	60,  // 26: beep.community.v1.ExploreServersResponse.servers:type_name -> beep.community.v1.ExploredServer
+	4,   // 27: beep.community.v1.UpdateRoleResponse.role:type_name -> beep.community.v1.Role
+	4,   // 28: beep.community.v1.MoveRoleResponse.roles:type_name -> beep.community.v1.Role
+	6,   // 29: beep.community.v1.Category.overwrites:type_name -> beep.community.v1.PermissionOverwrite
+	106, // 30: beep.community.v1.Thread.created_at:type_name -> google.protobuf.Timestamp
+	68,  // 31: beep.community.v1.ListChannelsResponse.categories:type_name -> beep.community.v1.Category
+	5,   // 32: beep.community.v1.ListChannelsResponse.channels:type_name -> beep.community.v1.Channel
+	5,   // 33: beep.community.v1.GetChannelResponse.channel:type_name -> beep.community.v1.Channel
+	5,   // 34: beep.community.v1.UpdateChannelResponse.channel:type_name -> beep.community.v1.Channel
+	5,   // 35: beep.community.v1.MoveChannelResponse.channel:type_name -> beep.community.v1.Channel
+	5,   // 36: beep.community.v1.SyncChannelResponse.channel:type_name -> beep.community.v1.Channel
+	6,   // 37: beep.community.v1.CreateCategoryRequest.overwrites:type_name -> beep.community.v1.PermissionOverwrite
+	68,  // 38: beep.community.v1.CreateCategoryResponse.category:type_name -> beep.community.v1.Category
+	68,  // 39: beep.community.v1.UpdateCategoryResponse.category:type_name -> beep.community.v1.Category
+	68,  // 40: beep.community.v1.MoveCategoryResponse.categories:type_name -> beep.community.v1.Category
+	6,   // 41: beep.community.v1.SetCategoryPermissionOverwriteRequest.overwrite:type_name -> beep.community.v1.PermissionOverwrite
+	68,  // 42: beep.community.v1.SetCategoryPermissionOverwriteResponse.category:type_name -> beep.community.v1.Category
+	69,  // 43: beep.community.v1.CreateThreadResponse.thread:type_name -> beep.community.v1.Thread
+	69,  // 44: beep.community.v1.ListThreadsResponse.threads:type_name -> beep.community.v1.Thread
+	69,  // 45: beep.community.v1.UpdateThreadResponse.thread:type_name -> beep.community.v1.Thread
+	2,   // 46: beep.community.v1.AuditLogEntry.action:type_name -> beep.community.v1.AuditAction
+	102, // 47: beep.community.v1.AuditLogEntry.changes:type_name -> beep.community.v1.AuditChange
+	106, // 48: beep.community.v1.AuditLogEntry.created_at:type_name -> google.protobuf.Timestamp
+	2,   // 49: beep.community.v1.ListAuditLogRequest.action:type_name -> beep.community.v1.AuditAction
+	103, // 50: beep.community.v1.ListAuditLogResponse.entries:type_name -> beep.community.v1.AuditLogEntry
+	7,   // 51: beep.community.v1.CommunityService.CreateServer:input_type -> beep.community.v1.CreateServerRequest
+	9,   // 52: beep.community.v1.CommunityService.GetServer:input_type -> beep.community.v1.GetServerRequest
+	11,  // 53: beep.community.v1.CommunityService.ListMyServers:input_type -> beep.community.v1.ListMyServersRequest
+	53,  // 54: beep.community.v1.CommunityService.UpdateServer:input_type -> beep.community.v1.UpdateServerRequest
+	55,  // 55: beep.community.v1.CommunityService.DeleteServer:input_type -> beep.community.v1.DeleteServerRequest
+	57,  // 56: beep.community.v1.CommunityService.TransferOwnership:input_type -> beep.community.v1.TransferOwnershipRequest
+	59,  // 57: beep.community.v1.CommunityService.ExploreServers:input_type -> beep.community.v1.ExploreServersRequest
+	13,  // 58: beep.community.v1.CommunityService.JoinServer:input_type -> beep.community.v1.JoinServerRequest
+	39,  // 59: beep.community.v1.CommunityService.ListMembers:input_type -> beep.community.v1.ListMembersRequest
+	41,  // 60: beep.community.v1.CommunityService.LeaveServer:input_type -> beep.community.v1.LeaveServerRequest
+	43,  // 61: beep.community.v1.CommunityService.KickMember:input_type -> beep.community.v1.KickMemberRequest
+	45,  // 62: beep.community.v1.CommunityService.UnbanMember:input_type -> beep.community.v1.UnbanMemberRequest
+	47,  // 63: beep.community.v1.CommunityService.TimeoutMember:input_type -> beep.community.v1.TimeoutMemberRequest
+	49,  // 64: beep.community.v1.CommunityService.SetMyNickname:input_type -> beep.community.v1.SetMyNicknameRequest
+	51,  // 65: beep.community.v1.CommunityService.SetMemberNickname:input_type -> beep.community.v1.SetMemberNicknameRequest
+	15,  // 66: beep.community.v1.CommunityService.BanMember:input_type -> beep.community.v1.BanMemberRequest
+	17,  // 67: beep.community.v1.CommunityService.CreateRole:input_type -> beep.community.v1.CreateRoleRequest
+	62,  // 68: beep.community.v1.CommunityService.UpdateRole:input_type -> beep.community.v1.UpdateRoleRequest
+	64,  // 69: beep.community.v1.CommunityService.DeleteRole:input_type -> beep.community.v1.DeleteRoleRequest
+	66,  // 70: beep.community.v1.CommunityService.MoveRole:input_type -> beep.community.v1.MoveRoleRequest
+	19,  // 71: beep.community.v1.CommunityService.AddMemberRole:input_type -> beep.community.v1.AddMemberRoleRequest
+	21,  // 72: beep.community.v1.CommunityService.RemoveMemberRole:input_type -> beep.community.v1.RemoveMemberRoleRequest
+	23,  // 73: beep.community.v1.CommunityService.CreateChannel:input_type -> beep.community.v1.CreateChannelRequest
+	25,  // 74: beep.community.v1.CommunityService.SetPermissionOverwrite:input_type -> beep.community.v1.SetPermissionOverwriteRequest
+	30,  // 75: beep.community.v1.CommunityService.CreateInvite:input_type -> beep.community.v1.CreateInviteRequest
+	32,  // 76: beep.community.v1.CommunityService.JoinByInvite:input_type -> beep.community.v1.JoinByInviteRequest
+	34,  // 77: beep.community.v1.CommunityService.RevokeInvite:input_type -> beep.community.v1.RevokeInviteRequest
+	36,  // 78: beep.community.v1.CommunityService.ListInvites:input_type -> beep.community.v1.ListInvitesRequest
+	70,  // 79: beep.community.v1.CommunityService.ListChannels:input_type -> beep.community.v1.ListChannelsRequest
+	72,  // 80: beep.community.v1.CommunityService.GetChannel:input_type -> beep.community.v1.GetChannelRequest
+	74,  // 81: beep.community.v1.CommunityService.UpdateChannel:input_type -> beep.community.v1.UpdateChannelRequest
+	76,  // 82: beep.community.v1.CommunityService.MoveChannel:input_type -> beep.community.v1.MoveChannelRequest
+	78,  // 83: beep.community.v1.CommunityService.SyncChannel:input_type -> beep.community.v1.SyncChannelRequest
+	80,  // 84: beep.community.v1.CommunityService.DeleteChannel:input_type -> beep.community.v1.DeleteChannelRequest
+	82,  // 85: beep.community.v1.CommunityService.CreateCategory:input_type -> beep.community.v1.CreateCategoryRequest
+	84,  // 86: beep.community.v1.CommunityService.UpdateCategory:input_type -> beep.community.v1.UpdateCategoryRequest
+	86,  // 87: beep.community.v1.CommunityService.MoveCategory:input_type -> beep.community.v1.MoveCategoryRequest
+	88,  // 88: beep.community.v1.CommunityService.DeleteCategory:input_type -> beep.community.v1.DeleteCategoryRequest
+	90,  // 89: beep.community.v1.CommunityService.SetCategoryPermissionOverwrite:input_type -> beep.community.v1.SetCategoryPermissionOverwriteRequest
+	92,  // 90: beep.community.v1.CommunityService.CreateThread:input_type -> beep.community.v1.CreateThreadRequest
+	94,  // 91: beep.community.v1.CommunityService.ListThreads:input_type -> beep.community.v1.ListThreadsRequest
+	96,  // 92: beep.community.v1.CommunityService.UpdateThread:input_type -> beep.community.v1.UpdateThreadRequest
+	98,  // 93: beep.community.v1.CommunityService.AddThreadParticipant:input_type -> beep.community.v1.AddThreadParticipantRequest
+	100, // 94: beep.community.v1.CommunityService.DeleteThread:input_type -> beep.community.v1.DeleteThreadRequest
+	27,  // 95: beep.community.v1.CommunityService.GetEffectivePermissions:input_type -> beep.community.v1.GetEffectivePermissionsRequest
+	104, // 96: beep.community.v1.CommunityService.ListAuditLog:input_type -> beep.community.v1.ListAuditLogRequest
+	8,   // 97: beep.community.v1.CommunityService.CreateServer:output_type -> beep.community.v1.CreateServerResponse
+	10,  // 98: beep.community.v1.CommunityService.GetServer:output_type -> beep.community.v1.GetServerResponse
+	12,  // 99: beep.community.v1.CommunityService.ListMyServers:output_type -> beep.community.v1.ListMyServersResponse
+	54,  // 100: beep.community.v1.CommunityService.UpdateServer:output_type -> beep.community.v1.UpdateServerResponse
+	56,  // 101: beep.community.v1.CommunityService.DeleteServer:output_type -> beep.community.v1.DeleteServerResponse
+	58,  // 102: beep.community.v1.CommunityService.TransferOwnership:output_type -> beep.community.v1.TransferOwnershipResponse
+	61,  // 103: beep.community.v1.CommunityService.ExploreServers:output_type -> beep.community.v1.ExploreServersResponse
+	14,  // 104: beep.community.v1.CommunityService.JoinServer:output_type -> beep.community.v1.JoinServerResponse
+	40,  // 105: beep.community.v1.CommunityService.ListMembers:output_type -> beep.community.v1.ListMembersResponse
+	42,  // 106: beep.community.v1.CommunityService.LeaveServer:output_type -> beep.community.v1.LeaveServerResponse
+	44,  // 107: beep.community.v1.CommunityService.KickMember:output_type -> beep.community.v1.KickMemberResponse
+	46,  // 108: beep.community.v1.CommunityService.UnbanMember:output_type -> beep.community.v1.UnbanMemberResponse
+	48,  // 109: beep.community.v1.CommunityService.TimeoutMember:output_type -> beep.community.v1.TimeoutMemberResponse
+	50,  // 110: beep.community.v1.CommunityService.SetMyNickname:output_type -> beep.community.v1.SetMyNicknameResponse
+	52,  // 111: beep.community.v1.CommunityService.SetMemberNickname:output_type -> beep.community.v1.SetMemberNicknameResponse
+	16,  // 112: beep.community.v1.CommunityService.BanMember:output_type -> beep.community.v1.BanMemberResponse
+	18,  // 113: beep.community.v1.CommunityService.CreateRole:output_type -> beep.community.v1.CreateRoleResponse
+	63,  // 114: beep.community.v1.CommunityService.UpdateRole:output_type -> beep.community.v1.UpdateRoleResponse
+	65,  // 115: beep.community.v1.CommunityService.DeleteRole:output_type -> beep.community.v1.DeleteRoleResponse
+	67,  // 116: beep.community.v1.CommunityService.MoveRole:output_type -> beep.community.v1.MoveRoleResponse
+	20,  // 117: beep.community.v1.CommunityService.AddMemberRole:output_type -> beep.community.v1.AddMemberRoleResponse
+	22,  // 118: beep.community.v1.CommunityService.RemoveMemberRole:output_type -> beep.community.v1.RemoveMemberRoleResponse
+	24,  // 119: beep.community.v1.CommunityService.CreateChannel:output_type -> beep.community.v1.CreateChannelResponse
+	26,  // 120: beep.community.v1.CommunityService.SetPermissionOverwrite:output_type -> beep.community.v1.SetPermissionOverwriteResponse
+	31,  // 121: beep.community.v1.CommunityService.CreateInvite:output_type -> beep.community.v1.CreateInviteResponse
+	33,  // 122: beep.community.v1.CommunityService.JoinByInvite:output_type -> beep.community.v1.JoinByInviteResponse
+	35,  // 123: beep.community.v1.CommunityService.RevokeInvite:output_type -> beep.community.v1.RevokeInviteResponse
+	37,  // 124: beep.community.v1.CommunityService.ListInvites:output_type -> beep.community.v1.ListInvitesResponse
+	71,  // 125: beep.community.v1.CommunityService.ListChannels:output_type -> beep.community.v1.ListChannelsResponse
+	73,  // 126: beep.community.v1.CommunityService.GetChannel:output_type -> beep.community.v1.GetChannelResponse
+	75,  // 127: beep.community.v1.CommunityService.UpdateChannel:output_type -> beep.community.v1.UpdateChannelResponse
+	77,  // 128: beep.community.v1.CommunityService.MoveChannel:output_type -> beep.community.v1.MoveChannelResponse
+	79,  // 129: beep.community.v1.CommunityService.SyncChannel:output_type -> beep.community.v1.SyncChannelResponse
+	81,  // 130: beep.community.v1.CommunityService.DeleteChannel:output_type -> beep.community.v1.DeleteChannelResponse
+	83,  // 131: beep.community.v1.CommunityService.CreateCategory:output_type -> beep.community.v1.CreateCategoryResponse
+	85,  // 132: beep.community.v1.CommunityService.UpdateCategory:output_type -> beep.community.v1.UpdateCategoryResponse
+	87,  // 133: beep.community.v1.CommunityService.MoveCategory:output_type -> beep.community.v1.MoveCategoryResponse
+	89,  // 134: beep.community.v1.CommunityService.DeleteCategory:output_type -> beep.community.v1.DeleteCategoryResponse
+	91,  // 135: beep.community.v1.CommunityService.SetCategoryPermissionOverwrite:output_type -> beep.community.v1.SetCategoryPermissionOverwriteResponse
+	93,  // 136: beep.community.v1.CommunityService.CreateThread:output_type -> beep.community.v1.CreateThreadResponse
+	95,  // 137: beep.community.v1.CommunityService.ListThreads:output_type -> beep.community.v1.ListThreadsResponse
+	97,  // 138: beep.community.v1.CommunityService.UpdateThread:output_type -> beep.community.v1.UpdateThreadResponse
+	99,  // 139: beep.community.v1.CommunityService.AddThreadParticipant:output_type -> beep.community.v1.AddThreadParticipantResponse
+	101, // 140: beep.community.v1.CommunityService.DeleteThread:output_type -> beep.community.v1.DeleteThreadResponse
+	28,  // 141: beep.community.v1.CommunityService.GetEffectivePermissions:output_type -> beep.community.v1.GetEffectivePermissionsResponse
+	105, // 142: beep.community.v1.CommunityService.ListAuditLog:output_type -> beep.community.v1.ListAuditLogResponse
+	97,  // [97:143] is the sub-list for method output_type
+	51,  // [51:97] is the sub-list for method input_type
+	51,  // [51:51] is the sub-list for extension type_name
+	51,  // [51:51] is the sub-list for extension extendee
+	0,   // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_beep_community_v1_community_proto_init() }
@@ -6351,8 +6850,8 @@ func file_beep_community_v1_community_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_beep_community_v1_community_proto_rawDesc), len(file_beep_community_v1_community_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   99,
+			NumEnums:      3,
+			NumMessages:   103,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -168,6 +168,9 @@ const (
 	// CommunityServiceGetEffectivePermissionsProcedure is the fully-qualified name of the
 	// CommunityService's GetEffectivePermissions RPC.
 	CommunityServiceGetEffectivePermissionsProcedure = "/beep.community.v1.CommunityService/GetEffectivePermissions"
+	// CommunityServiceListAuditLogProcedure is the fully-qualified name of the CommunityService's
+	// ListAuditLog RPC.
+	CommunityServiceListAuditLogProcedure = "/beep.community.v1.CommunityService/ListAuditLog"
 )
 
 // CommunityServiceClient is a client for the beep.community.v1.CommunityService service.
@@ -282,6 +285,10 @@ type CommunityServiceClient interface {
 	// GetEffectivePermissions returns the permissions the caller holds in a
 	// channel, computed by the authorization graph (for greying out buttons).
 	GetEffectivePermissions(context.Context, *connect.Request[v1.GetEffectivePermissionsRequest]) (*connect.Response[v1.GetEffectivePermissionsResponse], error)
+	// ListAuditLog pages through a server's audit log, newest first: who
+	// changed what (roles, channels, categories, overwrites, members, the
+	// server, invites), with the reason given and the fields changed.
+	ListAuditLog(context.Context, *connect.Request[v1.ListAuditLogRequest]) (*connect.Response[v1.ListAuditLogResponse], error)
 }
 
 // NewCommunityServiceClient constructs a client for the beep.community.v1.CommunityService service.
@@ -565,6 +572,12 @@ func NewCommunityServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(communityServiceMethods.ByName("GetEffectivePermissions")),
 			connect.WithClientOptions(opts...),
 		),
+		listAuditLog: connect.NewClient[v1.ListAuditLogRequest, v1.ListAuditLogResponse](
+			httpClient,
+			baseURL+CommunityServiceListAuditLogProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("ListAuditLog")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -615,6 +628,7 @@ type communityServiceClient struct {
 	addThreadParticipant           *connect.Client[v1.AddThreadParticipantRequest, v1.AddThreadParticipantResponse]
 	deleteThread                   *connect.Client[v1.DeleteThreadRequest, v1.DeleteThreadResponse]
 	getEffectivePermissions        *connect.Client[v1.GetEffectivePermissionsRequest, v1.GetEffectivePermissionsResponse]
+	listAuditLog                   *connect.Client[v1.ListAuditLogRequest, v1.ListAuditLogResponse]
 }
 
 // CreateServer calls beep.community.v1.CommunityService.CreateServer.
@@ -843,6 +857,11 @@ func (c *communityServiceClient) GetEffectivePermissions(ctx context.Context, re
 	return c.getEffectivePermissions.CallUnary(ctx, req)
 }
 
+// ListAuditLog calls beep.community.v1.CommunityService.ListAuditLog.
+func (c *communityServiceClient) ListAuditLog(ctx context.Context, req *connect.Request[v1.ListAuditLogRequest]) (*connect.Response[v1.ListAuditLogResponse], error) {
+	return c.listAuditLog.CallUnary(ctx, req)
+}
+
 // CommunityServiceHandler is an implementation of the beep.community.v1.CommunityService service.
 type CommunityServiceHandler interface {
 	// CreateServer makes a server owned by the caller, with its @everyone role
@@ -955,6 +974,10 @@ type CommunityServiceHandler interface {
 	// GetEffectivePermissions returns the permissions the caller holds in a
 	// channel, computed by the authorization graph (for greying out buttons).
 	GetEffectivePermissions(context.Context, *connect.Request[v1.GetEffectivePermissionsRequest]) (*connect.Response[v1.GetEffectivePermissionsResponse], error)
+	// ListAuditLog pages through a server's audit log, newest first: who
+	// changed what (roles, channels, categories, overwrites, members, the
+	// server, invites), with the reason given and the fields changed.
+	ListAuditLog(context.Context, *connect.Request[v1.ListAuditLogRequest]) (*connect.Response[v1.ListAuditLogResponse], error)
 }
 
 // NewCommunityServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -1234,6 +1257,12 @@ func NewCommunityServiceHandler(svc CommunityServiceHandler, opts ...connect.Han
 		connect.WithSchema(communityServiceMethods.ByName("GetEffectivePermissions")),
 		connect.WithHandlerOptions(opts...),
 	)
+	communityServiceListAuditLogHandler := connect.NewUnaryHandler(
+		CommunityServiceListAuditLogProcedure,
+		svc.ListAuditLog,
+		connect.WithSchema(communityServiceMethods.ByName("ListAuditLog")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/beep.community.v1.CommunityService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case CommunityServiceCreateServerProcedure:
@@ -1326,6 +1355,8 @@ func NewCommunityServiceHandler(svc CommunityServiceHandler, opts ...connect.Han
 			communityServiceDeleteThreadHandler.ServeHTTP(w, r)
 		case CommunityServiceGetEffectivePermissionsProcedure:
 			communityServiceGetEffectivePermissionsHandler.ServeHTTP(w, r)
+		case CommunityServiceListAuditLogProcedure:
+			communityServiceListAuditLogHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -1513,4 +1544,8 @@ func (UnimplementedCommunityServiceHandler) DeleteThread(context.Context, *conne
 
 func (UnimplementedCommunityServiceHandler) GetEffectivePermissions(context.Context, *connect.Request[v1.GetEffectivePermissionsRequest]) (*connect.Response[v1.GetEffectivePermissionsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.GetEffectivePermissions is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) ListAuditLog(context.Context, *connect.Request[v1.ListAuditLogRequest]) (*connect.Response[v1.ListAuditLogResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.ListAuditLog is not implemented"))
 }

@@ -47,7 +47,11 @@ func WithMetrics(reg prometheus.Registerer) Option {
 
 // WithAudit sends a structured record of every refused check to a.
 func WithAudit(a Auditor) Option {
-	return func(i *Interceptor) { i.audit = a }
+	return func(i *Interceptor) {
+		if a != nil {
+			i.audit = a
+		}
+	}
 }
 
 // New returns the interceptor. Method options are read from the global

@@ -19,6 +19,7 @@ import (
 
 	"github.com/beepchat/beep/authz/policytest"
 	adminv1 "github.com/beepchat/beep/gen/beep/admin/v1"
+	"github.com/beepchat/beep/gen/beep/admin/v1/adminv1connect"
 )
 
 // commands are beepctl's commands and their subcommands (for help and
@@ -142,6 +143,25 @@ func (c *cli) flags(name, args string) *flag.FlagSet {
 	return fs
 }
 
+// prepare parses a command's flags and arguments, checks there are n
+// positional ones (any number when n < 0), and makes the admin API's client.
+func (c *cli) prepare(fs *flag.FlagSet, name string, args []string, n int) ([]string, adminv1connect.AuthzAdminServiceClient, error) {
+	args, err := c.parse(fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if n >= 0 {
+		if err := want(name, args, n); err != nil {
+			return nil, nil, err
+		}
+	}
+	client, err := c.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	return args, client, nil
+}
+
 // want checks the number of positional arguments.
 func want(name string, args []string, n int) error {
 	if len(args) != n {
@@ -172,14 +192,7 @@ func (c *cli) json() bool { return c.output == "json" }
 
 func (c *cli) schemaShow(ctx context.Context, args []string) error {
 	fs := c.flags("schema show", "")
-	args, err := c.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := want("schema show", args, 0); err != nil {
-		return err
-	}
-	client, err := c.client()
+	args, client, err := c.prepare(fs, "schema show", args, 0)
 	if err != nil {
 		return err
 	}
@@ -268,18 +281,11 @@ func (c *cli) schemaValidate(ctx context.Context, args []string) error {
 
 func (c *cli) schemaDiff(ctx context.Context, args []string) error {
 	fs := c.flags("schema diff", "FILE")
-	args, err := c.parse(fs, args)
+	args, client, err := c.prepare(fs, "schema diff", args, 1)
 	if err != nil {
-		return err
-	}
-	if err := want("schema diff", args, 1); err != nil {
 		return err
 	}
 	text, err := c.readInput(args[0])
-	if err != nil {
-		return err
-	}
-	client, err := c.client()
 	if err != nil {
 		return err
 	}
@@ -332,18 +338,11 @@ func dash(s string) string {
 func (c *cli) schemaApply(ctx context.Context, args []string) error {
 	fs := c.flags("schema apply", "FILE [--if-hash HASH]")
 	ifHash := fs.String("if-hash", "", "apply only if the running schema still has this hash (from schema show -o json or diff)")
-	args, err := c.parse(fs, args)
+	args, client, err := c.prepare(fs, "schema apply", args, 1)
 	if err != nil {
-		return err
-	}
-	if err := want("schema apply", args, 1); err != nil {
 		return err
 	}
 	text, err := c.readInput(args[0])
-	if err != nil {
-		return err
-	}
-	client, err := c.client()
 	if err != nil {
 		return err
 	}
@@ -393,18 +392,11 @@ func (c *cli) relRead(ctx context.Context, args []string) error {
 	fs := c.flags("rel read", "FILTER   (type[:id][#relation][@subject_type[:id][#relation]])")
 	at := fs.String("at", "", "read at least as fresh as this ZedToken")
 	limit := fs.Int("limit", 0, "stop after this many (0: all)")
-	args, err := c.parse(fs, args)
+	args, client, err := c.prepare(fs, "rel read", args, 1)
 	if err != nil {
-		return err
-	}
-	if err := want("rel read", args, 1); err != nil {
 		return err
 	}
 	filter, err := parseFilter(args[0])
-	if err != nil {
-		return err
-	}
-	client, err := c.client()
 	if err != nil {
 		return err
 	}
@@ -465,15 +457,11 @@ func (c *cli) relWrite(ctx context.Context, args []string) error {
 	fs := c.flags("rel write", "REL... [-f FILE]   (type:id#relation@type:id[#relation][caveat:{context}][expiration:TIME])")
 	file := fs.String("f", "", "read relationships from this file, one a line (- for standard input)")
 	create := fs.Bool("create", false, "fail if any already exists, instead of touching it")
-	args, err := c.parse(fs, args)
+	args, client, err := c.prepare(fs, "rel write", args, -1)
 	if err != nil {
 		return err
 	}
 	rels, err := c.relArgs(args, *file)
-	if err != nil {
-		return err
-	}
-	client, err := c.client()
 	if err != nil {
 		return err
 	}
@@ -495,7 +483,7 @@ func (c *cli) relDelete(ctx context.Context, args []string) error {
 	fs := c.flags("rel delete", "REL... | --filter FILTER")
 	file := fs.String("f", "", "read relationships from this file, one a line (- for standard input)")
 	filterText := fs.String("filter", "", "delete every relationship matching this filter instead")
-	args, err := c.parse(fs, args)
+	args, client, err := c.prepare(fs, "rel delete", args, -1)
 	if err != nil {
 		return err
 	}
@@ -508,10 +496,6 @@ func (c *cli) relDelete(ctx context.Context, args []string) error {
 			return err
 		}
 	} else if req.Relationships, err = c.relArgs(args, *file); err != nil {
-		return err
-	}
-	client, err := c.client()
-	if err != nil {
 		return err
 	}
 	ctx, cancel := c.call(ctx)
@@ -560,18 +544,11 @@ func (c *cli) check(ctx context.Context, args []string) error {
 	full := fs.Bool("full", false, "with --explain: every node, not only those that decide")
 	at := fs.String("at", "", "answer at least as fresh as this ZedToken")
 	caveat := fs.String("context", "", "caveat context, a JSON object")
-	args, err := c.parse(fs, args)
+	args, client, err := c.prepare(fs, "check", args, 3)
 	if err != nil {
-		return err
-	}
-	if err := want("check", args, 3); err != nil {
 		return err
 	}
 	cctx, err := contextArg(*caveat)
-	if err != nil {
-		return err
-	}
-	client, err := c.client()
 	if err != nil {
 		return err
 	}
@@ -615,18 +592,11 @@ func (c *cli) lookupResources(ctx context.Context, args []string) error {
 	at := fs.String("at", "", "answer at least as fresh as this ZedToken")
 	caveat := fs.String("context", "", "caveat context, a JSON object")
 	limit := fs.Int("limit", 0, "stop after this many (0: all)")
-	args, err := c.parse(fs, args)
+	args, client, err := c.prepare(fs, "lookup resources", args, 3)
 	if err != nil {
-		return err
-	}
-	if err := want("lookup resources", args, 3); err != nil {
 		return err
 	}
 	cctx, err := contextArg(*caveat)
-	if err != nil {
-		return err
-	}
-	client, err := c.client()
 	if err != nil {
 		return err
 	}
@@ -665,14 +635,7 @@ func (c *cli) lookupResources(ctx context.Context, args []string) error {
 func (c *cli) lookupSubjects(ctx context.Context, args []string) error {
 	fs := c.flags("lookup subjects", "SUBJECT_TYPE PERMISSION RESOURCE   (user view_channel channel:ID)")
 	at := fs.String("at", "", "answer at least as fresh as this ZedToken")
-	args, err := c.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := want("lookup subjects", args, 3); err != nil {
-		return err
-	}
-	client, err := c.client()
+	args, client, err := c.prepare(fs, "lookup subjects", args, 3)
 	if err != nil {
 		return err
 	}
@@ -834,14 +797,7 @@ func (c *cli) runRemote(ctx context.Context, file string) (*adminv1.RunPoliciesR
 
 func (c *cli) servicesStatus(ctx context.Context, args []string) error {
 	fs := c.flags("services status", "")
-	args, err := c.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := want("services status", args, 0); err != nil {
-		return err
-	}
-	client, err := c.client()
+	args, client, err := c.prepare(fs, "services status", args, 0)
 	if err != nil {
 		return err
 	}
@@ -875,16 +831,12 @@ func (c *cli) reconcile(ctx context.Context, args []string) error {
 	fs := c.flags("reconcile", "--check | --apply [SERVER_ID...]")
 	check := fs.Bool("check", false, "report drift without changing anything (exit 1 when there is drift)")
 	apply := fs.Bool("apply", false, "converge SpiceDB to the databases")
-	args, err := c.parse(fs, args)
+	args, client, err := c.prepare(fs, "reconcile", args, -1)
 	if err != nil {
 		return err
 	}
 	if *check == *apply {
 		return usage("reconcile: --check or --apply")
-	}
-	client, err := c.client()
-	if err != nil {
-		return err
 	}
 	ctx, cancel := c.call(ctx)
 	defer cancel()
@@ -937,14 +889,7 @@ func (c *cli) eventsTail(ctx context.Context, args []string) error {
 	fs.Var(&types, "type", "only relationships of this definition (repeatable)")
 	since := fs.String("since", "", "start after this ZedToken (default: now)")
 	maxChanges := fs.Int("max", 0, "stop after this many changes (0: until interrupted)")
-	args, err := c.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := want("events tail", args, 0); err != nil {
-		return err
-	}
-	client, err := c.client()
+	args, client, err := c.prepare(fs, "events tail", args, 0)
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,7 @@ var commands = []struct {
 	{"services", "status", "health and version of every service of the deployment", []string{"status"}},
 	{"reconcile", "--check | --apply [SERVER_ID...]", "compare SpiceDB with the databases, or converge it", nil},
 	{"events", "tail [--type TYPE] [--since ZEDTOKEN]", "follow relationship changes as they happen", []string{"tail"}},
+	{"audit", "SERVER_ID [--actor USER] [--action ACTION] [--target ID]", "a server's audit log, newest first (needs view_audit_log there)", nil},
 	{"completion", "bash | zsh | fish", "print a shell completion script", []string{"bash", "zsh", "fish"}},
 }
 
@@ -86,6 +87,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.check(ctx, args)
 	case "reconcile":
 		return c.reconcile(ctx, args)
+	case "audit":
+		return c.audit(ctx, args)
 	case "schema", "rel", "lookup", "policies", "services", "events", "completion":
 		name, rest, err := sub()
 		if err != nil {
@@ -914,9 +917,26 @@ func (c *cli) eventsTail(ctx context.Context, args []string) error {
 		}
 	}
 	if err := stream.Err(); err != nil && ctx.Err() == nil {
-		return err
+		return watchError(err)
 	}
 	return nil
+}
+
+// watchError says what to do when SpiceDB cannot watch: its PostgreSQL
+// datastore finds a revision's changes in the order of their commit
+// timestamps (pg_xact_commit_timestamp), which PostgreSQL keeps only with
+// track_commit_timestamp on. That setting is server-wide and takes a
+// restart, and SpiceDB reads it once, when it starts: nothing a client or a
+// single database can turn on.
+func watchError(err error) error {
+	if !strings.Contains(err.Error(), "track_commit_timestamp") {
+		return err
+	}
+	return &exitError{code: ExitNo, msg: "events tail: SpiceDB cannot watch: its PostgreSQL datastore needs PostgreSQL's track_commit_timestamp = on " +
+		"(it orders changes by commit time), and that server-wide setting is off. To turn it on, as a PostgreSQL superuser: " +
+		"`psql -c 'ALTER SYSTEM SET track_commit_timestamp = on'`, restart PostgreSQL (`pg_ctlcluster <version> main restart` or " +
+		"`systemctl restart postgresql`), then restart Beep (SpiceDB reads the setting when it starts). " +
+		"In development, `beep serve -spicedb-engine memory` watches without it."}
 }
 
 // multiFlag is a repeatable string flag.

@@ -1,0 +1,116 @@
+package beepctl
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+
+	communityv1 "github.com/beepchat/beep/gen/beep/community/v1"
+)
+
+// auditActions are the names `audit --action` takes: role_created, ...
+func auditActions() []string {
+	var names []string
+	for v, name := range communityv1.AuditAction_name {
+		if v != 0 {
+			names = append(names, strings.ToLower(strings.TrimPrefix(name, "AUDIT_ACTION_")))
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// parseAuditAction reads role_created, ROLE_CREATED or AUDIT_ACTION_ROLE_CREATED.
+func parseAuditAction(s string) (communityv1.AuditAction, error) {
+	name := strings.ToUpper(strings.TrimSpace(s))
+	if !strings.HasPrefix(name, "AUDIT_ACTION_") {
+		name = "AUDIT_ACTION_" + name
+	}
+	if v, ok := communityv1.AuditAction_value[name]; ok && v != 0 {
+		return communityv1.AuditAction(v), nil
+	}
+	return 0, usage("--action %q: want one of %s", s, strings.Join(auditActions(), ", "))
+}
+
+func auditActionName(a communityv1.AuditAction) string {
+	return strings.ToLower(strings.TrimPrefix(a.String(), "AUDIT_ACTION_"))
+}
+
+// audit prints a server's audit log, newest first.
+func (c *cli) audit(ctx context.Context, args []string) error {
+	fs := c.flags("audit", "SERVER_ID [--actor USER] [--action ACTION] [--target ID] [--limit N]")
+	actor := fs.String("actor", "", "only what this user did")
+	action := fs.String("action", "", "only this action ("+strings.Join(auditActions(), ", ")+")")
+	target := fs.String("target", "", "only what was done to this user, role, channel, category or invite")
+	limit := fs.Int("limit", 100, "stop after this many entries (0: all)")
+	args, err := c.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := want("audit", args, 1); err != nil {
+		return err
+	}
+	req := &communityv1.ListAuditLogRequest{ServerId: args[0], ActorId: *actor, TargetId: *target, PageSize: 100}
+	if *action != "" {
+		if req.Action, err = parseAuditAction(*action); err != nil {
+			return err
+		}
+	}
+	if *limit < 0 {
+		return usage("--limit must be 0 or more")
+	}
+	client, err := c.communityClient()
+	if err != nil {
+		return err
+	}
+	out := &communityv1.ListAuditLogResponse{}
+	for {
+		callCtx, cancel := c.call(ctx)
+		resp, err := client.ListAuditLog(callCtx, connect.NewRequest(req))
+		cancel()
+		if err != nil {
+			return err
+		}
+		out.Entries = append(out.Entries, resp.Msg.Entries...)
+		if (*limit > 0 && len(out.Entries) >= *limit) || resp.Msg.NextPageToken == "" {
+			out.NextPageToken = resp.Msg.NextPageToken
+			break
+		}
+		req.PageToken = resp.Msg.NextPageToken
+	}
+	if *limit > 0 && len(out.Entries) > *limit {
+		out.Entries = out.Entries[:*limit]
+	}
+	if c.json() {
+		for _, e := range out.Entries {
+			c.printJSONLine(e)
+		}
+		return nil
+	}
+	t := newTable(c.env.Stdout, "TIME", "ACTOR", "ACTION", "TARGET", "REASON", "CHANGES")
+	for _, e := range out.Entries {
+		target := e.TargetId
+		if e.TargetKind != "" && e.TargetKind != "user" {
+			target = e.TargetKind + ":" + e.TargetId
+		}
+		var changes []string
+		for _, ch := range e.Changes {
+			changes = append(changes, fmt.Sprintf("%s: %s → %s", ch.Key, quoteEmpty(ch.Before), quoteEmpty(ch.After)))
+		}
+		t.row(e.CreatedAt.AsTime().UTC().Format(time.RFC3339), dash(e.ActorId), auditActionName(e.Action), dash(target),
+			dash(e.Reason), dash(strings.Join(changes, "; ")))
+	}
+	t.flush()
+	return nil
+}
+
+func quoteEmpty(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return s
+}

@@ -54,20 +54,26 @@ func (s *Service) DeleteServer(ctx context.Context, req *connect.Request[communi
 	if err != nil {
 		return nil, err
 	}
-	st, err := loadServerState(ctx, s.db, id)
-	if err != nil {
-		return nil, s.internal(ctx, "delete server", err)
-	}
-	rels, err := st.desired(time.Now())
-	if err != nil {
-		return nil, s.internal(ctx, "delete server", err)
-	}
-	// Grants go before the rows, denies after: nobody gains access meanwhile.
-	token, err := s.commitExec(ctx, id, delta{remove: rels}, `DELETE FROM servers WHERE id = $1`, id)
+	token, err := s.deleteServer(ctx, id)
 	if err != nil {
 		return nil, s.internal(ctx, "delete server", err)
 	}
 	return connect.NewResponse(&communityv1.DeleteServerResponse{ZedToken: string(token)}), nil
+}
+
+// deleteServer deletes a server, its rows (the audit log with them) and
+// its graph.
+func (s *Service) deleteServer(ctx context.Context, id uuid.UUID) (authz.ZedToken, error) {
+	st, err := loadServerState(ctx, s.db, id)
+	if err != nil {
+		return "", err
+	}
+	rels, err := st.desired(time.Now())
+	if err != nil {
+		return "", err
+	}
+	// Grants go before the rows, denies after: nobody gains access meanwhile.
+	return s.commitExec(ctx, id, delta{remove: rels}, `DELETE FROM servers WHERE id = $1`, id)
 }
 
 // TransferOwnership gives the server to another member.

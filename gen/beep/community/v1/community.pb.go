@@ -6018,6 +6018,402 @@ func (x *ListAuditLogResponse) GetNextPageToken() string {
 	return ""
 }
 
+// InspectServerRequest names the server.
+type InspectServerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServerId      string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectServerRequest) Reset() {
+	*x = InspectServerRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[103]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectServerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectServerRequest) ProtoMessage() {}
+
+func (x *InspectServerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[103]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectServerRequest.ProtoReflect.Descriptor instead.
+func (*InspectServerRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{103}
+}
+
+func (x *InspectServerRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+// InspectServerResponse is the server and its counts.
+type InspectServerResponse struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Server          *Server                `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"`
+	Members         int32                  `protobuf:"varint,2,opt,name=members,proto3" json:"members,omitempty"`
+	Roles           int32                  `protobuf:"varint,3,opt,name=roles,proto3" json:"roles,omitempty"`
+	Channels        int32                  `protobuf:"varint,4,opt,name=channels,proto3" json:"channels,omitempty"`
+	Categories      int32                  `protobuf:"varint,5,opt,name=categories,proto3" json:"categories,omitempty"`
+	Bans            int32                  `protobuf:"varint,6,opt,name=bans,proto3" json:"bans,omitempty"`
+	Invites         int32                  `protobuf:"varint,7,opt,name=invites,proto3" json:"invites,omitempty"`
+	AuditLogEntries int32                  `protobuf:"varint,8,opt,name=audit_log_entries,json=auditLogEntries,proto3" json:"audit_log_entries,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *InspectServerResponse) Reset() {
+	*x = InspectServerResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[104]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectServerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectServerResponse) ProtoMessage() {}
+
+func (x *InspectServerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[104]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectServerResponse.ProtoReflect.Descriptor instead.
+func (*InspectServerResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{104}
+}
+
+func (x *InspectServerResponse) GetServer() *Server {
+	if x != nil {
+		return x.Server
+	}
+	return nil
+}
+
+func (x *InspectServerResponse) GetMembers() int32 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
+func (x *InspectServerResponse) GetRoles() int32 {
+	if x != nil {
+		return x.Roles
+	}
+	return 0
+}
+
+func (x *InspectServerResponse) GetChannels() int32 {
+	if x != nil {
+		return x.Channels
+	}
+	return 0
+}
+
+func (x *InspectServerResponse) GetCategories() int32 {
+	if x != nil {
+		return x.Categories
+	}
+	return 0
+}
+
+func (x *InspectServerResponse) GetBans() int32 {
+	if x != nil {
+		return x.Bans
+	}
+	return 0
+}
+
+func (x *InspectServerResponse) GetInvites() int32 {
+	if x != nil {
+		return x.Invites
+	}
+	return 0
+}
+
+func (x *InspectServerResponse) GetAuditLogEntries() int32 {
+	if x != nil {
+		return x.AuditLogEntries
+	}
+	return 0
+}
+
+// ListUserServersRequest names the user.
+type ListUserServersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserServersRequest) Reset() {
+	*x = ListUserServersRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[105]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserServersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserServersRequest) ProtoMessage() {}
+
+func (x *ListUserServersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[105]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserServersRequest.ProtoReflect.Descriptor instead.
+func (*ListUserServersRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{105}
+}
+
+func (x *ListUserServersRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// UserServer is one server of a user.
+type UserServer struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Server   *Server                `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"`
+	JoinedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=joined_at,json=joinedAt,proto3" json:"joined_at,omitempty"`
+	// The user owns it.
+	Owner         bool `protobuf:"varint,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserServer) Reset() {
+	*x = UserServer{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[106]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserServer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserServer) ProtoMessage() {}
+
+func (x *UserServer) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[106]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserServer.ProtoReflect.Descriptor instead.
+func (*UserServer) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{106}
+}
+
+func (x *UserServer) GetServer() *Server {
+	if x != nil {
+		return x.Server
+	}
+	return nil
+}
+
+func (x *UserServer) GetJoinedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.JoinedAt
+	}
+	return nil
+}
+
+func (x *UserServer) GetOwner() bool {
+	if x != nil {
+		return x.Owner
+	}
+	return false
+}
+
+// ListUserServersResponse lists them by join time.
+type ListUserServersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Servers       []*UserServer          `protobuf:"bytes,1,rep,name=servers,proto3" json:"servers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserServersResponse) Reset() {
+	*x = ListUserServersResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[107]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserServersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserServersResponse) ProtoMessage() {}
+
+func (x *ListUserServersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[107]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserServersResponse.ProtoReflect.Descriptor instead.
+func (*ListUserServersResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{107}
+}
+
+func (x *ListUserServersResponse) GetServers() []*UserServer {
+	if x != nil {
+		return x.Servers
+	}
+	return nil
+}
+
+// RemoveServerRequest names the server and why.
+type RemoveServerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServerId      string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveServerRequest) Reset() {
+	*x = RemoveServerRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[108]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveServerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveServerRequest) ProtoMessage() {}
+
+func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[108]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
+func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{108}
+}
+
+func (x *RemoveServerRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *RemoveServerRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// RemoveServerResponse confirms.
+type RemoveServerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ZedToken      string                 `protobuf:"bytes,1,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveServerResponse) Reset() {
+	*x = RemoveServerResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[109]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveServerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveServerResponse) ProtoMessage() {}
+
+func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[109]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveServerResponse.ProtoReflect.Descriptor instead.
+func (*RemoveServerResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{109}
+}
+
+func (x *RemoveServerResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
 var File_beep_community_v1_community_proto protoreflect.FileDescriptor
 
 const file_beep_community_v1_community_proto_rawDesc = "" +
@@ -6419,7 +6815,34 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\"z\n" +
 	"\x14ListAuditLogResponse\x12:\n" +
 	"\aentries\x18\x01 \x03(\v2 .beep.community.v1.AuditLogEntryR\aentries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*y\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"3\n" +
+	"\x14InspectServerRequest\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\"\x90\x02\n" +
+	"\x15InspectServerResponse\x121\n" +
+	"\x06server\x18\x01 \x01(\v2\x19.beep.community.v1.ServerR\x06server\x12\x18\n" +
+	"\amembers\x18\x02 \x01(\x05R\amembers\x12\x14\n" +
+	"\x05roles\x18\x03 \x01(\x05R\x05roles\x12\x1a\n" +
+	"\bchannels\x18\x04 \x01(\x05R\bchannels\x12\x1e\n" +
+	"\n" +
+	"categories\x18\x05 \x01(\x05R\n" +
+	"categories\x12\x12\n" +
+	"\x04bans\x18\x06 \x01(\x05R\x04bans\x12\x18\n" +
+	"\ainvites\x18\a \x01(\x05R\ainvites\x12*\n" +
+	"\x11audit_log_entries\x18\b \x01(\x05R\x0fauditLogEntries\"1\n" +
+	"\x16ListUserServersRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x8e\x01\n" +
+	"\n" +
+	"UserServer\x121\n" +
+	"\x06server\x18\x01 \x01(\v2\x19.beep.community.v1.ServerR\x06server\x127\n" +
+	"\tjoined_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bjoinedAt\x12\x14\n" +
+	"\x05owner\x18\x03 \x01(\bR\x05owner\"R\n" +
+	"\x17ListUserServersResponse\x127\n" +
+	"\aservers\x18\x01 \x03(\v2\x1d.beep.community.v1.UserServerR\aservers\"J\n" +
+	"\x13RemoveServerRequest\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"3\n" +
+	"\x14RemoveServerResponse\x12\x1b\n" +
+	"\tzed_token\x18\x01 \x01(\tR\bzedToken*y\n" +
 	"\vChannelKind\x12\x1c\n" +
 	"\x18CHANNEL_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11CHANNEL_KIND_TEXT\x10\x01\x12\x16\n" +
@@ -6454,7 +6877,7 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\x1dAUDIT_ACTION_MEMBER_TIMED_OUT\x10\x12\x12(\n" +
 	"$AUDIT_ACTION_MEMBER_NICKNAME_CHANGED\x10\x13\x12\x1f\n" +
 	"\x1bAUDIT_ACTION_INVITE_CREATED\x10\x14\x12\x1f\n" +
-	"\x1bAUDIT_ACTION_INVITE_REVOKED\x10\x152\xff0\n" +
+	"\x1bAUDIT_ACTION_INVITE_REVOKED\x10\x152\x934\n" +
 	"\x10CommunityService\x12g\n" +
 	"\fCreateServer\x12&.beep.community.v1.CreateServerRequest\x1a'.beep.community.v1.CreateServerResponse\"\x06\xaa\xbb\x18\x02 \x01\x12t\n" +
 	"\tGetServer\x12#.beep.community.v1.GetServerRequest\x1a$.beep.community.v1.GetServerResponse\"\x1c\xaa\xbb\x18\x18\n" +
@@ -6560,7 +6983,13 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\x14channel#view_channel\x12\n" +
 	"channel_id\x12\x87\x01\n" +
 	"\fListAuditLog\x12&.beep.community.v1.ListAuditLogRequest\x1a'.beep.community.v1.ListAuditLogResponse\"&\xaa\xbb\x18\"\n" +
-	"\x15server#view_audit_log\x12\tserver_idB\xc9\x01\n" +
+	"\x15server#view_audit_log\x12\tserver_id\x12\x81\x01\n" +
+	"\rInspectServer\x12'.beep.community.v1.InspectServerRequest\x1a(.beep.community.v1.InspectServerResponse\"\x1d\xaa\xbb\x18\x19\n" +
+	"\x11platform#moderate\x1a\x04beep\x12\x87\x01\n" +
+	"\x0fListUserServers\x12).beep.community.v1.ListUserServersRequest\x1a*.beep.community.v1.ListUserServersResponse\"\x1d\xaa\xbb\x18\x19\n" +
+	"\x11platform#moderate\x1a\x04beep\x12\x83\x01\n" +
+	"\fRemoveServer\x12&.beep.community.v1.RemoveServerRequest\x1a'.beep.community.v1.RemoveServerResponse\"\"\xaa\xbb\x18\x1e\n" +
+	"\x16platform#manage_schema\x1a\x04beepB\xc9\x01\n" +
 	"\x15com.beep.community.v1B\x0eCommunityProtoP\x01Z:github.com/beepchat/beep/gen/beep/community/v1;communityv1\xa2\x02\x03BCX\xaa\x02\x11Beep.Community.V1\xca\x02\x11Beep\\Community\\V1\xe2\x02\x1dBeep\\Community\\V1\\GPBMetadata\xea\x02\x13Beep::Community::V1b\x06proto3"
 
 var (
@@ -6576,7 +7005,7 @@ func file_beep_community_v1_community_proto_rawDescGZIP() []byte {
 }
 
 var file_beep_community_v1_community_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_beep_community_v1_community_proto_msgTypes = make([]protoimpl.MessageInfo, 103)
+var file_beep_community_v1_community_proto_msgTypes = make([]protoimpl.MessageInfo, 110)
 var file_beep_community_v1_community_proto_goTypes = []any{
 	(ChannelKind)(0),                               // 0: beep.community.v1.ChannelKind
 	(TargetKind)(0),                                // 1: beep.community.v1.TargetKind
@@ -6684,10 +7113,17 @@ var file_beep_community_v1_community_proto_goTypes = []any{
 	(*AuditLogEntry)(nil),                          // 103: beep.community.v1.AuditLogEntry
 	(*ListAuditLogRequest)(nil),                    // 104: beep.community.v1.ListAuditLogRequest
 	(*ListAuditLogResponse)(nil),                   // 105: beep.community.v1.ListAuditLogResponse
-	(*timestamppb.Timestamp)(nil),                  // 106: google.protobuf.Timestamp
+	(*InspectServerRequest)(nil),                   // 106: beep.community.v1.InspectServerRequest
+	(*InspectServerResponse)(nil),                  // 107: beep.community.v1.InspectServerResponse
+	(*ListUserServersRequest)(nil),                 // 108: beep.community.v1.ListUserServersRequest
+	(*UserServer)(nil),                             // 109: beep.community.v1.UserServer
+	(*ListUserServersResponse)(nil),                // 110: beep.community.v1.ListUserServersResponse
+	(*RemoveServerRequest)(nil),                    // 111: beep.community.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil),                   // 112: beep.community.v1.RemoveServerResponse
+	(*timestamppb.Timestamp)(nil),                  // 113: google.protobuf.Timestamp
 }
 var file_beep_community_v1_community_proto_depIdxs = []int32{
-	106, // 0: beep.community.v1.Server.created_at:type_name -> google.protobuf.Timestamp
+	113, // 0: beep.community.v1.Server.created_at:type_name -> google.protobuf.Timestamp
 	0,   // 1: beep.community.v1.Channel.kind:type_name -> beep.community.v1.ChannelKind
 	6,   // 2: beep.community.v1.Channel.overwrites:type_name -> beep.community.v1.PermissionOverwrite
 	1,   // 3: beep.community.v1.PermissionOverwrite.target_kind:type_name -> beep.community.v1.TargetKind
@@ -6702,14 +7138,14 @@ var file_beep_community_v1_community_proto_depIdxs = []int32{
 	5,   // 12: beep.community.v1.CreateChannelResponse.channel:type_name -> beep.community.v1.Channel
 	6,   // 13: beep.community.v1.SetPermissionOverwriteRequest.overwrite:type_name -> beep.community.v1.PermissionOverwrite
 	5,   // 14: beep.community.v1.SetPermissionOverwriteResponse.channel:type_name -> beep.community.v1.Channel
-	106, // 15: beep.community.v1.Invite.expires_at:type_name -> google.protobuf.Timestamp
+	113, // 15: beep.community.v1.Invite.expires_at:type_name -> google.protobuf.Timestamp
 	29,  // 16: beep.community.v1.CreateInviteResponse.invite:type_name -> beep.community.v1.Invite
 	3,   // 17: beep.community.v1.JoinByInviteResponse.server:type_name -> beep.community.v1.Server
 	29,  // 18: beep.community.v1.ListInvitesResponse.invites:type_name -> beep.community.v1.Invite
-	106, // 19: beep.community.v1.Member.joined_at:type_name -> google.protobuf.Timestamp
-	106, // 20: beep.community.v1.Member.timed_out_until:type_name -> google.protobuf.Timestamp
+	113, // 19: beep.community.v1.Member.joined_at:type_name -> google.protobuf.Timestamp
+	113, // 20: beep.community.v1.Member.timed_out_until:type_name -> google.protobuf.Timestamp
 	38,  // 21: beep.community.v1.ListMembersResponse.members:type_name -> beep.community.v1.Member
-	106, // 22: beep.community.v1.TimeoutMemberRequest.until:type_name -> google.protobuf.Timestamp
+	113, // 22: beep.community.v1.TimeoutMemberRequest.until:type_name -> google.protobuf.Timestamp
 	3,   // 23: beep.community.v1.UpdateServerResponse.server:type_name -> beep.community.v1.Server
 	3,   // 24: beep.community.v1.TransferOwnershipResponse.server:type_name -> beep.community.v1.Server
 	3,   // 25: beep.community.v1.ExploredServer.server:type_name -> beep.community.v1.Server
@@ -6717,7 +7153,7 @@ var file_beep_community_v1_community_proto_depIdxs = []int32{
 	4,   // 27: beep.community.v1.UpdateRoleResponse.role:type_name -> beep.community.v1.Role
 	4,   // 28: beep.community.v1.MoveRoleResponse.roles:type_name -> beep.community.v1.Role
 	6,   // 29: beep.community.v1.Category.overwrites:type_name -> beep.community.v1.PermissionOverwrite
-	106, // 30: beep.community.v1.Thread.created_at:type_name -> google.protobuf.Timestamp
+	113, // 30: beep.community.v1.Thread.created_at:type_name -> google.protobuf.Timestamp
 	68,  // 31: beep.community.v1.ListChannelsResponse.categories:type_name -> beep.community.v1.Category
 	5,   // 32: beep.community.v1.ListChannelsResponse.channels:type_name -> beep.community.v1.Channel
 	5,   // 33: beep.community.v1.GetChannelResponse.channel:type_name -> beep.community.v1.Channel
@@ -6735,106 +7171,116 @@ var file_beep_community_v1_community_proto_depIdxs = []int32{
 	69,  // 45: beep.community.v1.UpdateThreadResponse.thread:type_name -> beep.community.v1.Thread
 	2,   // 46: beep.community.v1.AuditLogEntry.action:type_name -> beep.community.v1.AuditAction
 	102, // 47: beep.community.v1.AuditLogEntry.changes:type_name -> beep.community.v1.AuditChange
-	106, // 48: beep.community.v1.AuditLogEntry.created_at:type_name -> google.protobuf.Timestamp
+	113, // 48: beep.community.v1.AuditLogEntry.created_at:type_name -> google.protobuf.Timestamp
 	2,   // 49: beep.community.v1.ListAuditLogRequest.action:type_name -> beep.community.v1.AuditAction
 	103, // 50: beep.community.v1.ListAuditLogResponse.entries:type_name -> beep.community.v1.AuditLogEntry
-	7,   // 51: beep.community.v1.CommunityService.CreateServer:input_type -> beep.community.v1.CreateServerRequest
-	9,   // 52: beep.community.v1.CommunityService.GetServer:input_type -> beep.community.v1.GetServerRequest
-	11,  // 53: beep.community.v1.CommunityService.ListMyServers:input_type -> beep.community.v1.ListMyServersRequest
-	53,  // 54: beep.community.v1.CommunityService.UpdateServer:input_type -> beep.community.v1.UpdateServerRequest
-	55,  // 55: beep.community.v1.CommunityService.DeleteServer:input_type -> beep.community.v1.DeleteServerRequest
-	57,  // 56: beep.community.v1.CommunityService.TransferOwnership:input_type -> beep.community.v1.TransferOwnershipRequest
-	59,  // 57: beep.community.v1.CommunityService.ExploreServers:input_type -> beep.community.v1.ExploreServersRequest
-	13,  // 58: beep.community.v1.CommunityService.JoinServer:input_type -> beep.community.v1.JoinServerRequest
-	39,  // 59: beep.community.v1.CommunityService.ListMembers:input_type -> beep.community.v1.ListMembersRequest
-	41,  // 60: beep.community.v1.CommunityService.LeaveServer:input_type -> beep.community.v1.LeaveServerRequest
-	43,  // 61: beep.community.v1.CommunityService.KickMember:input_type -> beep.community.v1.KickMemberRequest
-	45,  // 62: beep.community.v1.CommunityService.UnbanMember:input_type -> beep.community.v1.UnbanMemberRequest
-	47,  // 63: beep.community.v1.CommunityService.TimeoutMember:input_type -> beep.community.v1.TimeoutMemberRequest
-	49,  // 64: beep.community.v1.CommunityService.SetMyNickname:input_type -> beep.community.v1.SetMyNicknameRequest
-	51,  // 65: beep.community.v1.CommunityService.SetMemberNickname:input_type -> beep.community.v1.SetMemberNicknameRequest
-	15,  // 66: beep.community.v1.CommunityService.BanMember:input_type -> beep.community.v1.BanMemberRequest
-	17,  // 67: beep.community.v1.CommunityService.CreateRole:input_type -> beep.community.v1.CreateRoleRequest
-	62,  // 68: beep.community.v1.CommunityService.UpdateRole:input_type -> beep.community.v1.UpdateRoleRequest
-	64,  // 69: beep.community.v1.CommunityService.DeleteRole:input_type -> beep.community.v1.DeleteRoleRequest
-	66,  // 70: beep.community.v1.CommunityService.MoveRole:input_type -> beep.community.v1.MoveRoleRequest
-	19,  // 71: beep.community.v1.CommunityService.AddMemberRole:input_type -> beep.community.v1.AddMemberRoleRequest
-	21,  // 72: beep.community.v1.CommunityService.RemoveMemberRole:input_type -> beep.community.v1.RemoveMemberRoleRequest
-	23,  // 73: beep.community.v1.CommunityService.CreateChannel:input_type -> beep.community.v1.CreateChannelRequest
-	25,  // 74: beep.community.v1.CommunityService.SetPermissionOverwrite:input_type -> beep.community.v1.SetPermissionOverwriteRequest
-	30,  // 75: beep.community.v1.CommunityService.CreateInvite:input_type -> beep.community.v1.CreateInviteRequest
-	32,  // 76: beep.community.v1.CommunityService.JoinByInvite:input_type -> beep.community.v1.JoinByInviteRequest
-	34,  // 77: beep.community.v1.CommunityService.RevokeInvite:input_type -> beep.community.v1.RevokeInviteRequest
-	36,  // 78: beep.community.v1.CommunityService.ListInvites:input_type -> beep.community.v1.ListInvitesRequest
-	70,  // 79: beep.community.v1.CommunityService.ListChannels:input_type -> beep.community.v1.ListChannelsRequest
-	72,  // 80: beep.community.v1.CommunityService.GetChannel:input_type -> beep.community.v1.GetChannelRequest
-	74,  // 81: beep.community.v1.CommunityService.UpdateChannel:input_type -> beep.community.v1.UpdateChannelRequest
-	76,  // 82: beep.community.v1.CommunityService.MoveChannel:input_type -> beep.community.v1.MoveChannelRequest
-	78,  // 83: beep.community.v1.CommunityService.SyncChannel:input_type -> beep.community.v1.SyncChannelRequest
-	80,  // 84: beep.community.v1.CommunityService.DeleteChannel:input_type -> beep.community.v1.DeleteChannelRequest
-	82,  // 85: beep.community.v1.CommunityService.CreateCategory:input_type -> beep.community.v1.CreateCategoryRequest
-	84,  // 86: beep.community.v1.CommunityService.UpdateCategory:input_type -> beep.community.v1.UpdateCategoryRequest
-	86,  // 87: beep.community.v1.CommunityService.MoveCategory:input_type -> beep.community.v1.MoveCategoryRequest
-	88,  // 88: beep.community.v1.CommunityService.DeleteCategory:input_type -> beep.community.v1.DeleteCategoryRequest
-	90,  // 89: beep.community.v1.CommunityService.SetCategoryPermissionOverwrite:input_type -> beep.community.v1.SetCategoryPermissionOverwriteRequest
-	92,  // 90: beep.community.v1.CommunityService.CreateThread:input_type -> beep.community.v1.CreateThreadRequest
-	94,  // 91: beep.community.v1.CommunityService.ListThreads:input_type -> beep.community.v1.ListThreadsRequest
-	96,  // 92: beep.community.v1.CommunityService.UpdateThread:input_type -> beep.community.v1.UpdateThreadRequest
-	98,  // 93: beep.community.v1.CommunityService.AddThreadParticipant:input_type -> beep.community.v1.AddThreadParticipantRequest
-	100, // 94: beep.community.v1.CommunityService.DeleteThread:input_type -> beep.community.v1.DeleteThreadRequest
-	27,  // 95: beep.community.v1.CommunityService.GetEffectivePermissions:input_type -> beep.community.v1.GetEffectivePermissionsRequest
-	104, // 96: beep.community.v1.CommunityService.ListAuditLog:input_type -> beep.community.v1.ListAuditLogRequest
-	8,   // 97: beep.community.v1.CommunityService.CreateServer:output_type -> beep.community.v1.CreateServerResponse
-	10,  // 98: beep.community.v1.CommunityService.GetServer:output_type -> beep.community.v1.GetServerResponse
-	12,  // 99: beep.community.v1.CommunityService.ListMyServers:output_type -> beep.community.v1.ListMyServersResponse
-	54,  // 100: beep.community.v1.CommunityService.UpdateServer:output_type -> beep.community.v1.UpdateServerResponse
-	56,  // 101: beep.community.v1.CommunityService.DeleteServer:output_type -> beep.community.v1.DeleteServerResponse
-	58,  // 102: beep.community.v1.CommunityService.TransferOwnership:output_type -> beep.community.v1.TransferOwnershipResponse
-	61,  // 103: beep.community.v1.CommunityService.ExploreServers:output_type -> beep.community.v1.ExploreServersResponse
-	14,  // 104: beep.community.v1.CommunityService.JoinServer:output_type -> beep.community.v1.JoinServerResponse
-	40,  // 105: beep.community.v1.CommunityService.ListMembers:output_type -> beep.community.v1.ListMembersResponse
-	42,  // 106: beep.community.v1.CommunityService.LeaveServer:output_type -> beep.community.v1.LeaveServerResponse
-	44,  // 107: beep.community.v1.CommunityService.KickMember:output_type -> beep.community.v1.KickMemberResponse
-	46,  // 108: beep.community.v1.CommunityService.UnbanMember:output_type -> beep.community.v1.UnbanMemberResponse
-	48,  // 109: beep.community.v1.CommunityService.TimeoutMember:output_type -> beep.community.v1.TimeoutMemberResponse
-	50,  // 110: beep.community.v1.CommunityService.SetMyNickname:output_type -> beep.community.v1.SetMyNicknameResponse
-	52,  // 111: beep.community.v1.CommunityService.SetMemberNickname:output_type -> beep.community.v1.SetMemberNicknameResponse
-	16,  // 112: beep.community.v1.CommunityService.BanMember:output_type -> beep.community.v1.BanMemberResponse
-	18,  // 113: beep.community.v1.CommunityService.CreateRole:output_type -> beep.community.v1.CreateRoleResponse
-	63,  // 114: beep.community.v1.CommunityService.UpdateRole:output_type -> beep.community.v1.UpdateRoleResponse
-	65,  // 115: beep.community.v1.CommunityService.DeleteRole:output_type -> beep.community.v1.DeleteRoleResponse
-	67,  // 116: beep.community.v1.CommunityService.MoveRole:output_type -> beep.community.v1.MoveRoleResponse
-	20,  // 117: beep.community.v1.CommunityService.AddMemberRole:output_type -> beep.community.v1.AddMemberRoleResponse
-	22,  // 118: beep.community.v1.CommunityService.RemoveMemberRole:output_type -> beep.community.v1.RemoveMemberRoleResponse
-	24,  // 119: beep.community.v1.CommunityService.CreateChannel:output_type -> beep.community.v1.CreateChannelResponse
-	26,  // 120: beep.community.v1.CommunityService.SetPermissionOverwrite:output_type -> beep.community.v1.SetPermissionOverwriteResponse
-	31,  // 121: beep.community.v1.CommunityService.CreateInvite:output_type -> beep.community.v1.CreateInviteResponse
-	33,  // 122: beep.community.v1.CommunityService.JoinByInvite:output_type -> beep.community.v1.JoinByInviteResponse
-	35,  // 123: beep.community.v1.CommunityService.RevokeInvite:output_type -> beep.community.v1.RevokeInviteResponse
-	37,  // 124: beep.community.v1.CommunityService.ListInvites:output_type -> beep.community.v1.ListInvitesResponse
-	71,  // 125: beep.community.v1.CommunityService.ListChannels:output_type -> beep.community.v1.ListChannelsResponse
-	73,  // 126: beep.community.v1.CommunityService.GetChannel:output_type -> beep.community.v1.GetChannelResponse
-	75,  // 127: beep.community.v1.CommunityService.UpdateChannel:output_type -> beep.community.v1.UpdateChannelResponse
-	77,  // 128: beep.community.v1.CommunityService.MoveChannel:output_type -> beep.community.v1.MoveChannelResponse
-	79,  // 129: beep.community.v1.CommunityService.SyncChannel:output_type -> beep.community.v1.SyncChannelResponse
-	81,  // 130: beep.community.v1.CommunityService.DeleteChannel:output_type -> beep.community.v1.DeleteChannelResponse
-	83,  // 131: beep.community.v1.CommunityService.CreateCategory:output_type -> beep.community.v1.CreateCategoryResponse
-	85,  // 132: beep.community.v1.CommunityService.UpdateCategory:output_type -> beep.community.v1.UpdateCategoryResponse
-	87,  // 133: beep.community.v1.CommunityService.MoveCategory:output_type -> beep.community.v1.MoveCategoryResponse
-	89,  // 134: beep.community.v1.CommunityService.DeleteCategory:output_type -> beep.community.v1.DeleteCategoryResponse
-	91,  // 135: beep.community.v1.CommunityService.SetCategoryPermissionOverwrite:output_type -> beep.community.v1.SetCategoryPermissionOverwriteResponse
-	93,  // 136: beep.community.v1.CommunityService.CreateThread:output_type -> beep.community.v1.CreateThreadResponse
-	95,  // 137: beep.community.v1.CommunityService.ListThreads:output_type -> beep.community.v1.ListThreadsResponse
-	97,  // 138: beep.community.v1.CommunityService.UpdateThread:output_type -> beep.community.v1.UpdateThreadResponse
-	99,  // 139: beep.community.v1.CommunityService.AddThreadParticipant:output_type -> beep.community.v1.AddThreadParticipantResponse
-	101, // 140: beep.community.v1.CommunityService.DeleteThread:output_type -> beep.community.v1.DeleteThreadResponse
-	28,  // 141: beep.community.v1.CommunityService.GetEffectivePermissions:output_type -> beep.community.v1.GetEffectivePermissionsResponse
-	105, // 142: beep.community.v1.CommunityService.ListAuditLog:output_type -> beep.community.v1.ListAuditLogResponse
-	97,  // [97:143] is the sub-list for method output_type
-	51,  // [51:97] is the sub-list for method input_type
-	51,  // [51:51] is the sub-list for extension type_name
-	51,  // [51:51] is the sub-list for extension extendee
-	0,   // [0:51] is the sub-list for field type_name
+	3,   // 51: beep.community.v1.InspectServerResponse.server:type_name -> beep.community.v1.Server
+	3,   // 52: beep.community.v1.UserServer.server:type_name -> beep.community.v1.Server
+	113, // 53: beep.community.v1.UserServer.joined_at:type_name -> google.protobuf.Timestamp
+	109, // 54: beep.community.v1.ListUserServersResponse.servers:type_name -> beep.community.v1.UserServer
+	7,   // 55: beep.community.v1.CommunityService.CreateServer:input_type -> beep.community.v1.CreateServerRequest
+	9,   // 56: beep.community.v1.CommunityService.GetServer:input_type -> beep.community.v1.GetServerRequest
+	11,  // 57: beep.community.v1.CommunityService.ListMyServers:input_type -> beep.community.v1.ListMyServersRequest
+	53,  // 58: beep.community.v1.CommunityService.UpdateServer:input_type -> beep.community.v1.UpdateServerRequest
+	55,  // 59: beep.community.v1.CommunityService.DeleteServer:input_type -> beep.community.v1.DeleteServerRequest
+	57,  // 60: beep.community.v1.CommunityService.TransferOwnership:input_type -> beep.community.v1.TransferOwnershipRequest
+	59,  // 61: beep.community.v1.CommunityService.ExploreServers:input_type -> beep.community.v1.ExploreServersRequest
+	13,  // 62: beep.community.v1.CommunityService.JoinServer:input_type -> beep.community.v1.JoinServerRequest
+	39,  // 63: beep.community.v1.CommunityService.ListMembers:input_type -> beep.community.v1.ListMembersRequest
+	41,  // 64: beep.community.v1.CommunityService.LeaveServer:input_type -> beep.community.v1.LeaveServerRequest
+	43,  // 65: beep.community.v1.CommunityService.KickMember:input_type -> beep.community.v1.KickMemberRequest
+	45,  // 66: beep.community.v1.CommunityService.UnbanMember:input_type -> beep.community.v1.UnbanMemberRequest
+	47,  // 67: beep.community.v1.CommunityService.TimeoutMember:input_type -> beep.community.v1.TimeoutMemberRequest
+	49,  // 68: beep.community.v1.CommunityService.SetMyNickname:input_type -> beep.community.v1.SetMyNicknameRequest
+	51,  // 69: beep.community.v1.CommunityService.SetMemberNickname:input_type -> beep.community.v1.SetMemberNicknameRequest
+	15,  // 70: beep.community.v1.CommunityService.BanMember:input_type -> beep.community.v1.BanMemberRequest
+	17,  // 71: beep.community.v1.CommunityService.CreateRole:input_type -> beep.community.v1.CreateRoleRequest
+	62,  // 72: beep.community.v1.CommunityService.UpdateRole:input_type -> beep.community.v1.UpdateRoleRequest
+	64,  // 73: beep.community.v1.CommunityService.DeleteRole:input_type -> beep.community.v1.DeleteRoleRequest
+	66,  // 74: beep.community.v1.CommunityService.MoveRole:input_type -> beep.community.v1.MoveRoleRequest
+	19,  // 75: beep.community.v1.CommunityService.AddMemberRole:input_type -> beep.community.v1.AddMemberRoleRequest
+	21,  // 76: beep.community.v1.CommunityService.RemoveMemberRole:input_type -> beep.community.v1.RemoveMemberRoleRequest
+	23,  // 77: beep.community.v1.CommunityService.CreateChannel:input_type -> beep.community.v1.CreateChannelRequest
+	25,  // 78: beep.community.v1.CommunityService.SetPermissionOverwrite:input_type -> beep.community.v1.SetPermissionOverwriteRequest
+	30,  // 79: beep.community.v1.CommunityService.CreateInvite:input_type -> beep.community.v1.CreateInviteRequest
+	32,  // 80: beep.community.v1.CommunityService.JoinByInvite:input_type -> beep.community.v1.JoinByInviteRequest
+	34,  // 81: beep.community.v1.CommunityService.RevokeInvite:input_type -> beep.community.v1.RevokeInviteRequest
+	36,  // 82: beep.community.v1.CommunityService.ListInvites:input_type -> beep.community.v1.ListInvitesRequest
+	70,  // 83: beep.community.v1.CommunityService.ListChannels:input_type -> beep.community.v1.ListChannelsRequest
+	72,  // 84: beep.community.v1.CommunityService.GetChannel:input_type -> beep.community.v1.GetChannelRequest
+	74,  // 85: beep.community.v1.CommunityService.UpdateChannel:input_type -> beep.community.v1.UpdateChannelRequest
+	76,  // 86: beep.community.v1.CommunityService.MoveChannel:input_type -> beep.community.v1.MoveChannelRequest
+	78,  // 87: beep.community.v1.CommunityService.SyncChannel:input_type -> beep.community.v1.SyncChannelRequest
+	80,  // 88: beep.community.v1.CommunityService.DeleteChannel:input_type -> beep.community.v1.DeleteChannelRequest
+	82,  // 89: beep.community.v1.CommunityService.CreateCategory:input_type -> beep.community.v1.CreateCategoryRequest
+	84,  // 90: beep.community.v1.CommunityService.UpdateCategory:input_type -> beep.community.v1.UpdateCategoryRequest
+	86,  // 91: beep.community.v1.CommunityService.MoveCategory:input_type -> beep.community.v1.MoveCategoryRequest
+	88,  // 92: beep.community.v1.CommunityService.DeleteCategory:input_type -> beep.community.v1.DeleteCategoryRequest
+	90,  // 93: beep.community.v1.CommunityService.SetCategoryPermissionOverwrite:input_type -> beep.community.v1.SetCategoryPermissionOverwriteRequest
+	92,  // 94: beep.community.v1.CommunityService.CreateThread:input_type -> beep.community.v1.CreateThreadRequest
+	94,  // 95: beep.community.v1.CommunityService.ListThreads:input_type -> beep.community.v1.ListThreadsRequest
+	96,  // 96: beep.community.v1.CommunityService.UpdateThread:input_type -> beep.community.v1.UpdateThreadRequest
+	98,  // 97: beep.community.v1.CommunityService.AddThreadParticipant:input_type -> beep.community.v1.AddThreadParticipantRequest
+	100, // 98: beep.community.v1.CommunityService.DeleteThread:input_type -> beep.community.v1.DeleteThreadRequest
+	27,  // 99: beep.community.v1.CommunityService.GetEffectivePermissions:input_type -> beep.community.v1.GetEffectivePermissionsRequest
+	104, // 100: beep.community.v1.CommunityService.ListAuditLog:input_type -> beep.community.v1.ListAuditLogRequest
+	106, // 101: beep.community.v1.CommunityService.InspectServer:input_type -> beep.community.v1.InspectServerRequest
+	108, // 102: beep.community.v1.CommunityService.ListUserServers:input_type -> beep.community.v1.ListUserServersRequest
+	111, // 103: beep.community.v1.CommunityService.RemoveServer:input_type -> beep.community.v1.RemoveServerRequest
+	8,   // 104: beep.community.v1.CommunityService.CreateServer:output_type -> beep.community.v1.CreateServerResponse
+	10,  // 105: beep.community.v1.CommunityService.GetServer:output_type -> beep.community.v1.GetServerResponse
+	12,  // 106: beep.community.v1.CommunityService.ListMyServers:output_type -> beep.community.v1.ListMyServersResponse
+	54,  // 107: beep.community.v1.CommunityService.UpdateServer:output_type -> beep.community.v1.UpdateServerResponse
+	56,  // 108: beep.community.v1.CommunityService.DeleteServer:output_type -> beep.community.v1.DeleteServerResponse
+	58,  // 109: beep.community.v1.CommunityService.TransferOwnership:output_type -> beep.community.v1.TransferOwnershipResponse
+	61,  // 110: beep.community.v1.CommunityService.ExploreServers:output_type -> beep.community.v1.ExploreServersResponse
+	14,  // 111: beep.community.v1.CommunityService.JoinServer:output_type -> beep.community.v1.JoinServerResponse
+	40,  // 112: beep.community.v1.CommunityService.ListMembers:output_type -> beep.community.v1.ListMembersResponse
+	42,  // 113: beep.community.v1.CommunityService.LeaveServer:output_type -> beep.community.v1.LeaveServerResponse
+	44,  // 114: beep.community.v1.CommunityService.KickMember:output_type -> beep.community.v1.KickMemberResponse
+	46,  // 115: beep.community.v1.CommunityService.UnbanMember:output_type -> beep.community.v1.UnbanMemberResponse
+	48,  // 116: beep.community.v1.CommunityService.TimeoutMember:output_type -> beep.community.v1.TimeoutMemberResponse
+	50,  // 117: beep.community.v1.CommunityService.SetMyNickname:output_type -> beep.community.v1.SetMyNicknameResponse
+	52,  // 118: beep.community.v1.CommunityService.SetMemberNickname:output_type -> beep.community.v1.SetMemberNicknameResponse
+	16,  // 119: beep.community.v1.CommunityService.BanMember:output_type -> beep.community.v1.BanMemberResponse
+	18,  // 120: beep.community.v1.CommunityService.CreateRole:output_type -> beep.community.v1.CreateRoleResponse
+	63,  // 121: beep.community.v1.CommunityService.UpdateRole:output_type -> beep.community.v1.UpdateRoleResponse
+	65,  // 122: beep.community.v1.CommunityService.DeleteRole:output_type -> beep.community.v1.DeleteRoleResponse
+	67,  // 123: beep.community.v1.CommunityService.MoveRole:output_type -> beep.community.v1.MoveRoleResponse
+	20,  // 124: beep.community.v1.CommunityService.AddMemberRole:output_type -> beep.community.v1.AddMemberRoleResponse
+	22,  // 125: beep.community.v1.CommunityService.RemoveMemberRole:output_type -> beep.community.v1.RemoveMemberRoleResponse
+	24,  // 126: beep.community.v1.CommunityService.CreateChannel:output_type -> beep.community.v1.CreateChannelResponse
+	26,  // 127: beep.community.v1.CommunityService.SetPermissionOverwrite:output_type -> beep.community.v1.SetPermissionOverwriteResponse
+	31,  // 128: beep.community.v1.CommunityService.CreateInvite:output_type -> beep.community.v1.CreateInviteResponse
+	33,  // 129: beep.community.v1.CommunityService.JoinByInvite:output_type -> beep.community.v1.JoinByInviteResponse
+	35,  // 130: beep.community.v1.CommunityService.RevokeInvite:output_type -> beep.community.v1.RevokeInviteResponse
+	37,  // 131: beep.community.v1.CommunityService.ListInvites:output_type -> beep.community.v1.ListInvitesResponse
+	71,  // 132: beep.community.v1.CommunityService.ListChannels:output_type -> beep.community.v1.ListChannelsResponse
+	73,  // 133: beep.community.v1.CommunityService.GetChannel:output_type -> beep.community.v1.GetChannelResponse
+	75,  // 134: beep.community.v1.CommunityService.UpdateChannel:output_type -> beep.community.v1.UpdateChannelResponse
+	77,  // 135: beep.community.v1.CommunityService.MoveChannel:output_type -> beep.community.v1.MoveChannelResponse
+	79,  // 136: beep.community.v1.CommunityService.SyncChannel:output_type -> beep.community.v1.SyncChannelResponse
+	81,  // 137: beep.community.v1.CommunityService.DeleteChannel:output_type -> beep.community.v1.DeleteChannelResponse
+	83,  // 138: beep.community.v1.CommunityService.CreateCategory:output_type -> beep.community.v1.CreateCategoryResponse
+	85,  // 139: beep.community.v1.CommunityService.UpdateCategory:output_type -> beep.community.v1.UpdateCategoryResponse
+	87,  // 140: beep.community.v1.CommunityService.MoveCategory:output_type -> beep.community.v1.MoveCategoryResponse
+	89,  // 141: beep.community.v1.CommunityService.DeleteCategory:output_type -> beep.community.v1.DeleteCategoryResponse
+	91,  // 142: beep.community.v1.CommunityService.SetCategoryPermissionOverwrite:output_type -> beep.community.v1.SetCategoryPermissionOverwriteResponse
+	93,  // 143: beep.community.v1.CommunityService.CreateThread:output_type -> beep.community.v1.CreateThreadResponse
+	95,  // 144: beep.community.v1.CommunityService.ListThreads:output_type -> beep.community.v1.ListThreadsResponse
+	97,  // 145: beep.community.v1.CommunityService.UpdateThread:output_type -> beep.community.v1.UpdateThreadResponse
+	99,  // 146: beep.community.v1.CommunityService.AddThreadParticipant:output_type -> beep.community.v1.AddThreadParticipantResponse
+	101, // 147: beep.community.v1.CommunityService.DeleteThread:output_type -> beep.community.v1.DeleteThreadResponse
+	28,  // 148: beep.community.v1.CommunityService.GetEffectivePermissions:output_type -> beep.community.v1.GetEffectivePermissionsResponse
+	105, // 149: beep.community.v1.CommunityService.ListAuditLog:output_type -> beep.community.v1.ListAuditLogResponse
+	107, // 150: beep.community.v1.CommunityService.InspectServer:output_type -> beep.community.v1.InspectServerResponse
+	110, // 151: beep.community.v1.CommunityService.ListUserServers:output_type -> beep.community.v1.ListUserServersResponse
+	112, // 152: beep.community.v1.CommunityService.RemoveServer:output_type -> beep.community.v1.RemoveServerResponse
+	104, // [104:153] is the sub-list for method output_type
+	55,  // [55:104] is the sub-list for method input_type
+	55,  // [55:55] is the sub-list for extension type_name
+	55,  // [55:55] is the sub-list for extension extendee
+	0,   // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_beep_community_v1_community_proto_init() }
@@ -6851,7 +7297,7 @@ func file_beep_community_v1_community_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_beep_community_v1_community_proto_rawDesc), len(file_beep_community_v1_community_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   103,
+			NumMessages:   110,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

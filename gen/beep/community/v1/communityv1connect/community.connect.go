@@ -171,6 +171,15 @@ const (
 	// CommunityServiceListAuditLogProcedure is the fully-qualified name of the CommunityService's
 	// ListAuditLog RPC.
 	CommunityServiceListAuditLogProcedure = "/beep.community.v1.CommunityService/ListAuditLog"
+	// CommunityServiceInspectServerProcedure is the fully-qualified name of the CommunityService's
+	// InspectServer RPC.
+	CommunityServiceInspectServerProcedure = "/beep.community.v1.CommunityService/InspectServer"
+	// CommunityServiceListUserServersProcedure is the fully-qualified name of the CommunityService's
+	// ListUserServers RPC.
+	CommunityServiceListUserServersProcedure = "/beep.community.v1.CommunityService/ListUserServers"
+	// CommunityServiceRemoveServerProcedure is the fully-qualified name of the CommunityService's
+	// RemoveServer RPC.
+	CommunityServiceRemoveServerProcedure = "/beep.community.v1.CommunityService/RemoveServer"
 )
 
 // CommunityServiceClient is a client for the beep.community.v1.CommunityService service.
@@ -289,6 +298,15 @@ type CommunityServiceClient interface {
 	// changed what (roles, channels, categories, overwrites, members, the
 	// server, invites), with the reason given and the fields changed.
 	ListAuditLog(context.Context, *connect.Request[v1.ListAuditLogRequest]) (*connect.Response[v1.ListAuditLogResponse], error)
+	// InspectServer shows any server to platform staff: the server and how
+	// big it is.
+	InspectServer(context.Context, *connect.Request[v1.InspectServerRequest]) (*connect.Response[v1.InspectServerResponse], error)
+	// ListUserServers lists, for platform staff, the servers a user is a
+	// member of.
+	ListUserServers(context.Context, *connect.Request[v1.ListUserServersRequest]) (*connect.Response[v1.ListUserServersResponse], error)
+	// RemoveServer deletes any server, as its owner could, for platform
+	// admins (platform:beep#admin); the reason goes to the audit records.
+	RemoveServer(context.Context, *connect.Request[v1.RemoveServerRequest]) (*connect.Response[v1.RemoveServerResponse], error)
 }
 
 // NewCommunityServiceClient constructs a client for the beep.community.v1.CommunityService service.
@@ -578,6 +596,24 @@ func NewCommunityServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(communityServiceMethods.ByName("ListAuditLog")),
 			connect.WithClientOptions(opts...),
 		),
+		inspectServer: connect.NewClient[v1.InspectServerRequest, v1.InspectServerResponse](
+			httpClient,
+			baseURL+CommunityServiceInspectServerProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("InspectServer")),
+			connect.WithClientOptions(opts...),
+		),
+		listUserServers: connect.NewClient[v1.ListUserServersRequest, v1.ListUserServersResponse](
+			httpClient,
+			baseURL+CommunityServiceListUserServersProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("ListUserServers")),
+			connect.WithClientOptions(opts...),
+		),
+		removeServer: connect.NewClient[v1.RemoveServerRequest, v1.RemoveServerResponse](
+			httpClient,
+			baseURL+CommunityServiceRemoveServerProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("RemoveServer")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -629,6 +665,9 @@ type communityServiceClient struct {
 	deleteThread                   *connect.Client[v1.DeleteThreadRequest, v1.DeleteThreadResponse]
 	getEffectivePermissions        *connect.Client[v1.GetEffectivePermissionsRequest, v1.GetEffectivePermissionsResponse]
 	listAuditLog                   *connect.Client[v1.ListAuditLogRequest, v1.ListAuditLogResponse]
+	inspectServer                  *connect.Client[v1.InspectServerRequest, v1.InspectServerResponse]
+	listUserServers                *connect.Client[v1.ListUserServersRequest, v1.ListUserServersResponse]
+	removeServer                   *connect.Client[v1.RemoveServerRequest, v1.RemoveServerResponse]
 }
 
 // CreateServer calls beep.community.v1.CommunityService.CreateServer.
@@ -862,6 +901,21 @@ func (c *communityServiceClient) ListAuditLog(ctx context.Context, req *connect.
 	return c.listAuditLog.CallUnary(ctx, req)
 }
 
+// InspectServer calls beep.community.v1.CommunityService.InspectServer.
+func (c *communityServiceClient) InspectServer(ctx context.Context, req *connect.Request[v1.InspectServerRequest]) (*connect.Response[v1.InspectServerResponse], error) {
+	return c.inspectServer.CallUnary(ctx, req)
+}
+
+// ListUserServers calls beep.community.v1.CommunityService.ListUserServers.
+func (c *communityServiceClient) ListUserServers(ctx context.Context, req *connect.Request[v1.ListUserServersRequest]) (*connect.Response[v1.ListUserServersResponse], error) {
+	return c.listUserServers.CallUnary(ctx, req)
+}
+
+// RemoveServer calls beep.community.v1.CommunityService.RemoveServer.
+func (c *communityServiceClient) RemoveServer(ctx context.Context, req *connect.Request[v1.RemoveServerRequest]) (*connect.Response[v1.RemoveServerResponse], error) {
+	return c.removeServer.CallUnary(ctx, req)
+}
+
 // CommunityServiceHandler is an implementation of the beep.community.v1.CommunityService service.
 type CommunityServiceHandler interface {
 	// CreateServer makes a server owned by the caller, with its @everyone role
@@ -978,6 +1032,15 @@ type CommunityServiceHandler interface {
 	// changed what (roles, channels, categories, overwrites, members, the
 	// server, invites), with the reason given and the fields changed.
 	ListAuditLog(context.Context, *connect.Request[v1.ListAuditLogRequest]) (*connect.Response[v1.ListAuditLogResponse], error)
+	// InspectServer shows any server to platform staff: the server and how
+	// big it is.
+	InspectServer(context.Context, *connect.Request[v1.InspectServerRequest]) (*connect.Response[v1.InspectServerResponse], error)
+	// ListUserServers lists, for platform staff, the servers a user is a
+	// member of.
+	ListUserServers(context.Context, *connect.Request[v1.ListUserServersRequest]) (*connect.Response[v1.ListUserServersResponse], error)
+	// RemoveServer deletes any server, as its owner could, for platform
+	// admins (platform:beep#admin); the reason goes to the audit records.
+	RemoveServer(context.Context, *connect.Request[v1.RemoveServerRequest]) (*connect.Response[v1.RemoveServerResponse], error)
 }
 
 // NewCommunityServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -1263,6 +1326,24 @@ func NewCommunityServiceHandler(svc CommunityServiceHandler, opts ...connect.Han
 		connect.WithSchema(communityServiceMethods.ByName("ListAuditLog")),
 		connect.WithHandlerOptions(opts...),
 	)
+	communityServiceInspectServerHandler := connect.NewUnaryHandler(
+		CommunityServiceInspectServerProcedure,
+		svc.InspectServer,
+		connect.WithSchema(communityServiceMethods.ByName("InspectServer")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceListUserServersHandler := connect.NewUnaryHandler(
+		CommunityServiceListUserServersProcedure,
+		svc.ListUserServers,
+		connect.WithSchema(communityServiceMethods.ByName("ListUserServers")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceRemoveServerHandler := connect.NewUnaryHandler(
+		CommunityServiceRemoveServerProcedure,
+		svc.RemoveServer,
+		connect.WithSchema(communityServiceMethods.ByName("RemoveServer")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/beep.community.v1.CommunityService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case CommunityServiceCreateServerProcedure:
@@ -1357,6 +1438,12 @@ func NewCommunityServiceHandler(svc CommunityServiceHandler, opts ...connect.Han
 			communityServiceGetEffectivePermissionsHandler.ServeHTTP(w, r)
 		case CommunityServiceListAuditLogProcedure:
 			communityServiceListAuditLogHandler.ServeHTTP(w, r)
+		case CommunityServiceInspectServerProcedure:
+			communityServiceInspectServerHandler.ServeHTTP(w, r)
+		case CommunityServiceListUserServersProcedure:
+			communityServiceListUserServersHandler.ServeHTTP(w, r)
+		case CommunityServiceRemoveServerProcedure:
+			communityServiceRemoveServerHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -1548,4 +1635,16 @@ func (UnimplementedCommunityServiceHandler) GetEffectivePermissions(context.Cont
 
 func (UnimplementedCommunityServiceHandler) ListAuditLog(context.Context, *connect.Request[v1.ListAuditLogRequest]) (*connect.Response[v1.ListAuditLogResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.ListAuditLog is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) InspectServer(context.Context, *connect.Request[v1.InspectServerRequest]) (*connect.Response[v1.InspectServerResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.InspectServer is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) ListUserServers(context.Context, *connect.Request[v1.ListUserServersRequest]) (*connect.Response[v1.ListUserServersResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.ListUserServers is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) RemoveServer(context.Context, *connect.Request[v1.RemoveServerRequest]) (*connect.Response[v1.RemoveServerResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.RemoveServer is not implemented"))
 }

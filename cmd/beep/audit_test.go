@@ -92,6 +92,35 @@ func TestBeepctlAudit(t *testing.T) {
 		t.Errorf("records: refusal %v, kick %v", refused, kicked)
 	}
 
+	// Servers and users, for the platform: staff (sam) read, admins (root) delete.
+	sam, root := base.as("sam"), base.as("root")
+	sam.want(beepctl.ExitOK, args("server", "show", server), "name", "Audited", "owner", "ann", "members", "audit log entries")
+	out = sam.want(beepctl.ExitOK, args("server", "show", server, "-o", "json"))
+	var shown struct {
+		Members int `json:"members"`
+		Roles   int `json:"roles"`
+	}
+	if err := json.Unmarshal([]byte(out), &shown); err != nil || shown.Members != 1 || shown.Roles != 2 {
+		t.Fatalf("server show -o json: %v\n%s", err, out)
+	}
+	sam.want(beepctl.ExitOK, args("user", "servers", "ann"), "SERVER", server, "Audited", "yes")
+	if out := sam.want(beepctl.ExitOK, args("user", "servers", "bob")); strings.Contains(out, server) {
+		t.Fatalf("bob, kicked, still in: %s", out)
+	}
+	owner.want(beepctl.ExitDenied, args("server", "show", server), "not allowed")
+	owner.want(beepctl.ExitDenied, args("user", "servers", "ann"), "not allowed")
+	sam.want(beepctl.ExitDenied, args("server", "delete", server), "not allowed")
+	owner.want(beepctl.ExitDenied, args("server", "delete", server), "not allowed")
+	sam.want(beepctl.ExitUsage, args("server", "frob"), "unknown")
+	doomed := a.ok(bob, zed, "CreateServer", map[string]any{"name": "Doomed"})
+	doomedID := doomed["server"].(map[string]any)["id"].(string)
+	out = root.want(beepctl.ExitOK, args("--zed-token", doomed["zedToken"].(string), "server", "delete", doomedID, "--reason", "spam ring"), "deleted server "+doomedID+" at ")
+	gone := strings.TrimSpace(out[strings.LastIndex(out, " ")+1:])
+	sam.want(beepctl.ExitError, args("--zed-token", gone, "server", "show", doomedID), "not_found")
+	if status, _ := a.call(bob, gone, "GetServer", map[string]any{"serverId": doomedID}); status == 200 {
+		t.Fatal("the deleted server still answers")
+	}
+
 	// events tail on PostgreSQL: SpiceDB watches only with
 	// track_commit_timestamp on, and says what to do otherwise.
 	conn, err := pgx.Connect(t.Context(), pgtest.AdminURL())
@@ -102,6 +131,13 @@ func TestBeepctlAudit(t *testing.T) {
 	var track string
 	if err := conn.QueryRow(t.Context(), `SHOW track_commit_timestamp`).Scan(&track); err != nil {
 		t.Fatal(err)
+	}
+	data, err = os.ReadFile(auditFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"action":"/beep.community.v1.CommunityService/RemoveServer"`) || !strings.Contains(string(data), `"reason":"spam ring"`) {
+		t.Errorf("no audit record of the removal:\n%s", data)
 	}
 	if track == "on" {
 		t.Log("track_commit_timestamp is on here: events tail watches (TestBeepctl covers it)")

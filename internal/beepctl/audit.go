@@ -114,3 +114,107 @@ func quoteEmpty(s string) string {
 	}
 	return s
 }
+
+// serverShow prints any server, for platform staff.
+func (c *cli) serverShow(ctx context.Context, args []string) error {
+	fs := c.flags("server show", "SERVER_ID")
+	args, err := c.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := want("server show", args, 1); err != nil {
+		return err
+	}
+	client, err := c.communityClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	resp, err := client.InspectServer(ctx, connect.NewRequest(&communityv1.InspectServerRequest{ServerId: args[0]}))
+	if err != nil {
+		return err
+	}
+	if c.json() {
+		c.printJSON(resp.Msg)
+		return nil
+	}
+	m, srv := resp.Msg, resp.Msg.Server
+	t := newTable(c.env.Stdout, "FIELD", "VALUE")
+	for _, kv := range [][2]string{
+		{"id", srv.Id}, {"name", srv.Name}, {"owner", srv.OwnerId}, {"public", fmt.Sprint(srv.Public)},
+		{"created", srv.CreatedAt.AsTime().UTC().Format(time.RFC3339)},
+		{"members", fmt.Sprint(m.Members)}, {"roles", fmt.Sprint(m.Roles)}, {"channels", fmt.Sprint(m.Channels)},
+		{"categories", fmt.Sprint(m.Categories)}, {"bans", fmt.Sprint(m.Bans)}, {"invites", fmt.Sprint(m.Invites)},
+		{"audit log entries", fmt.Sprint(m.AuditLogEntries)},
+	} {
+		t.row(kv[0], kv[1])
+	}
+	t.flush()
+	return nil
+}
+
+// serverDelete removes any server, for platform admins.
+func (c *cli) serverDelete(ctx context.Context, args []string) error {
+	fs := c.flags("server delete", "SERVER_ID [--reason TEXT]")
+	reason := fs.String("reason", "", "why (kept in the audit records)")
+	args, err := c.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := want("server delete", args, 1); err != nil {
+		return err
+	}
+	client, err := c.communityClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	resp, err := client.RemoveServer(ctx, connect.NewRequest(&communityv1.RemoveServerRequest{ServerId: args[0], Reason: *reason}))
+	if err != nil {
+		return err
+	}
+	if c.json() {
+		c.printJSON(resp.Msg)
+		return nil
+	}
+	fmt.Fprintf(c.env.Stdout, "deleted server %s at %s\n", args[0], resp.Msg.ZedToken)
+	return nil
+}
+
+// userServers lists a user's servers, for platform staff.
+func (c *cli) userServers(ctx context.Context, args []string) error {
+	fs := c.flags("user servers", "USER_ID")
+	args, err := c.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := want("user servers", args, 1); err != nil {
+		return err
+	}
+	client, err := c.communityClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := c.call(ctx)
+	defer cancel()
+	resp, err := client.ListUserServers(ctx, connect.NewRequest(&communityv1.ListUserServersRequest{UserId: args[0]}))
+	if err != nil {
+		return err
+	}
+	if c.json() {
+		c.printJSON(resp.Msg)
+		return nil
+	}
+	t := newTable(c.env.Stdout, "SERVER", "NAME", "JOINED", "OWNER")
+	for _, s := range resp.Msg.Servers {
+		owner := ""
+		if s.Owner {
+			owner = "yes"
+		}
+		t.row(s.Server.Id, s.Server.Name, s.JoinedAt.AsTime().UTC().Format(time.RFC3339), dash(owner))
+	}
+	t.flush()
+	return nil
+}

@@ -37,6 +37,8 @@ var commands = []struct {
 	{"reconcile", "--check | --apply [SERVER_ID...]", "compare SpiceDB with the databases, or converge it", nil},
 	{"events", "tail [--type TYPE] [--since ZEDTOKEN]", "follow relationship changes as they happen", []string{"tail"}},
 	{"audit", "SERVER_ID [--actor USER] [--action ACTION] [--target ID]", "a server's audit log, newest first (needs view_audit_log there)", nil},
+	{"server", "show SERVER_ID | delete SERVER_ID [--reason TEXT]", "any server, for platform staff; deleting it, for platform admins", []string{"show", "delete"}},
+	{"user", "servers USER_ID", "the servers a user is in, for platform staff", []string{"servers"}},
 	{"completion", "bash | zsh | fish", "print a shell completion script", []string{"bash", "zsh", "fish"}},
 }
 
@@ -89,7 +91,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.reconcile(ctx, args)
 	case "audit":
 		return c.audit(ctx, args)
-	case "schema", "rel", "lookup", "policies", "services", "events", "completion":
+	case "schema", "rel", "lookup", "policies", "services", "events", "server", "user", "completion":
 		name, rest, err := sub()
 		if err != nil {
 			return err
@@ -119,6 +121,12 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			return c.servicesStatus(ctx, rest)
 		case "events tail":
 			return c.eventsTail(ctx, rest)
+		case "server show":
+			return c.serverShow(ctx, rest)
+		case "server delete":
+			return c.serverDelete(ctx, rest)
+		case "user servers":
+			return c.userServers(ctx, rest)
 		case "completion bash", "completion zsh", "completion fish":
 			return c.completion(name)
 		}

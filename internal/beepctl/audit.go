@@ -118,14 +118,7 @@ func quoteEmpty(s string) string {
 // serverShow prints any server, for platform staff.
 func (c *cli) serverShow(ctx context.Context, args []string) error {
 	fs := c.flags("server show", "SERVER_ID")
-	args, err := c.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := want("server show", args, 1); err != nil {
-		return err
-	}
-	client, err := c.communityClient()
+	args, client, err := c.prepareCommunity(fs, "server show", args, 1)
 	if err != nil {
 		return err
 	}
@@ -158,14 +151,7 @@ func (c *cli) serverShow(ctx context.Context, args []string) error {
 func (c *cli) serverDelete(ctx context.Context, args []string) error {
 	fs := c.flags("server delete", "SERVER_ID [--reason TEXT]")
 	reason := fs.String("reason", "", "why (kept in the audit records)")
-	args, err := c.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := want("server delete", args, 1); err != nil {
-		return err
-	}
-	client, err := c.communityClient()
+	args, client, err := c.prepareCommunity(fs, "server delete", args, 1)
 	if err != nil {
 		return err
 	}
@@ -186,14 +172,7 @@ func (c *cli) serverDelete(ctx context.Context, args []string) error {
 // userServers lists a user's servers, for platform staff.
 func (c *cli) userServers(ctx context.Context, args []string) error {
 	fs := c.flags("user servers", "USER_ID")
-	args, err := c.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := want("user servers", args, 1); err != nil {
-		return err
-	}
-	client, err := c.communityClient()
+	args, client, err := c.prepareCommunity(fs, "user servers", args, 1)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/beepchat/beep/authz/policytest"
 	adminv1 "github.com/beepchat/beep/gen/beep/admin/v1"
 	"github.com/beepchat/beep/gen/beep/admin/v1/adminv1connect"
+	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
 )
 
 // commands are beepctl's commands and their subcommands (for help and
@@ -157,20 +158,30 @@ func (c *cli) flags(name, args string) *flag.FlagSet {
 // prepare parses a command's flags and arguments, checks there are n
 // positional ones (any number when n < 0), and makes the admin API's client.
 func (c *cli) prepare(fs *flag.FlagSet, name string, args []string, n int) ([]string, adminv1connect.AuthzAdminServiceClient, error) {
+	return prepareWith(c, fs, name, args, n, c.client)
+}
+
+// prepareCommunity is prepare for the commands of the community API.
+func (c *cli) prepareCommunity(fs *flag.FlagSet, name string, args []string, n int) ([]string, communityv1connect.CommunityServiceClient, error) {
+	return prepareWith(c, fs, name, args, n, c.communityClient)
+}
+
+func prepareWith[T any](c *cli, fs *flag.FlagSet, name string, args []string, n int, client func() (T, error)) ([]string, T, error) {
+	var none T
 	args, err := c.parse(fs, args)
 	if err != nil {
-		return nil, nil, err
+		return nil, none, err
 	}
 	if n >= 0 {
 		if err := want(name, args, n); err != nil {
-			return nil, nil, err
+			return nil, none, err
 		}
 	}
-	client, err := c.client()
+	cl, err := client()
 	if err != nil {
-		return nil, nil, err
+		return nil, none, err
 	}
-	return args, client, nil
+	return args, cl, nil
 }
 
 // want checks the number of positional arguments.

@@ -130,12 +130,19 @@ func writeAudit(ctx context.Context, tx pgx.Tx, serverID uuid.UUID) (*auditEntry
 	return e, nil
 }
 
-// audited marks e written and sends its structured record.
+// commit marks e written: its transaction committed (nil does nothing).
+func (e *auditEntry) commit() {
+	if e != nil {
+		e.written = true
+	}
+}
+
+// audited sends e's structured record, with the ZedToken of its change.
 func (s *Service) audited(ctx context.Context, e *auditEntry, token authz.ZedToken) {
 	if e == nil {
 		return
 	}
-	e.written = true
+	e.commit()
 	p, _ := principal(ctx)
 	r := connectauthz.NewAuditRecord(ctx, e.req.Header(), e.req.Spec().Procedure)
 	r.Principal, r.Result, r.ZedToken, r.Reason = p.UserID, connectauthz.AuditAllowed, string(token), e.reason

@@ -216,6 +216,10 @@ func TestModerationIsAudited(t *testing.T) {
 	ban := as("ann", kicked.Msg.ZedToken, &communityv1.BanMemberRequest{ServerId: f.server, UserId: "bob", Reason: "rude"})
 	ban.Header().Set(connectauthz.RequestIDHeader, "req-ban")
 	banned := must(h.client.BanMember(ctx, ban))
+	// A change that only widens: the record has the widening write's token.
+	create := as("ann", banned.Msg.ZedToken, &communityv1.CreateRoleRequest{ServerId: f.server, Name: "Helpers"})
+	create.Header().Set(connectauthz.RequestIDHeader, "req-role")
+	role := must(h.client.CreateRole(ctx, create))
 
 	byRequest := map[string]map[string]any{}
 	for _, r := range buf.records(t) {
@@ -252,4 +256,6 @@ func TestModerationIsAudited(t *testing.T) {
 	check("req-ban", map[string]any{"audit": true, "principal": "ann", "action": "/beep.community.v1.CommunityService/BanMember",
 		"resource": "server:" + f.server, "permission": "server#ban_members", "result": "allowed", "target": "bob", "reason": "rude",
 		"zed_token": banned.Msg.ZedToken})
+	check("req-role", map[string]any{"principal": "ann", "action": "/beep.community.v1.CommunityService/CreateRole", "permission": "server#manage_roles",
+		"result": "allowed", "target": "role:" + role.Msg.Role.Id, "zed_token": role.Msg.ZedToken})
 }

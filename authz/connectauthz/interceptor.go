@@ -78,8 +78,35 @@ func (i *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		if err := i.authorize(ctx, req.Spec().Procedure, msg, req.Header()); err != nil {
 			return nil, err
 		}
-		return next(ctx, req)
+		resp, err := next(ctx, req)
+		if connect.CodeOf(err) == connect.CodePermissionDenied {
+			i.handlerRefused(ctx, req.Header(), req.Spec().Procedure, msg, err)
+		}
+		return resp, err
 	}
+}
+
+// handlerRefused records a refusal a handler decided after the declared
+// check passed (the role hierarchy, "grant only what you hold", a
+// channel's permission inside a server's RPC): the declared permission and
+// resource, and the handler's message as the reason.
+func (i *Interceptor) handlerRefused(ctx context.Context, header http.Header, procedure string, msg proto.Message, err error) {
+	var principal string
+	if p, ok := authz.PrincipalFrom(ctx); ok {
+		principal = p.UserID
+	}
+	var permission, resourceName string
+	if msg != nil {
+		if perm, id, rerr := Resource(procedure, msg); rerr == nil {
+			permission, resourceName = perm.String(), string(perm.ResourceType)+":"+id
+		}
+	}
+	reason := err.Error()
+	var cerr *connect.Error
+	if errors.As(err, &cerr) {
+		reason = cerr.Message()
+	}
+	i.refused(ctx, header, procedure, principal, permission, resourceName, AuditDenied, header.Get(TokenHeader), reason)
 }
 
 // WrapStreamingClient does nothing: requirements are enforced by handlers.
@@ -95,10 +122,16 @@ func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) co
 		if err != nil {
 			return err
 		}
-		return next(ctx, &checkedConn{StreamingHandlerConn: conn, check: func(msg any) error {
-			m, _ := msg.(proto.Message)
-			return i.authorize(ctx, conn.Spec().Procedure, m, conn.RequestHeader())
-		}})
+		checked := &checkedConn{StreamingHandlerConn: conn}
+		checked.check = func(msg any) error {
+			checked.first, _ = msg.(proto.Message)
+			return i.authorize(ctx, conn.Spec().Procedure, checked.first, conn.RequestHeader())
+		}
+		err = next(ctx, checked)
+		if checked.checked && connect.CodeOf(err) == connect.CodePermissionDenied {
+			i.handlerRefused(ctx, conn.RequestHeader(), conn.Spec().Procedure, checked.first, err)
+		}
+		return err
 	}
 }
 
@@ -106,6 +139,7 @@ type checkedConn struct {
 	connect.StreamingHandlerConn
 	check   func(any) error
 	checked bool
+	first   proto.Message // the request checked
 }
 
 func (c *checkedConn) Receive(msg any) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -198,17 +199,24 @@ func TestAuditLog(t *testing.T) {
 	}
 }
 
-// TestModerationIsAudited: an allowed kick and ban, and a refused kick,
-// each make a structured audit record with every field.
+// TestModerationIsAudited: an allowed kick and ban, a kick refused by the
+// interceptor and a ban refused by the handler (the hierarchy) each make a
+// structured audit record with every field.
 func TestModerationIsAudited(t *testing.T) {
 	var buf lockedBuffer
 	h := startAudited(t, connectauthz.NewJSONAuditor(&buf))
 	f := setUp(t, h)
 	ctx := t.Context()
 
+	// Refused by the handler after the interceptor let it through: bob
+	// holds ban_members, but ann owns the server.
+	above := as("bob", f.token, &communityv1.BanMemberRequest{ServerId: f.server, UserId: "ann", Reason: "coup"})
+	above.Header().Set(connectauthz.RequestIDHeader, "req-hierarchy")
+	_, err := h.client.BanMember(ctx, above)
+	code(t, err, connect.CodePermissionDenied)
 	refusal := as("carl", f.token, &communityv1.KickMemberRequest{ServerId: f.server, UserId: "bob"})
 	refusal.Header().Set(connectauthz.RequestIDHeader, "req-refused")
-	_, err := h.client.KickMember(ctx, refusal)
+	_, err = h.client.KickMember(ctx, refusal)
 	code(t, err, connect.CodePermissionDenied)
 	kick := as("ann", f.token, &communityv1.KickMemberRequest{ServerId: f.server, UserId: "carl", Reason: "spam"})
 	kick.Header().Set(connectauthz.RequestIDHeader, "req-kick")
@@ -250,6 +258,11 @@ func TestModerationIsAudited(t *testing.T) {
 	}
 	check("req-refused", map[string]any{"audit": true, "principal": "carl", "action": "/beep.community.v1.CommunityService/KickMember",
 		"resource": "server:" + f.server, "permission": "server#kick_members", "result": "denied"})
+	check("req-hierarchy", map[string]any{"audit": true, "principal": "bob", "action": "/beep.community.v1.CommunityService/BanMember",
+		"resource": "server:" + f.server, "permission": "server#ban_members", "result": "denied", "zed_token": f.token})
+	if r := byRequest["req-hierarchy"]; !strings.Contains(fmt.Sprint(r["reason"]), "role hierarchy") {
+		t.Errorf("the hierarchy refusal's reason: %v", r["reason"])
+	}
 	check("req-kick", map[string]any{"audit": true, "principal": "ann", "action": "/beep.community.v1.CommunityService/KickMember",
 		"resource": "server:" + f.server, "permission": "server#kick_members", "result": "allowed", "target": "carl", "reason": "spam",
 		"zed_token": kicked.Msg.ZedToken})

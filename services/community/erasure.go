@@ -150,7 +150,9 @@ func (s *Service) eraseFromServer(ctx context.Context, id uuid.UUID, userID stri
 			`UPDATE threads SET creator_id = '' WHERE server_id = $1 AND creator_id = $2`,
 			`UPDATE invites SET creator_id = '' WHERE server_id = $1 AND creator_id = $2`,
 			// The audit log keeps the actions, not the person: as actor,
-			// target, or named in a change or a reason.
+			// target, or named in a change or a reason; nor the nicknames
+			// others gave them.
+			`UPDATE audit_log SET changes = '[]' WHERE server_id = $1 AND action = 'member_nickname_changed' AND target_kind = 'user' AND target_id = $2`,
 			`UPDATE audit_log SET actor_id = '' WHERE server_id = $1 AND actor_id = $2`,
 			`UPDATE audit_log SET target_id = '' WHERE server_id = $1 AND target_id = $2`,
 			`UPDATE audit_log SET reason = replace(reason, $2, '') WHERE server_id = $1 AND strpos(reason, $2) > 0`,

@@ -2,10 +2,26 @@ package authz
 
 import (
 	"context"
+	"fmt"
 	"iter"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
+
+// watchError classifies a watch's error. A SpiceDB whose datastore cannot
+// watch serves no WatchService at all (Unimplemented): on PostgreSQL, when
+// the server runs without track_commit_timestamp, which SpiceDB reads once,
+// when it starts.
+func watchError(err error) error {
+	if status.Code(err) == codes.Unimplemented {
+		return fmt.Errorf("%w: watch: this SpiceDB serves no Watch API, its datastore cannot watch "+
+			"(on PostgreSQL, SpiceDB watches only if the server runs with track_commit_timestamp = on when SpiceDB starts): %s",
+			ErrInvalid, status.Convert(err).Message())
+	}
+	return classify("watch", err)
+}
 
 // Change is what one revision changed in the graph.
 type Change struct {
@@ -32,13 +48,13 @@ func (c *Client) Watch(ctx context.Context, from ZedToken, types ...ObjectType) 
 		}
 		stream, err := c.watch.Watch(ctx, req)
 		if err != nil {
-			yield(Change{}, classify("watch", err))
+			yield(Change{}, watchError(err))
 			return
 		}
 		for {
 			resp, err := stream.Recv()
 			if err != nil {
-				yield(Change{}, classify("watch", err))
+				yield(Change{}, watchError(err))
 				return
 			}
 			if len(resp.GetUpdates()) == 0 {

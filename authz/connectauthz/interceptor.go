@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -32,6 +33,7 @@ type Interceptor struct {
 	files  *protoregistry.Files
 	checks *prometheus.CounterVec
 	signer *Signer // nil: the principal comes in the context
+	audit  Auditor // refusals
 }
 
 // Option configures the interceptor.
@@ -43,13 +45,22 @@ func WithMetrics(reg prometheus.Registerer) Option {
 	return func(i *Interceptor) { reg.MustRegister(i.checks) }
 }
 
+// WithAudit sends a structured record of every refused check to a.
+func WithAudit(a Auditor) Option {
+	return func(i *Interceptor) {
+		if a != nil {
+			i.audit = a
+		}
+	}
+}
+
 // New returns the interceptor. Method options are read from the global
 // protobuf registry, where the generated code registers them.
 func New(client *authz.Client, log *slog.Logger, opts ...Option) *Interceptor {
 	i := &Interceptor{authz: client, log: log, files: protoregistry.GlobalFiles,
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "beep_authz_checks_total", Help: "Authorization decisions on RPCs, by declared permission and result.",
-		}, []string{"permission", "result"})}
+		}, []string{"permission", "result"}), audit: Discard}
 	for _, o := range opts {
 		o(i)
 	}
@@ -64,11 +75,38 @@ func (i *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 			return nil, err
 		}
 		msg, _ := req.Any().(proto.Message)
-		if err := i.authorize(ctx, req.Spec().Procedure, msg, req.Header().Get(TokenHeader)); err != nil {
+		if err := i.authorize(ctx, req.Spec().Procedure, msg, req.Header()); err != nil {
 			return nil, err
 		}
-		return next(ctx, req)
+		resp, err := next(ctx, req)
+		if connect.CodeOf(err) == connect.CodePermissionDenied {
+			i.handlerRefused(ctx, req.Header(), req.Spec().Procedure, msg, err)
+		}
+		return resp, err
 	}
+}
+
+// handlerRefused records a refusal a handler decided after the declared
+// check passed (the role hierarchy, "grant only what you hold", a
+// channel's permission inside a server's RPC): the declared permission and
+// resource, and the handler's message as the reason.
+func (i *Interceptor) handlerRefused(ctx context.Context, header http.Header, procedure string, msg proto.Message, err error) {
+	var principal string
+	if p, ok := authz.PrincipalFrom(ctx); ok {
+		principal = p.UserID
+	}
+	var permission, resourceName string
+	if msg != nil {
+		if perm, id, rerr := Resource(procedure, msg); rerr == nil {
+			permission, resourceName = perm.String(), string(perm.ResourceType)+":"+id
+		}
+	}
+	reason := err.Error()
+	var cerr *connect.Error
+	if errors.As(err, &cerr) {
+		reason = cerr.Message()
+	}
+	i.refused(ctx, header, procedure, principal, permission, resourceName, AuditDenied, header.Get(TokenHeader), reason)
 }
 
 // WrapStreamingClient does nothing: requirements are enforced by handlers.
@@ -84,10 +122,16 @@ func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) co
 		if err != nil {
 			return err
 		}
-		return next(ctx, &checkedConn{StreamingHandlerConn: conn, check: func(msg any) error {
-			m, _ := msg.(proto.Message)
-			return i.authorize(ctx, conn.Spec().Procedure, m, conn.RequestHeader().Get(TokenHeader))
-		}})
+		checked := &checkedConn{StreamingHandlerConn: conn}
+		checked.check = func(msg any) error {
+			checked.first, _ = msg.(proto.Message)
+			return i.authorize(ctx, conn.Spec().Procedure, checked.first, conn.RequestHeader())
+		}
+		err = next(ctx, checked)
+		if checked.checked && connect.CodeOf(err) == connect.CodePermissionDenied {
+			i.handlerRefused(ctx, conn.RequestHeader(), conn.Spec().Procedure, checked.first, err)
+		}
+		return err
 	}
 }
 
@@ -95,6 +139,7 @@ type checkedConn struct {
 	connect.StreamingHandlerConn
 	check   func(any) error
 	checked bool
+	first   proto.Message // the request checked
 }
 
 func (c *checkedConn) Receive(msg any) error {
@@ -138,7 +183,15 @@ func ParsePermission(s string) (authz.Permission, error) {
 	return authz.Permission{ResourceType: authz.ObjectType(def), Name: name}, nil
 }
 
-func (i *Interceptor) authorize(ctx context.Context, procedure string, msg proto.Message, token string) error {
+// refused records a refusal with the audit sink.
+func (i *Interceptor) refused(ctx context.Context, header http.Header, procedure, principal, permission, resource, result, zedToken, reason string) {
+	r := NewAuditRecord(ctx, header, procedure)
+	r.Principal, r.Permission, r.Resource, r.Result, r.ZedToken, r.Reason = principal, permission, resource, result, zedToken, reason
+	i.audit.Audit(ctx, r)
+}
+
+func (i *Interceptor) authorize(ctx context.Context, procedure string, msg proto.Message, header http.Header) error {
+	token := header.Get(TokenHeader)
 	req, method, err := Requirement(i.files, procedure)
 	if err != nil {
 		i.log.ErrorContext(ctx, "refusing an RPC without a declared requirement", "procedure", procedure, "err", err)
@@ -148,7 +201,7 @@ func (i *Interceptor) authorize(ctx context.Context, procedure string, msg proto
 		return nil
 	}
 	if service := req.GetService(); service != "" {
-		return i.authorizeService(ctx, procedure, service)
+		return i.authorizeService(ctx, header, procedure, service)
 	}
 	label := req.GetPermission()
 	if label == "" {
@@ -157,6 +210,7 @@ func (i *Interceptor) authorize(ctx context.Context, procedure string, msg proto
 	principal, ok := authz.PrincipalFrom(ctx)
 	if !ok {
 		i.checks.WithLabelValues(label, "unauthenticated").Inc()
+		i.refused(ctx, header, procedure, "", req.GetPermission(), "", AuditUnauthenticated, token, "not signed in")
 		return connect.NewError(connect.CodeUnauthenticated, errors.New("sign in first"))
 	}
 	if req.GetAuthenticated() {
@@ -168,7 +222,10 @@ func (i *Interceptor) authorize(ctx context.Context, procedure string, msg proto
 		return err
 	}
 	check := authz.Check{Subject: principal.Subject(), Permission: perm, ResourceID: resourceID}
-	err = i.authz.Require(ctx, check, authz.AtLeastAsFresh(authz.ZedToken(token)))
+	decision, err := i.authz.Check(ctx, check, authz.AtLeastAsFresh(authz.ZedToken(token)))
+	if err == nil && !decision.Allowed {
+		err = &authz.DeniedError{Subject: check.Subject, Permission: perm, ResourceID: resourceID, Conditional: decision.Conditional}
+	}
 	switch {
 	case err == nil:
 		i.checks.WithLabelValues(label, "allowed").Inc()
@@ -176,6 +233,7 @@ func (i *Interceptor) authorize(ctx context.Context, procedure string, msg proto
 	case errors.Is(err, authz.ErrDenied):
 		i.checks.WithLabelValues(label, "denied").Inc()
 		i.log.InfoContext(ctx, "permission refused", "principal", principal.UserID, "permission", perm.String(), "resource", resourceID, "procedure", procedure)
+		i.refused(ctx, header, procedure, principal.UserID, perm.String(), string(perm.ResourceType)+":"+resourceID, AuditDenied, string(decision.CheckedAt), "")
 		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("you lack %s on this %s", perm.Name, perm.ResourceType))
 	case errors.Is(err, authz.ErrInvalid):
 		i.checks.WithLabelValues(label, "error").Inc()
@@ -189,16 +247,18 @@ func (i *Interceptor) authorize(ctx context.Context, procedure string, msg proto
 
 // authorizeService lets through only the named Beep service acting on its
 // own behalf.
-func (i *Interceptor) authorizeService(ctx context.Context, procedure, service string) error {
+func (i *Interceptor) authorizeService(ctx context.Context, header http.Header, procedure, service string) error {
 	label := "service:" + service
 	caller, ok := authz.CallerFrom(ctx)
 	switch {
 	case !ok:
 		i.checks.WithLabelValues(label, "unauthenticated").Inc()
+		i.refused(ctx, header, procedure, "", label, "", AuditUnauthenticated, "", "an internal RPC")
 		return connect.NewError(connect.CodeUnauthenticated, errors.New("an internal RPC: only Beep's "+service+" service may call it"))
 	case caller.Service != service:
 		i.checks.WithLabelValues(label, "denied").Inc()
 		i.log.InfoContext(ctx, "internal RPC refused", "principal", caller.UserID, "service", caller.Service, "procedure", procedure)
+		i.refused(ctx, header, procedure, caller.UserID, label, "", AuditDenied, "", "an internal RPC")
 		return connect.NewError(connect.CodePermissionDenied, errors.New("an internal RPC: only Beep's "+service+" service may call it"))
 	}
 	i.checks.WithLabelValues(label, "allowed").Inc()

@@ -10,6 +10,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/beepchat/beep/authz"
 	authzv1 "github.com/beepchat/beep/gen/beep/authz/v1"
@@ -36,6 +37,20 @@ func ParseObjectRef(ref string, types []string) (authz.Object, error) {
 		return authz.Object{}, fmt.Errorf("%q: not a valid %s id", ref, t)
 	}
 	return authz.ObjectType(t).Object(id), nil
+}
+
+// Resource returns what a request to procedure is checked on, as its
+// declared requirement says: the permission and the object's id. It fails
+// for an RPC that declares no permission on a resource.
+func Resource(procedure string, msg proto.Message) (authz.Permission, string, error) {
+	req, method, err := Requirement(protoregistry.GlobalFiles, procedure)
+	if err != nil {
+		return authz.Permission{}, "", err
+	}
+	if req.GetPermission() == "" {
+		return authz.Permission{}, "", fmt.Errorf("%s declares no permission", procedure)
+	}
+	return resource(req, method, msg)
 }
 
 // resource returns what a request is checked on, as its requirement says:

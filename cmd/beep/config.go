@@ -112,6 +112,12 @@ type Config struct {
 	PublicURL string
 	// LogLevel is debug, info, warn or error.
 	LogLevel slog.Level
+	// AuditLog is where audit records go as JSON lines: a file (appended
+	// to), or empty for the process's log (marked audit=true).
+	AuditLog string
+	// Auditor receives the audit records; serve makes it from AuditLog
+	// (nil: none are kept).
+	Auditor connectauthz.Auditor
 	// OTLPEndpoint receives traces (empty: none are exported).
 	OTLPEndpoint string
 	// OTLPProtocol is grpc or http.
@@ -198,6 +204,7 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	str(&internalKey, "internal-key", "BEEP_INTERNAL_KEY", "", "key signing the principal between gateway and services (32+ bytes, shared; random when all run in one process)")
 	admins := ""
 	str(&admins, "platform-admins", "BEEP_PLATFORM_ADMINS", "", "comma-separated user ids made platform admins (platform:beep#admin) at start; nobody is one unless named")
+	str(&cfg.AuditLog, "audit-log", "BEEP_AUDIT_LOG", "", "file receiving audit records (refused checks, moderation and server changes) as JSON lines; empty: the log, marked audit=true")
 	str(&cfg.DevTokenKey, "dev-token-key", "BEEP_DEV_TOKEN_KEY", "", "accept development tokens signed with this key (16+ bytes; development only)")
 	origins := ""
 	str(&origins, "cors-origins", "BEEP_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the API (* for any)")

@@ -108,7 +108,11 @@ func openCommunity(ctx context.Context, cfg Config, c *authz.Client, log *slog.L
 	if err != nil {
 		return nil, nil, err
 	}
-	svc, err := community.New(ctx, pool, c, log.With("service", "community"))
+	var opts []community.Option
+	if cfg.Auditor != nil {
+		opts = append(opts, community.WithAuditor(cfg.Auditor))
+	}
+	svc, err := community.New(ctx, pool, c, log.With("service", "community"), opts...)
 	if err != nil {
 		pool.Close()
 		return nil, nil, err

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"time"
 
 	"connectrpc.com/connect"
@@ -74,6 +76,14 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 	}
 	if cfg.DevTokenKey != "" && cfg.Role != roleCommunity {
 		log.Warn("development tokens are accepted: never do this in production")
+	}
+	if cfg.Auditor == nil {
+		auditor, closeAudit, err := openAuditLog(cfg.AuditLog, log)
+		if err != nil {
+			return err
+		}
+		defer closeAudit()
+		cfg.Auditor = auditor
 	}
 	p := process{cfg: cfg, log: log, metrics: prometheus.NewRegistry(), signer: signer, rpcTracing: rpcTracing, ready: ready}
 	switch cfg.Role {
@@ -164,7 +174,7 @@ func (p process) serveCommunity(ctx context.Context) error {
 	}
 	adm := admin.New(admin.Config{Authz: c.inst.Authz, Log: log.With("service", "admin"), Reconciler: c.community,
 		Status: deploymentStatus(func() []statusProbe { return probes })})
-	checks := connectauthz.New(c.inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer))
+	checks := connectauthz.New(c.inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer), connectauthz.WithAudit(cfg.Auditor))
 	host := serviceHost(communityv1connect.CommunityServiceName, c.community, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing,
 		namedService{adminv1connect.AuthzAdminServiceName, adm})
 	return serveOn(ctx, lis, cfg, log, host, c.inst, ready)
@@ -197,7 +207,7 @@ func (p process) serveUser(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	checks := connectauthz.New(inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer))
+	checks := connectauthz.New(inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer), connectauthz.WithAudit(cfg.Auditor))
 	return serveOn(ctx, lis, cfg, log, serviceHost(userv1connect.UserServiceName, svc, checks, readiness(inst.Authz, pool), metrics, rpcTracing), inst, ready)
 }
 
@@ -222,7 +232,7 @@ func (p process) serveChat(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	checks := connectauthz.New(inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer))
+	checks := connectauthz.New(inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer), connectauthz.WithAudit(cfg.Auditor))
 	return serveOn(ctx, lis, cfg, log, serviceHost(chatv1connect.ChatServiceName, svc, checks, readiness(inst.Authz, pool), metrics, rpcTracing,
 		namedService{chatv1connect.StreamServiceName, svc.Stream()}, namedService{chatv1connect.ChatErasureServiceName, svc.Erasure()}), inst, ready)
 }
@@ -244,7 +254,7 @@ func (p process) serveAll(ctx context.Context) error {
 	if err := bootstrapAdmins(ctx, c.inst.Authz, cfg.PlatformAdmins, log); err != nil {
 		return err
 	}
-	checks := connectauthz.New(c.inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer))
+	checks := connectauthz.New(c.inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer), connectauthz.WithAudit(cfg.Auditor))
 	communityHTTP, stopCommunity := serveInMemory(roleCommunity,
 		serviceHost(communityv1connect.CommunityServiceName, c.community, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing))
 	defer stopCommunity()
@@ -364,4 +374,17 @@ func newGateway(ctx context.Context, cfg Config, log *slog.Logger, metrics *prom
 	gw.Handle("GET /readyz", upstreamReadiness(upstreams))
 	gw.Handle("GET /metrics", metricsHandler(metrics))
 	return gw, id.forward(gw)
+}
+
+// openAuditLog opens the audit sink: JSON lines appended to path, or the
+// process's log (records marked audit=true) when path is empty.
+func openAuditLog(path string, log *slog.Logger) (connectauthz.Auditor, func(), error) {
+	if path == "" {
+		return connectauthz.NewSlogAuditor(log), func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-audit-log: %w", err)
+	}
+	return connectauthz.NewJSONAuditor(f), func() { _ = f.Close() }, nil
 }

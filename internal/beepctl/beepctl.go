@@ -32,6 +32,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/beepchat/beep/gen/beep/admin/v1/adminv1connect"
+	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
 )
 
 // Exit codes.
@@ -266,6 +267,25 @@ func readSettings(path string) (settings, error) {
 // client is the admin API's client, with the URL and credentials from the
 // flags, the environment or the config file, in that order.
 func (c *cli) client() (adminv1connect.AuthzAdminServiceClient, error) {
+	hc, url, err := c.connection()
+	if err != nil {
+		return nil, err
+	}
+	return adminv1connect.NewAuthzAdminServiceClient(hc, url), nil
+}
+
+// communityClient is the community API's client, reached and signed in as
+// the admin API's.
+func (c *cli) communityClient() (communityv1connect.CommunityServiceClient, error) {
+	hc, url, err := c.connection()
+	if err != nil {
+		return nil, err
+	}
+	return communityv1connect.NewCommunityServiceClient(hc, url), nil
+}
+
+// connection is the HTTP client carrying the credentials, and Beep's URL.
+func (c *cli) connection() (*http.Client, string, error) {
 	url, token := c.url, c.token
 	if url == "" {
 		url = c.env.Getenv("BEEP_URL")
@@ -276,7 +296,7 @@ func (c *cli) client() (adminv1connect.AuthzAdminServiceClient, error) {
 	if path, explicit := c.configPath(); path != "" && (url == "" || token == "") {
 		s, err := readSettings(path)
 		if err != nil && (explicit || !errors.Is(err, os.ErrNotExist)) {
-			return nil, usage("config file: %v", err)
+			return nil, "", usage("config file: %v", err)
 		}
 		if url == "" {
 			url = s.URL
@@ -289,7 +309,7 @@ func (c *cli) client() (adminv1connect.AuthzAdminServiceClient, error) {
 		url = DefaultURL
 	}
 	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
-		return nil, usage("--url %q: want http:// or https://", url)
+		return nil, "", usage("--url %q: want http:// or https://", url)
 	}
 	base := c.env.HTTPClient
 	if base == nil {
@@ -304,7 +324,7 @@ func (c *cli) client() (adminv1connect.AuthzAdminServiceClient, error) {
 		zed = c.env.Getenv("BEEP_ZED_TOKEN")
 	}
 	hc := &http.Client{Transport: bearer{token: token, zed: zed, next: transport}, Jar: base.Jar}
-	return adminv1connect.NewAuthzAdminServiceClient(hc, strings.TrimSuffix(url, "/")), nil
+	return hc, strings.TrimSuffix(url, "/"), nil
 }
 
 // bearer adds the credentials (and the ZedToken) to every request.

@@ -93,3 +93,28 @@ func TestExitCodes(t *testing.T) {
 		t.Error("subjectArg")
 	}
 }
+
+func TestAuditActions(t *testing.T) {
+	for _, s := range []string{"member_kicked", "MEMBER_KICKED", "AUDIT_ACTION_MEMBER_KICKED"} {
+		if a, err := parseAuditAction(s); err != nil || auditActionName(a) != "member_kicked" {
+			t.Errorf("%s: %v %v", s, a, err)
+		}
+	}
+	for _, bad := range []string{"", "unspecified", "kicked"} {
+		if _, err := parseAuditAction(bad); err == nil {
+			t.Errorf("parseAuditAction(%q) accepted", bad)
+		}
+	}
+}
+
+func TestWatchError(t *testing.T) {
+	other := connect.NewError(connect.CodeUnavailable, errors.New("down"))
+	if watchError(other) != other {
+		t.Error("an unrelated error was rewritten")
+	}
+	err := watchError(connect.NewError(connect.CodeFailedPrecondition, errors.New("SpiceDB cannot watch: track_commit_timestamp = on")))
+	var ex *exitError
+	if !errors.As(err, &ex) || ex.code != ExitNo || !strings.Contains(ex.msg, "ALTER SYSTEM SET track_commit_timestamp = on") {
+		t.Errorf("watchError: %v", err)
+	}
+}

@@ -19,6 +19,8 @@ import (
 
 	"github.com/beepchat/beep/authz/policytest"
 	adminv1 "github.com/beepchat/beep/gen/beep/admin/v1"
+	"github.com/beepchat/beep/gen/beep/admin/v1/adminv1connect"
+	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
 )
 
 // commands are beepctl's commands and their subcommands (for help and
@@ -35,6 +37,9 @@ var commands = []struct {
 	{"services", "status", "health and version of every service of the deployment", []string{"status"}},
 	{"reconcile", "--check | --apply [SERVER_ID...]", "compare SpiceDB with the databases, or converge it", nil},
 	{"events", "tail [--type TYPE] [--since ZEDTOKEN]", "follow relationship changes as they happen", []string{"tail"}},
+	{"audit", "SERVER_ID [--actor USER] [--action ACTION] [--target ID]", "a server's audit log, newest first (needs view_audit_log there)", nil},
+	{"server", "show SERVER_ID | delete SERVER_ID [--reason TEXT]", "any server, for platform staff; deleting it, for platform admins", []string{"show", "delete"}},
+	{"user", "servers USER_ID", "the servers a user is in, for platform staff", []string{"servers"}},
 	{"completion", "bash | zsh | fish", "print a shell completion script", []string{"bash", "zsh", "fish"}},
 }
 
@@ -85,7 +90,9 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.check(ctx, args)
 	case "reconcile":
 		return c.reconcile(ctx, args)
-	case "schema", "rel", "lookup", "policies", "services", "events", "completion":
+	case "audit":
+		return c.audit(ctx, args)
+	case "schema", "rel", "lookup", "policies", "services", "events", "server", "user", "completion":
 		name, rest, err := sub()
 		if err != nil {
 			return err
@@ -115,6 +122,12 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			return c.servicesStatus(ctx, rest)
 		case "events tail":
 			return c.eventsTail(ctx, rest)
+		case "server show":
+			return c.serverShow(ctx, rest)
+		case "server delete":
+			return c.serverDelete(ctx, rest)
+		case "user servers":
+			return c.userServers(ctx, rest)
 		case "completion bash", "completion zsh", "completion fish":
 			return c.completion(name)
 		}
@@ -140,6 +153,35 @@ func (c *cli) flags(name, args string) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// prepare parses a command's flags and arguments, checks there are n
+// positional ones (any number when n < 0), and makes the admin API's client.
+func (c *cli) prepare(fs *flag.FlagSet, name string, args []string, n int) ([]string, adminv1connect.AuthzAdminServiceClient, error) {
+	return prepareWith(c, fs, name, args, n, c.client)
+}
+
+// prepareCommunity is prepare for the commands of the community API.
+func (c *cli) prepareCommunity(fs *flag.FlagSet, name string, args []string, n int) ([]string, communityv1connect.CommunityServiceClient, error) {
+	return prepareWith(c, fs, name, args, n, c.communityClient)
+}
+
+func prepareWith[T any](c *cli, fs *flag.FlagSet, name string, args []string, n int, client func() (T, error)) ([]string, T, error) {
+	var none T
+	args, err := c.parse(fs, args)
+	if err != nil {
+		return nil, none, err
+	}
+	if n >= 0 {
+		if err := want(name, args, n); err != nil {
+			return nil, none, err
+		}
+	}
+	cl, err := client()
+	if err != nil {
+		return nil, none, err
+	}
+	return args, cl, nil
 }
 
 // want checks the number of positional arguments.
@@ -172,14 +214,7 @@ func (c *cli) json() bool { return c.output == "json" }
 
 func (c *cli) schemaShow(ctx context.Context, args []string) error {
 	fs := c.flags("schema show", "")
-	args, err := c.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := want("schema show", args, 0); err != nil {
-		return err
-	}
-	client, err := c.client()
+	args, client, err := c.prepare(fs, "schema show", args, 0)
 	if err != nil {
 		return err
 	}
@@ -268,18 +303,11 @@ func (c *cli) schemaValidate(ctx context.Context, args []string) error {
 
 func (c *cli) schemaDiff(ctx context.Context, args []string) error {
 	fs := c.flags("schema diff", "FILE")
-	args, err := c.parse(fs, args)
+	args, client, err := c.prepare(fs, "schema diff", args, 1)
 	if err != nil {
-		return err
-	}
-	if err := want("schema diff", args, 1); err != nil {
 		return err
 	}
 	text, err := c.readInput(args[0])
-	if err != nil {
-		return err
-	}
-	client, err := c.client()
 	if err != nil {
 		return err
 	}
@@ -332,18 +360,11 @@ func dash(s string) string {
 func (c *cli) schemaApply(ctx context.Context, args []string) error {
 	fs := c.flags("schema apply", "FILE [--if-hash HASH]")
 	ifHash := fs.String("if-hash", "", "apply only if the running schema still has this hash (from schema show -o json or diff)")
-	args, err := c.parse(fs, args)
+	args, client, err := c.prepare(fs, "schema apply", args, 1)
 	if err != nil {
-		return err
-	}
-	if err := want("schema apply", args, 1); err != nil {
 		return err
 	}
 	text, err := c.readInput(args[0])
-	if err != nil {
-		return err
-	}
-	client, err := c.client()
 	if err != nil {
 		return err
 	}
@@ -393,18 +414,11 @@ func (c *cli) relRead(ctx context.Context, args []string) error {
 	fs := c.flags("rel read", "FILTER   (type[:id][#relation][@subject_type[:id][#relation]])")
 	at := fs.String("at", "", "read at least as fresh as this ZedToken")
 	limit := fs.Int("limit", 0, "stop after this many (0: all)")
-	args, err := c.parse(fs, args)
+	args, client, err := c.prepare(fs, "rel read", args, 1)
 	if err != nil {
-		return err
-	}
-	if err := want("rel read", args, 1); err != nil {
 		return err
 	}
 	filter, err := parseFilter(args[0])
-	if err != nil {
-		return err
-	}
-	client, err := c.client()
 	if err != nil {
 		return err
 	}
@@ -465,15 +479,11 @@ func (c *cli) relWrite(ctx context.Context, args []string) error {
 	fs := c.flags("rel write", "REL... [-f FILE]   (type:id#relation@type:id[#relation][caveat:{context}][expiration:TIME])")
 	file := fs.String("f", "", "read relationships from this file, one a line (- for standard input)")
 	create := fs.Bool("create", false, "fail if any already exists, instead of touching it")
-	args, err := c.parse(fs, args)
+	args, client, err := c.prepare(fs, "rel write", args, -1)
 	if err != nil {
 		return err
 	}
 	rels, err := c.relArgs(args, *file)
-	if err != nil {
-		return err
-	}
-	client, err := c.client()
 	if err != nil {
 		return err
 	}
@@ -495,7 +505,7 @@ func (c *cli) relDelete(ctx context.Context, args []string) error {
 	fs := c.flags("rel delete", "REL... | --filter FILTER")
 	file := fs.String("f", "", "read relationships from this file, one a line (- for standard input)")
 	filterText := fs.String("filter", "", "delete every relationship matching this filter instead")
-	args, err := c.parse(fs, args)
+	args, client, err := c.prepare(fs, "rel delete", args, -1)
 	if err != nil {
 		return err
 	}
@@ -508,10 +518,6 @@ func (c *cli) relDelete(ctx context.Context, args []string) error {
 			return err
 		}
 	} else if req.Relationships, err = c.relArgs(args, *file); err != nil {
-		return err
-	}
-	client, err := c.client()
-	if err != nil {
 		return err
 	}
 	ctx, cancel := c.call(ctx)
@@ -560,18 +566,11 @@ func (c *cli) check(ctx context.Context, args []string) error {
 	full := fs.Bool("full", false, "with --explain: every node, not only those that decide")
 	at := fs.String("at", "", "answer at least as fresh as this ZedToken")
 	caveat := fs.String("context", "", "caveat context, a JSON object")
-	args, err := c.parse(fs, args)
+	args, client, err := c.prepare(fs, "check", args, 3)
 	if err != nil {
-		return err
-	}
-	if err := want("check", args, 3); err != nil {
 		return err
 	}
 	cctx, err := contextArg(*caveat)
-	if err != nil {
-		return err
-	}
-	client, err := c.client()
 	if err != nil {
 		return err
 	}
@@ -615,18 +614,11 @@ func (c *cli) lookupResources(ctx context.Context, args []string) error {
 	at := fs.String("at", "", "answer at least as fresh as this ZedToken")
 	caveat := fs.String("context", "", "caveat context, a JSON object")
 	limit := fs.Int("limit", 0, "stop after this many (0: all)")
-	args, err := c.parse(fs, args)
+	args, client, err := c.prepare(fs, "lookup resources", args, 3)
 	if err != nil {
-		return err
-	}
-	if err := want("lookup resources", args, 3); err != nil {
 		return err
 	}
 	cctx, err := contextArg(*caveat)
-	if err != nil {
-		return err
-	}
-	client, err := c.client()
 	if err != nil {
 		return err
 	}
@@ -665,14 +657,7 @@ func (c *cli) lookupResources(ctx context.Context, args []string) error {
 func (c *cli) lookupSubjects(ctx context.Context, args []string) error {
 	fs := c.flags("lookup subjects", "SUBJECT_TYPE PERMISSION RESOURCE   (user view_channel channel:ID)")
 	at := fs.String("at", "", "answer at least as fresh as this ZedToken")
-	args, err := c.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := want("lookup subjects", args, 3); err != nil {
-		return err
-	}
-	client, err := c.client()
+	args, client, err := c.prepare(fs, "lookup subjects", args, 3)
 	if err != nil {
 		return err
 	}
@@ -834,14 +819,7 @@ func (c *cli) runRemote(ctx context.Context, file string) (*adminv1.RunPoliciesR
 
 func (c *cli) servicesStatus(ctx context.Context, args []string) error {
 	fs := c.flags("services status", "")
-	args, err := c.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := want("services status", args, 0); err != nil {
-		return err
-	}
-	client, err := c.client()
+	args, client, err := c.prepare(fs, "services status", args, 0)
 	if err != nil {
 		return err
 	}
@@ -875,16 +853,12 @@ func (c *cli) reconcile(ctx context.Context, args []string) error {
 	fs := c.flags("reconcile", "--check | --apply [SERVER_ID...]")
 	check := fs.Bool("check", false, "report drift without changing anything (exit 1 when there is drift)")
 	apply := fs.Bool("apply", false, "converge SpiceDB to the databases")
-	args, err := c.parse(fs, args)
+	args, client, err := c.prepare(fs, "reconcile", args, -1)
 	if err != nil {
 		return err
 	}
 	if *check == *apply {
 		return usage("reconcile: --check or --apply")
-	}
-	client, err := c.client()
-	if err != nil {
-		return err
 	}
 	ctx, cancel := c.call(ctx)
 	defer cancel()
@@ -937,14 +911,7 @@ func (c *cli) eventsTail(ctx context.Context, args []string) error {
 	fs.Var(&types, "type", "only relationships of this definition (repeatable)")
 	since := fs.String("since", "", "start after this ZedToken (default: now)")
 	maxChanges := fs.Int("max", 0, "stop after this many changes (0: until interrupted)")
-	args, err := c.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := want("events tail", args, 0); err != nil {
-		return err
-	}
-	client, err := c.client()
+	args, client, err := c.prepare(fs, "events tail", args, 0)
 	if err != nil {
 		return err
 	}
@@ -969,9 +936,26 @@ func (c *cli) eventsTail(ctx context.Context, args []string) error {
 		}
 	}
 	if err := stream.Err(); err != nil && ctx.Err() == nil {
-		return err
+		return watchError(err)
 	}
 	return nil
+}
+
+// watchError says what to do when SpiceDB cannot watch: its PostgreSQL
+// datastore finds a revision's changes in the order of their commit
+// timestamps (pg_xact_commit_timestamp), which PostgreSQL keeps only with
+// track_commit_timestamp on. That setting is server-wide and takes a
+// restart, and SpiceDB reads it once, when it starts: nothing a client or a
+// single database can turn on.
+func watchError(err error) error {
+	if !strings.Contains(err.Error(), "track_commit_timestamp") {
+		return err
+	}
+	return &exitError{code: ExitNo, msg: "events tail: SpiceDB cannot watch: its PostgreSQL datastore needs PostgreSQL's track_commit_timestamp = on " +
+		"(it orders changes by commit time), and that server-wide setting is off. To turn it on, as a PostgreSQL superuser: " +
+		"`psql -c 'ALTER SYSTEM SET track_commit_timestamp = on'`, restart PostgreSQL (`pg_ctlcluster <version> main restart` or " +
+		"`systemctl restart postgresql`), then restart Beep (SpiceDB reads the setting when it starts). " +
+		"In development, `beep serve -spicedb-engine memory` watches without it."}
 }
 
 // multiFlag is a repeatable string flag.

@@ -190,7 +190,7 @@ func (c *cli) completion(shell string) error {
 		}
 		fmt.Fprintln(w, `    esac`)
 		fmt.Fprintln(w, `  fi`)
-		fmt.Fprintln(w, `  if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--url --token --config -o --timeout --explain --at --context --check --apply --remote --offline --filter --type --since --max --limit --create --full" -- "$cur")); return; fi`)
+		fmt.Fprintln(w, `  if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--url --token --config -o --timeout --explain --at --context --check --apply --remote --offline --filter --type --since --max --limit --create --full --actor --action --target --reason" -- "$cur")); return; fi`)
 		fmt.Fprintln(w, `  COMPREPLY=($(compgen -f -- "$cur"))`)
 		fmt.Fprintln(w, "}")
 		fmt.Fprintln(w, "complete -F _beepctl beepctl")
@@ -226,7 +226,7 @@ func (c *cli) completion(shell string) error {
 				fmt.Fprintf(w, "complete -c beepctl -n '__fish_seen_subcommand_from %s' -a '%s'\n", cmd.name, strings.Join(cmd.subs, " "))
 			}
 		}
-		for _, f := range []string{"url", "token", "config", "output", "timeout", "explain", "at", "context", "check", "apply", "remote", "offline", "filter", "type", "since", "max", "limit"} {
+		for _, f := range []string{"url", "token", "config", "output", "timeout", "explain", "at", "context", "check", "apply", "remote", "offline", "filter", "type", "since", "max", "limit", "actor", "action", "target", "reason"} {
 			fmt.Fprintf(w, "complete -c beepctl -l %s\n", f)
 		}
 		fmt.Fprintln(w, "complete -c beepctl -n '__fish_seen_subcommand_from validate diff apply test' -F")

@@ -3,6 +3,7 @@ package community
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -57,6 +58,8 @@ func (s *Service) CreateCategory(ctx context.Context, req *connect.Request[commu
 	if err != nil {
 		return nil, s.internal(ctx, "create category", err)
 	}
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_CATEGORY_CREATED, "category", cat.id.String(), "",
+		append(changed(field("name", "", cat.name)), overwriteChanges(nil, own)...)...)
 	token, err := s.commit(ctx, id, delta{add: rels}, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `INSERT INTO categories (id, server_id, name, position)
 			VALUES ($1, $2, $3, (SELECT COALESCE(MAX(position), -1) + 1 FROM categories WHERE server_id = $2)) RETURNING position`,
@@ -80,10 +83,24 @@ func (s *Service) UpdateCategory(ctx context.Context, req *connect.Request[commu
 	if err := validName("name", req.Msg.Name, 1, 100); err != nil {
 		return nil, err
 	}
-	cat, err := scanCategory(s.db.QueryRow(ctx, `UPDATE categories SET name = $2 WHERE id = $1 RETURNING `+categoryColumns, id, strings.TrimSpace(req.Msg.Name)))
-	if errors.Is(err, pgx.ErrNoRows) {
-		err = errNotFound
+	was, err := getCategory(ctx, s.db, id)
+	if err != nil {
+		return nil, s.internal(ctx, "update category", err)
 	}
+	var cat categoryRow
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_CATEGORY_UPDATED, "category", id.String(), "")
+	err = s.inTx(ctx, was.serverID, func(tx pgx.Tx) error {
+		var before string
+		err := tx.QueryRow(ctx, `SELECT name FROM categories WHERE id = $1 FOR UPDATE`, id).Scan(&before)
+		if err == nil {
+			cat, err = scanCategory(tx.QueryRow(ctx, `UPDATE categories SET name = $2 WHERE id = $1 RETURNING `+categoryColumns, id, strings.TrimSpace(req.Msg.Name)))
+		}
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errNotFound
+		}
+		pendingAudit(ctx).changes = changed(field("name", before, cat.name))
+		return err
+	})
 	if err != nil {
 		return nil, s.internal(ctx, "update category", err)
 	}
@@ -105,7 +122,8 @@ func (s *Service) MoveCategory(ctx context.Context, req *connect.Request[communi
 		return nil, s.internal(ctx, "move category", err)
 	}
 	var categories []categoryRow
-	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_CATEGORY_UPDATED, "category", id.String(), "")
+	err = s.inTx(ctx, cat.serverID, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT id FROM categories WHERE server_id = $1 AND id <> $2 ORDER BY position, id FOR UPDATE`, cat.serverID, id)
 		if err != nil {
 			return err
@@ -122,6 +140,11 @@ func (s *Service) MoveCategory(ctx context.Context, req *connect.Request[communi
 			return err
 		}
 		categories, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (categoryRow, error) { return scanCategory(row) })
+		for _, c := range categories {
+			if c.id == id {
+				pendingAudit(ctx).changes = changed(field("position", fmt.Sprint(cat.position), fmt.Sprint(c.position)))
+			}
+		}
 		return err
 	})
 	if err != nil {
@@ -175,6 +198,7 @@ func (s *Service) SetCategoryPermissionOverwrite(ctx context.Context, req *conne
 	if err != nil {
 		return nil, s.internal(ctx, "set category overwrite", err)
 	}
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_OVERWRITES_UPDATED, "category", id.String(), "", overwriteChanges(own, after)...)
 	token, err := s.commit(ctx, cat.serverID, change(before, now), func(tx pgx.Tx) error {
 		if err := expectOverwrites(ctx, tx, id, own); err != nil {
 			return err
@@ -241,6 +265,7 @@ func (s *Service) DeleteCategory(ctx context.Context, req *connect.Request[commu
 		}
 		before, after = append(before, was...), append(after, is...)
 	}
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_CATEGORY_DELETED, "category", id.String(), "", field("name", cat.name, ""))
 	token, err := s.commit(ctx, cat.serverID, change(before, after), func(tx pgx.Tx) error {
 		if err := expectOverwrites(ctx, tx, id, own); err != nil {
 			return err

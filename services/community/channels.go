@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -248,6 +249,8 @@ func (s *Service) CreateChannel(ctx context.Context, req *connect.Request[commun
 	if err != nil {
 		return nil, s.internal(ctx, "create channel", err)
 	}
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_CHANNEL_CREATED, "channel", ch.id.String(), "",
+		append(changed(field("name", "", ch.name), field("kind", "", ch.kind)), overwriteChanges(nil, own)...)...)
 	token, err := s.commit(ctx, id, delta{add: rels}, func(tx pgx.Tx) error {
 		if cat != nil {
 			// The category must still be there, with the overwrites read.
@@ -393,10 +396,25 @@ func (s *Service) UpdateChannel(ctx context.Context, req *connect.Request[commun
 	if err := validName("name", req.Msg.Name, 1, 100); err != nil {
 		return nil, err
 	}
-	tag, err := s.db.Exec(ctx, `UPDATE channels SET name = $2 WHERE id = $1`, id, strings.TrimSpace(req.Msg.Name))
-	if err == nil && tag.RowsAffected() == 0 {
-		err = errNotFound
+	was, err := getChannel(ctx, s.db, id)
+	if err != nil {
+		return nil, s.internal(ctx, "update channel", err)
 	}
+	name := strings.TrimSpace(req.Msg.Name)
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_CHANNEL_UPDATED, "channel", id.String(), "")
+	err = s.inTx(ctx, was.serverID, func(tx pgx.Tx) error {
+		var before string
+		err := tx.QueryRow(ctx, `SELECT name FROM channels WHERE id = $1 FOR UPDATE`, id).Scan(&before)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errNotFound
+		}
+		if err != nil {
+			return err
+		}
+		pendingAudit(ctx).changes = changed(field("name", before, name))
+		_, err = tx.Exec(ctx, `UPDATE channels SET name = $2 WHERE id = $1`, id, name)
+		return err
+	})
 	if err != nil {
 		return nil, s.internal(ctx, "update channel", err)
 	}
@@ -457,6 +475,16 @@ func (s *Service) MoveChannel(ctx context.Context, req *connect.Request[communit
 			return nil, s.internal(ctx, "move channel", err)
 		}
 	}
+	catText := func(id *uuid.UUID) string {
+		if id == nil {
+			return ""
+		}
+		return id.String()
+	}
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_CHANNEL_UPDATED, "channel", id.String(), "",
+		append(changed(field("category_id", catText(st.row.categoryID), catText(after.categoryID)),
+			field("position", fmt.Sprint(st.row.position), fmt.Sprint(req.Msg.Position)),
+			field("synced", fmt.Sprint(st.row.synced), fmt.Sprint(after.synced))), overwriteChanges(st.own, afterOwn)...)...)
 	moved, token, err := s.rewire(ctx, st, after, afterOwn, func(tx pgx.Tx) error {
 		if dest != nil {
 			if err := expectCategory(ctx, tx, dest.id); err != nil {
@@ -490,6 +518,8 @@ func (s *Service) SyncChannel(ctx context.Context, req *connect.Request[communit
 	}
 	after := st.row
 	after.synced = true
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_OVERWRITES_UPDATED, "channel", id.String(), "",
+		append(changed(field("synced", "false", "true")), overwriteChanges(st.own, st.inherited)...)...)
 	synced, token, err := s.rewire(ctx, st, after, nil, nil)
 	if err != nil {
 		return nil, s.internal(ctx, "sync channel", err)
@@ -530,6 +560,8 @@ func (s *Service) SetPermissionOverwrite(ctx context.Context, req *connect.Reque
 	if st.row.synced {
 		after.synced, base = false, movedTo(st.inherited, "channel", id)
 	}
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_OVERWRITES_UPDATED, "channel", id.String(), "",
+		append(changed(field("synced", fmt.Sprint(st.row.synced), fmt.Sprint(after.synced))), overwriteChanges(st.effective(), withOverwrite(base, row))...)...)
 	set, token, err := s.rewire(ctx, st, after, withOverwrite(base, row), nil)
 	if err != nil {
 		return nil, s.internal(ctx, "set overwrite", err)
@@ -571,6 +603,8 @@ func (s *Service) DeleteChannel(ctx context.Context, req *connect.Request[commun
 			gone = append(gone, usableRelationship(i)) // it may not have expired in SpiceDB yet
 		}
 	}
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_CHANNEL_DELETED, "channel", id.String(), "",
+		changed(field("name", st.row.name, ""), field("kind", st.row.kind, ""))...)
 	token, err := s.commit(ctx, st.row.serverID, delta{remove: gone}, func(tx pgx.Tx) error {
 		if err := expectChannel(ctx, tx, st); err != nil {
 			return err

@@ -34,7 +34,8 @@ UNION SELECT server_id FROM bans WHERE user_id = $1 OR banned_by = $1
 UNION SELECT server_id FROM invites WHERE creator_id = $1
 UNION SELECT server_id FROM threads WHERE creator_id = $1
 UNION SELECT server_id FROM thread_participants WHERE user_id = $1
-UNION SELECT server_id FROM overwrites WHERE target_kind = 'member' AND target_id = $1`
+UNION SELECT server_id FROM overwrites WHERE target_kind = 'member' AND target_id = $1
+UNION SELECT server_id FROM audit_log WHERE actor_id = $1 OR target_id = $1 OR strpos(changes::text, $1) > 0 OR strpos(reason, $1) > 0`
 
 // successor is who inherits a server whose owner's account is erased: the
 // member holding the highest role, the longest-standing among equals.
@@ -148,6 +149,17 @@ func (s *Service) eraseFromServer(ctx context.Context, id uuid.UUID, userID stri
 			`DELETE FROM thread_participants WHERE server_id = $1 AND user_id = $2`,
 			`UPDATE threads SET creator_id = '' WHERE server_id = $1 AND creator_id = $2`,
 			`UPDATE invites SET creator_id = '' WHERE server_id = $1 AND creator_id = $2`,
+			// The audit log keeps the actions, not the person: as actor,
+			// target, or named in a change or a reason; nor the nicknames
+			// others gave them.
+			`UPDATE audit_log SET changes = '[]' WHERE server_id = $1 AND action = 'member_nickname_changed' AND target_kind = 'user' AND target_id = $2`,
+			`UPDATE audit_log SET actor_id = '' WHERE server_id = $1 AND actor_id = $2`,
+			`UPDATE audit_log SET target_id = '' WHERE server_id = $1 AND target_id = $2`,
+			`UPDATE audit_log SET reason = replace(reason, $2, '') WHERE server_id = $1 AND strpos(reason, $2) > 0`,
+			`UPDATE audit_log SET changes = (SELECT COALESCE(jsonb_agg(jsonb_build_object(
+					'key', replace(c->>'key', $2, ''), 'before', replace(c->>'before', $2, ''), 'after', replace(c->>'after', $2, '')) ORDER BY n), '[]')
+				FROM jsonb_array_elements(changes) WITH ORDINALITY AS e(c, n))
+				WHERE server_id = $1 AND strpos(changes::text, $2) > 0`,
 		} {
 			if _, err := tx.Exec(ctx, stmt, id, userID); err != nil {
 				return err

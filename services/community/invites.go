@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"time"
 
 	"connectrpc.com/connect"
@@ -122,6 +123,8 @@ func (s *Service) CreateInvite(ctx context.Context, req *connect.Request[communi
 		return nil, s.internal(ctx, "create invite", err)
 	}
 	inv := inviteRow{code: newInviteCode(), serverID: ch.serverID, channel: ch.id, creatorID: p.UserID, expiresAt: expires, maxUses: req.Msg.MaxUses}
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_INVITE_CREATED, "invite", inv.code, "",
+		changed(field("channel_id", "", ch.id.String()), field("max_uses", "", fmt.Sprint(inv.maxUses)))...)
 	token, err := s.commit(ctx, ch.serverID, delta{add: inviteRelationships(inv, time.Now())}, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO invites (`+inviteColumns+`) VALUES ($1, $2, $3, $4, $5, $6, 0, false)`,
 			inv.code, inv.serverID, inv.channel, inv.creatorID, inv.expiresAt, inv.maxUses)
@@ -202,6 +205,7 @@ func (s *Service) RevokeInvite(ctx context.Context, req *connect.Request[communi
 	if inv.usable(time.Now()) {
 		d.remove = []authz.Relationship{usableRelationship(inv)}
 	}
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_INVITE_REVOKED, "invite", inv.code, "")
 	token, err := s.commitExec(ctx, inv.serverID, d, `UPDATE invites SET revoked = true WHERE code = $1`, inv.code)
 	if err != nil {
 		return nil, s.internal(ctx, "revoke invite", err)

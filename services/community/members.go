@@ -182,6 +182,7 @@ func (s *Service) KickMember(ctx context.Context, req *connect.Request[community
 	if err := s.requireMember(ctx, srv.id, req.Msg.UserId); err != nil {
 		return nil, err
 	}
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_MEMBER_KICKED, "user", req.Msg.UserId, req.Msg.Reason)
 	resp, err := removeMember(s, ctx, srv.id, req.Msg.UserId, "kick", func(token authz.ZedToken) *connect.Response[communityv1.KickMemberResponse] {
 		return connect.NewResponse(&communityv1.KickMemberResponse{ZedToken: string(token)})
 	}, nil)
@@ -206,6 +207,7 @@ func (s *Service) BanMember(ctx context.Context, req *connect.Request[communityv
 			ON CONFLICT (server_id, user_id) DO UPDATE SET reason = EXCLUDED.reason, banned_by = EXCLUDED.banned_by`, srv.id, target, req.Msg.Reason, p.UserID)
 		return err
 	}
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_MEMBER_BANNED, "user", target, req.Msg.Reason)
 	resp, err := removeMember(s, ctx, srv.id, target, "ban", func(token authz.ZedToken) *connect.Response[communityv1.BanMemberResponse] {
 		return connect.NewResponse(&communityv1.BanMemberResponse{ZedToken: string(token)})
 	}, &extra{add: []authz.Relationship{banRelationship(srv.id, target)}, tx: ban})
@@ -258,6 +260,10 @@ func (s *Service) UnbanMember(ctx context.Context, req *connect.Request[communit
 	if !banned {
 		return nil, connect.NewError(connect.CodeNotFound, errors.New("that user is not banned"))
 	}
+	if len(req.Msg.Reason) > 512 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("reason is at most 512 characters"))
+	}
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_MEMBER_UNBANNED, "user", req.Msg.UserId, req.Msg.Reason)
 	token, err := s.commitExec(ctx, id, delta{remove: []authz.Relationship{banRelationship(id, req.Msg.UserId)}}, `DELETE FROM bans WHERE server_id = $1 AND user_id = $2`, id, req.Msg.UserId)
 	if err != nil {
 		return nil, s.internal(ctx, "unban", err)
@@ -303,6 +309,14 @@ func (s *Service) TimeoutMember(ctx context.Context, req *connect.Request[commun
 			d.remove = []authz.Relationship{authz.Timeout(srv.id.String(), target, current.UTC().Truncate(time.Second))}
 		}
 	}
+	if len(req.Msg.Reason) > 512 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("reason is at most 512 characters"))
+	}
+	untilText := ""
+	if until != nil {
+		untilText = until.Format(time.RFC3339)
+	}
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_MEMBER_TIMED_OUT, "user", target, req.Msg.Reason, field("timed_out_until", "", untilText))
 	token, err := s.commitExec(ctx, srv.id, d, `UPDATE members SET timed_out_until = $3 WHERE server_id = $1 AND user_id = $2`, srv.id, target, until)
 	if err != nil {
 		return nil, s.internal(ctx, "timeout", err)
@@ -317,17 +331,37 @@ func validNickname(n string) error {
 	return nil
 }
 
-func (s *Service) setNickname(ctx context.Context, serverID uuid.UUID, userID, nickname string) error {
+// setNickname changes a nickname; by someone else, it is audited, with the
+// nickname before and after.
+func (s *Service) setNickname(ctx context.Context, req connect.AnyRequest, serverID uuid.UUID, userID, nickname string, audit bool) error {
 	var nick *string
 	if nickname != "" {
 		nick = &nickname
 	}
-	tag, err := s.db.Exec(ctx, `UPDATE members SET nickname = $3 WHERE server_id = $1 AND user_id = $2`, serverID, userID, nick)
+	if audit {
+		ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_MEMBER_NICKNAME_CHANGED, "user", userID, "")
+	}
+	err := s.inTx(ctx, serverID, func(tx pgx.Tx) error {
+		var before *string
+		err := tx.QueryRow(ctx, `SELECT nickname FROM members WHERE server_id = $1 AND user_id = $2 FOR UPDATE`, serverID, userID).Scan(&before)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return connect.NewError(connect.CodeNotFound, errors.New("that user is not a member of the server"))
+		}
+		if err != nil {
+			return err
+		}
+		if e := pendingAudit(ctx); e != nil {
+			was := ""
+			if before != nil {
+				was = *before
+			}
+			e.changes = changed(field("nickname", was, nickname))
+		}
+		_, err = tx.Exec(ctx, `UPDATE members SET nickname = $3 WHERE server_id = $1 AND user_id = $2`, serverID, userID, nick)
+		return err
+	})
 	if err != nil {
 		return s.internal(ctx, "nickname", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return connect.NewError(connect.CodeNotFound, errors.New("that user is not a member of the server"))
 	}
 	return nil
 }
@@ -345,7 +379,7 @@ func (s *Service) SetMyNickname(ctx context.Context, req *connect.Request[commun
 	if err := validNickname(req.Msg.Nickname); err != nil {
 		return nil, err
 	}
-	if err := s.setNickname(ctx, id, p.UserID, req.Msg.Nickname); err != nil {
+	if err := s.setNickname(ctx, req, id, p.UserID, req.Msg.Nickname, false); err != nil {
 		return nil, err
 	}
 	return connect.NewResponse(&communityv1.SetMyNicknameResponse{}), nil
@@ -360,7 +394,7 @@ func (s *Service) SetMemberNickname(ctx context.Context, req *connect.Request[co
 	if err != nil {
 		return nil, s.internal(ctx, "nickname", err)
 	}
-	if err := s.setNickname(ctx, srv.id, req.Msg.UserId, req.Msg.Nickname); err != nil {
+	if err := s.setNickname(ctx, req, srv.id, req.Msg.UserId, req.Msg.Nickname, true); err != nil {
 		return nil, err
 	}
 	return connect.NewResponse(&communityv1.SetMemberNicknameResponse{}), nil

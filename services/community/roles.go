@@ -3,6 +3,7 @@ package community
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -49,6 +50,7 @@ func (s *Service) UpdateRole(ctx context.Context, req *connect.Request[community
 		return nil, s.internal(ctx, "update role", err)
 	}
 	everyone := role.id == srv.everyoneRoleID
+	was := role
 	before, err := roleRelationships(srv.id, role, everyone)
 	if err != nil {
 		return nil, s.internal(ctx, "update role", err)
@@ -95,6 +97,10 @@ func (s *Service) UpdateRole(ctx context.Context, req *connect.Request[community
 	}
 	var d delta
 	d.add, d.remove = diff(after, before)
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_ROLE_UPDATED, "role", role.id.String(), "", changed(
+		field("name", was.name, role.name), field("permissions", nameList(was.permissions), nameList(role.permissions)),
+		field("color", fmt.Sprint(was.color), fmt.Sprint(role.color)), field("hoist", fmt.Sprint(was.hoist), fmt.Sprint(role.hoist)),
+		field("mentionable", fmt.Sprint(was.mentionable), fmt.Sprint(role.mentionable)))...)
 	token, err := s.commit(ctx, srv.id, d, func(tx pgx.Tx) error {
 		// Only if its permissions are still those the delta was computed from.
 		tag, err := tx.Exec(ctx, `UPDATE roles SET name = $2, permissions = $3, color = $4, hoist = $5, mentionable = $6 WHERE id = $1 AND permissions = $7`,
@@ -144,6 +150,8 @@ func (s *Service) DeleteRole(ctx context.Context, req *connect.Request[community
 			d.remove = append(d.remove, rels...)
 		}
 	}
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_ROLE_DELETED, "role", role.id.String(), "",
+		changed(field("name", role.name, ""), field("permissions", nameList(role.permissions), ""))...)
 	token, err := s.commit(ctx, srv.id, d, func(tx pgx.Tx) error {
 		// Only if no one was given the role, and no overwrite named it, meanwhile.
 		var nowHolders, nowOverwrites int
@@ -188,7 +196,8 @@ func (s *Service) MoveRole(ctx context.Context, req *connect.Request[communityv1
 		return nil, connect.NewError(connect.CodePermissionDenied, err)
 	}
 	var roles []roleRow
-	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_ROLE_UPDATED, "role", role.id.String(), "")
+	err = s.inTx(ctx, srv.id, func(tx pgx.Tx) error {
 		var top int
 		if err := tx.QueryRow(ctx, `SELECT MAX(position) FROM roles WHERE server_id = $1`, srv.id).Scan(&top); err != nil {
 			return err
@@ -204,6 +213,9 @@ func (s *Service) MoveRole(ctx context.Context, req *connect.Request[communityv1
 		}
 		if _, err := tx.Exec(ctx, `UPDATE roles SET position = $2 WHERE id = $1`, role.id, to); err != nil {
 			return err
+		}
+		if e := pendingAudit(ctx); e != nil {
+			e.changes = changed(field("position", fmt.Sprint(role.position), fmt.Sprint(to)))
 		}
 		rows, err := tx.Query(ctx, `SELECT `+roleColumns+` FROM roles WHERE server_id = $1 ORDER BY position DESC`, srv.id)
 		if err != nil {

@@ -3,6 +3,7 @@ package community
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -29,7 +30,7 @@ func (s *Service) UpdateServer(ctx context.Context, req *connect.Request[communi
 	if err != nil {
 		return nil, s.internal(ctx, "update server", err)
 	}
-	before := serverRelationships(srv)
+	before, was := serverRelationships(srv), srv
 	if req.Msg.Name != nil {
 		srv.name = strings.TrimSpace(*req.Msg.Name)
 	}
@@ -38,6 +39,8 @@ func (s *Service) UpdateServer(ctx context.Context, req *connect.Request[communi
 	}
 	var d delta
 	d.add, d.remove = diff(serverRelationships(srv), before)
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_SERVER_UPDATED, "server", id.String(), "",
+		changed(field("name", was.name, srv.name), field("public", fmt.Sprint(was.public), fmt.Sprint(srv.public)))...)
 	token, err := s.commitExec(ctx, id, d, `UPDATE servers SET name = $2, public = $3 WHERE id = $1`, id, srv.name, srv.public)
 	if err != nil {
 		return nil, s.internal(ctx, "update server", err)
@@ -51,20 +54,26 @@ func (s *Service) DeleteServer(ctx context.Context, req *connect.Request[communi
 	if err != nil {
 		return nil, err
 	}
-	st, err := loadServerState(ctx, s.db, id)
-	if err != nil {
-		return nil, s.internal(ctx, "delete server", err)
-	}
-	rels, err := st.desired(time.Now())
-	if err != nil {
-		return nil, s.internal(ctx, "delete server", err)
-	}
-	// Grants go before the rows, denies after: nobody gains access meanwhile.
-	token, err := s.commitExec(ctx, id, delta{remove: rels}, `DELETE FROM servers WHERE id = $1`, id)
+	token, err := s.deleteServer(ctx, id)
 	if err != nil {
 		return nil, s.internal(ctx, "delete server", err)
 	}
 	return connect.NewResponse(&communityv1.DeleteServerResponse{ZedToken: string(token)}), nil
+}
+
+// deleteServer deletes a server, its rows (the audit log with them) and
+// its graph.
+func (s *Service) deleteServer(ctx context.Context, id uuid.UUID) (authz.ZedToken, error) {
+	st, err := loadServerState(ctx, s.db, id)
+	if err != nil {
+		return "", err
+	}
+	rels, err := st.desired(time.Now())
+	if err != nil {
+		return "", err
+	}
+	// Grants go before the rows, denies after: nobody gains access meanwhile.
+	return s.commitExec(ctx, id, delta{remove: rels}, `DELETE FROM servers WHERE id = $1`, id)
 }
 
 // TransferOwnership gives the server to another member.
@@ -88,6 +97,7 @@ func (s *Service) TransferOwnership(ctx context.Context, req *connect.Request[co
 		remove: []authz.Relationship{rel(authz.Server.Owner, id.String(), authz.UserSubject(srv.ownerID))},
 		add:    []authz.Relationship{rel(authz.Server.Owner, id.String(), authz.UserSubject(to))},
 	}
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_SERVER_OWNERSHIP_TRANSFERRED, "user", to, "", field("owner_id", srv.ownerID, to))
 	token, err := s.commit(ctx, id, d, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE servers SET owner_id = $2 WHERE id = $1 AND owner_id = $3`, id, to, srv.ownerID)
 		if err == nil && tag.RowsAffected() == 0 {

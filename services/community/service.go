@@ -41,6 +41,8 @@ type Service struct {
 	db    *pgxpool.Pool
 	authz *authz.Client
 	log   *slog.Logger
+	// auditor receives a structured record of each audited change.
+	auditor connectauthz.Auditor
 	// Test hooks. beforeCommit runs inside the database transaction (an
 	// error aborts it); afterCommit runs between the database commit and the
 	// widening SpiceDB write (an error simulates a crash there).
@@ -49,12 +51,26 @@ type Service struct {
 
 var _ communityv1connect.CommunityServiceHandler = (*Service)(nil)
 
+// Option configures the service.
+type Option func(*Service)
+
+// WithAuditor sends a structured record of every change the audit log
+// keeps (moderation actions, role, channel and server changes) to a, once
+// committed.
+func WithAuditor(a connectauthz.Auditor) Option {
+	return func(s *Service) { s.auditor = a }
+}
+
 // New migrates the database and returns the service.
-func New(ctx context.Context, db *pgxpool.Pool, client *authz.Client, log *slog.Logger) (*Service, error) {
+func New(ctx context.Context, db *pgxpool.Pool, client *authz.Client, log *slog.Logger, opts ...Option) (*Service, error) {
 	if err := migrations.Up(ctx, db); err != nil {
 		return nil, err
 	}
-	return &Service{db: db, authz: client, log: log}, nil
+	s := &Service{db: db, authz: client, log: log, auditor: connectauthz.Discard}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
 
 // principal is the caller; the interceptor has already refused anonymous calls.
@@ -306,6 +322,8 @@ func (s *Service) CreateRole(ctx context.Context, req *connect.Request[community
 	if err != nil {
 		return nil, s.internal(ctx, "create role", err)
 	}
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_ROLE_CREATED, "role", role.id.String(), "",
+		changed(field("name", "", role.name), field("permissions", "", nameList(role.permissions)))...)
 	token, err := s.commit(ctx, id, delta{add: rels}, func(tx pgx.Tx) error {
 		// Discord puts a new role just above @everyone.
 		if _, err := tx.Exec(ctx, `UPDATE roles SET position = position + 1 WHERE server_id = $1 AND position >= 1`, id); err != nil {
@@ -369,6 +387,7 @@ func (s *Service) AddMemberRole(ctx context.Context, req *connect.Request[commun
 		return nil, s.internal(ctx, "add role", err)
 	}
 	d := delta{add: []authz.Relationship{memberRoleRelationship(role.id, req.Msg.UserId)}}
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_MEMBER_ROLE_ADDED, "user", req.Msg.UserId, "", field("role_id", "", role.id.String()))
 	token, err := s.commitExec(ctx, srv.id, d, `INSERT INTO member_roles (server_id, user_id, role_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, srv.id, req.Msg.UserId, role.id)
 	if err != nil {
 		return nil, s.internal(ctx, "add role", err)
@@ -383,6 +402,7 @@ func (s *Service) RemoveMemberRole(ctx context.Context, req *connect.Request[com
 		return nil, s.internal(ctx, "remove role", err)
 	}
 	d := delta{remove: []authz.Relationship{memberRoleRelationship(role.id, req.Msg.UserId)}}
+	ctx = auditing(ctx, req, communityv1.AuditAction_AUDIT_ACTION_MEMBER_ROLE_REMOVED, "user", req.Msg.UserId, "", field("role_id", role.id.String(), ""))
 	token, err := s.commitExec(ctx, srv.id, d, `DELETE FROM member_roles WHERE role_id = $1 AND user_id = $2`, role.id, req.Msg.UserId)
 	if err != nil {
 		return nil, s.internal(ctx, "remove role", err)

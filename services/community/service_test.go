@@ -28,6 +28,7 @@ type harness struct {
 	client communityv1connect.CommunityServiceClient
 	authz  *authz.Client
 	url    string // of the service's HTTP server
+	db     *pgxpool.Pool
 	// erasure is the internal API.
 	erasure communityv1connect.ErasureServiceClient
 }
@@ -47,6 +48,13 @@ func testAuthentication(next http.Handler) http.Handler {
 
 func start(t *testing.T) *harness {
 	t.Helper()
+	return startAudited(t, connectauthz.Discard)
+}
+
+// startAudited starts the service with audit records going to a, from the
+// interceptor (refusals) and the service (what its audit log keeps).
+func startAudited(t *testing.T, a connectauthz.Auditor) *harness {
+	t.Helper()
 	spice, err := inprocess.Start(t.Context(), inprocess.Config{Schema: authz.SchemaText})
 	if err != nil {
 		t.Fatal(err)
@@ -58,16 +66,16 @@ func start(t *testing.T) *harness {
 	}
 	t.Cleanup(pool.Close)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := community.New(t.Context(), pool, spice.Client(), log)
+	svc, err := community.New(t.Context(), pool, spice.Client(), log, community.WithAuditor(a))
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(svc.Handler(connect.WithInterceptors(connectauthz.New(spice.Client(), log))))
+	mux.Handle(svc.Handler(connect.WithInterceptors(connectauthz.New(spice.Client(), log, connectauthz.WithAudit(a)))))
 	mux.Handle(svc.InternalHandler(connect.WithInterceptors(connectauthz.New(spice.Client(), log))))
 	srv := httptest.NewServer(testAuthentication(mux))
 	t.Cleanup(srv.Close)
-	return &harness{svc: svc, client: communityv1connect.NewCommunityServiceClient(srv.Client(), srv.URL), authz: spice.Client(), url: srv.URL,
+	return &harness{svc: svc, client: communityv1connect.NewCommunityServiceClient(srv.Client(), srv.URL), authz: spice.Client(), url: srv.URL, db: pool,
 		erasure: communityv1connect.NewErasureServiceClient(srv.Client(), srv.URL)}
 }
 

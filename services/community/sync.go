@@ -39,10 +39,15 @@ func (s *Service) commit(ctx context.Context, serverID uuid.UUID, d delta, domai
 	narrow, widen := d.phases()
 	var (
 		token   authz.ZedToken
-		touched bool // SpiceDB was written
+		touched bool        // SpiceDB was written
+		entry   *auditEntry // the audit log entry written with the change
 	)
 	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		if err := domain(tx); err != nil {
+			return err
+		}
+		var err error
+		if entry, err = writeAudit(ctx, tx, serverID); err != nil {
 			return err
 		}
 		if len(narrow) > 0 {
@@ -63,15 +68,21 @@ func (s *Service) commit(ctx context.Context, serverID uuid.UUID, d delta, domai
 	if err != nil {
 		return "", s.converge(ctx, serverID, mark, err)
 	}
+	// Committed, with its audit entry: its record goes to the sink with the
+	// last write's ZedToken, whatever happens to the widening write.
+	entry.commit()
+	defer func() { s.audited(ctx, entry, token) }()
 	if s.afterCommit != nil {
 		if err := s.afterCommit(); err != nil {
 			return "", err // a simulated crash: the mark stays
 		}
 	}
 	if len(widen) > 0 {
-		if token, err = s.authz.Write(ctx, widen); err != nil {
+		wrote, err := s.authz.Write(ctx, widen)
+		if err != nil {
 			return "", s.converge(ctx, serverID, mark, fmt.Errorf("saved, but applying its permissions failed (they will be applied shortly): %w", err))
 		}
+		token = wrote
 	}
 	s.unmark(ctx, serverID, mark)
 	return token, nil

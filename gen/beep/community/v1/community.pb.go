@@ -129,6 +129,113 @@ func (TargetKind) EnumDescriptor() ([]byte, []int) {
 	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{1}
 }
 
+// AuditAction is what an audit log entry records.
+type AuditAction int32
+
+const (
+	AuditAction_AUDIT_ACTION_UNSPECIFIED                  AuditAction = 0
+	AuditAction_AUDIT_ACTION_SERVER_UPDATED               AuditAction = 1
+	AuditAction_AUDIT_ACTION_SERVER_OWNERSHIP_TRANSFERRED AuditAction = 2
+	AuditAction_AUDIT_ACTION_ROLE_CREATED                 AuditAction = 3
+	AuditAction_AUDIT_ACTION_ROLE_UPDATED                 AuditAction = 4
+	AuditAction_AUDIT_ACTION_ROLE_DELETED                 AuditAction = 5
+	AuditAction_AUDIT_ACTION_MEMBER_ROLE_ADDED            AuditAction = 6
+	AuditAction_AUDIT_ACTION_MEMBER_ROLE_REMOVED          AuditAction = 7
+	AuditAction_AUDIT_ACTION_CHANNEL_CREATED              AuditAction = 8
+	AuditAction_AUDIT_ACTION_CHANNEL_UPDATED              AuditAction = 9
+	AuditAction_AUDIT_ACTION_CHANNEL_DELETED              AuditAction = 10
+	AuditAction_AUDIT_ACTION_CATEGORY_CREATED             AuditAction = 11
+	AuditAction_AUDIT_ACTION_CATEGORY_UPDATED             AuditAction = 12
+	AuditAction_AUDIT_ACTION_CATEGORY_DELETED             AuditAction = 13
+	AuditAction_AUDIT_ACTION_OVERWRITES_UPDATED           AuditAction = 14
+	AuditAction_AUDIT_ACTION_MEMBER_KICKED                AuditAction = 15
+	AuditAction_AUDIT_ACTION_MEMBER_BANNED                AuditAction = 16
+	AuditAction_AUDIT_ACTION_MEMBER_UNBANNED              AuditAction = 17
+	AuditAction_AUDIT_ACTION_MEMBER_TIMED_OUT             AuditAction = 18
+	AuditAction_AUDIT_ACTION_MEMBER_NICKNAME_CHANGED      AuditAction = 19
+	AuditAction_AUDIT_ACTION_INVITE_CREATED               AuditAction = 20
+	AuditAction_AUDIT_ACTION_INVITE_REVOKED               AuditAction = 21
+)
+
+// Enum value maps for AuditAction.
+var (
+	AuditAction_name = map[int32]string{
+		0:  "AUDIT_ACTION_UNSPECIFIED",
+		1:  "AUDIT_ACTION_SERVER_UPDATED",
+		2:  "AUDIT_ACTION_SERVER_OWNERSHIP_TRANSFERRED",
+		3:  "AUDIT_ACTION_ROLE_CREATED",
+		4:  "AUDIT_ACTION_ROLE_UPDATED",
+		5:  "AUDIT_ACTION_ROLE_DELETED",
+		6:  "AUDIT_ACTION_MEMBER_ROLE_ADDED",
+		7:  "AUDIT_ACTION_MEMBER_ROLE_REMOVED",
+		8:  "AUDIT_ACTION_CHANNEL_CREATED",
+		9:  "AUDIT_ACTION_CHANNEL_UPDATED",
+		10: "AUDIT_ACTION_CHANNEL_DELETED",
+		11: "AUDIT_ACTION_CATEGORY_CREATED",
+		12: "AUDIT_ACTION_CATEGORY_UPDATED",
+		13: "AUDIT_ACTION_CATEGORY_DELETED",
+		14: "AUDIT_ACTION_OVERWRITES_UPDATED",
+		15: "AUDIT_ACTION_MEMBER_KICKED",
+		16: "AUDIT_ACTION_MEMBER_BANNED",
+		17: "AUDIT_ACTION_MEMBER_UNBANNED",
+		18: "AUDIT_ACTION_MEMBER_TIMED_OUT",
+		19: "AUDIT_ACTION_MEMBER_NICKNAME_CHANGED",
+		20: "AUDIT_ACTION_INVITE_CREATED",
+		21: "AUDIT_ACTION_INVITE_REVOKED",
+	}
+	AuditAction_value = map[string]int32{
+		"AUDIT_ACTION_UNSPECIFIED":                  0,
+		"AUDIT_ACTION_SERVER_UPDATED":               1,
+		"AUDIT_ACTION_SERVER_OWNERSHIP_TRANSFERRED": 2,
+		"AUDIT_ACTION_ROLE_CREATED":                 3,
+		"AUDIT_ACTION_ROLE_UPDATED":                 4,
+		"AUDIT_ACTION_ROLE_DELETED":                 5,
+		"AUDIT_ACTION_MEMBER_ROLE_ADDED":            6,
+		"AUDIT_ACTION_MEMBER_ROLE_REMOVED":          7,
+		"AUDIT_ACTION_CHANNEL_CREATED":              8,
+		"AUDIT_ACTION_CHANNEL_UPDATED":              9,
+		"AUDIT_ACTION_CHANNEL_DELETED":              10,
+		"AUDIT_ACTION_CATEGORY_CREATED":             11,
+		"AUDIT_ACTION_CATEGORY_UPDATED":             12,
+		"AUDIT_ACTION_CATEGORY_DELETED":             13,
+		"AUDIT_ACTION_OVERWRITES_UPDATED":           14,
+		"AUDIT_ACTION_MEMBER_KICKED":                15,
+		"AUDIT_ACTION_MEMBER_BANNED":                16,
+		"AUDIT_ACTION_MEMBER_UNBANNED":              17,
+		"AUDIT_ACTION_MEMBER_TIMED_OUT":             18,
+		"AUDIT_ACTION_MEMBER_NICKNAME_CHANGED":      19,
+		"AUDIT_ACTION_INVITE_CREATED":               20,
+		"AUDIT_ACTION_INVITE_REVOKED":               21,
+	}
+)
+
+func (x AuditAction) Enum() *AuditAction {
+	p := new(AuditAction)
+	*p = x
+	return p
+}
+
+func (x AuditAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AuditAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_beep_community_v1_community_proto_enumTypes[2].Descriptor()
+}
+
+func (AuditAction) Type() protoreflect.EnumType {
+	return &file_beep_community_v1_community_proto_enumTypes[2]
+}
+
+func (x AuditAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AuditAction.Descriptor instead.
+func (AuditAction) EnumDescriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{2}
+}
+
 // Server is a community (Discord's guild).
 type Server struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -2571,9 +2678,11 @@ func (x *KickMemberResponse) GetZedToken() string {
 
 // UnbanMemberRequest names the server and the user.
 type UnbanMemberRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ServerId      string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
-	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ServerId string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	UserId   string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Kept in the audit log.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2618,6 +2727,13 @@ func (x *UnbanMemberRequest) GetServerId() string {
 func (x *UnbanMemberRequest) GetUserId() string {
 	if x != nil {
 		return x.UserId
+	}
+	return ""
+}
+
+func (x *UnbanMemberRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -5585,6 +5701,719 @@ func (x *DeleteThreadResponse) GetZedToken() string {
 	return ""
 }
 
+// AuditChange is one field an action changed ("" when it had or has none).
+type AuditChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Before        string                 `protobuf:"bytes,2,opt,name=before,proto3" json:"before,omitempty"`
+	After         string                 `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditChange) Reset() {
+	*x = AuditChange{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditChange) ProtoMessage() {}
+
+func (x *AuditChange) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditChange.ProtoReflect.Descriptor instead.
+func (*AuditChange) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{99}
+}
+
+func (x *AuditChange) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *AuditChange) GetBefore() string {
+	if x != nil {
+		return x.Before
+	}
+	return ""
+}
+
+func (x *AuditChange) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+// AuditLogEntry is one action in a server's audit log.
+type AuditLogEntry struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	ServerId string                 `protobuf:"bytes,2,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// The user who acted.
+	ActorId string      `protobuf:"bytes,3,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	Action  AuditAction `protobuf:"varint,4,opt,name=action,proto3,enum=beep.community.v1.AuditAction" json:"action,omitempty"`
+	// What it acted on: "user", "role", "channel", "category", "invite" or
+	// "server", and its id (a user id, an object id, an invite code).
+	TargetKind string `protobuf:"bytes,5,opt,name=target_kind,json=targetKind,proto3" json:"target_kind,omitempty"`
+	TargetId   string `protobuf:"bytes,6,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	// The reason the actor gave, if any.
+	Reason        string                 `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	Changes       []*AuditChange         `protobuf:"bytes,8,rep,name=changes,proto3" json:"changes,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditLogEntry) Reset() {
+	*x = AuditLogEntry{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditLogEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditLogEntry) ProtoMessage() {}
+
+func (x *AuditLogEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditLogEntry.ProtoReflect.Descriptor instead.
+func (*AuditLogEntry) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{100}
+}
+
+func (x *AuditLogEntry) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AuditLogEntry) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *AuditLogEntry) GetActorId() string {
+	if x != nil {
+		return x.ActorId
+	}
+	return ""
+}
+
+func (x *AuditLogEntry) GetAction() AuditAction {
+	if x != nil {
+		return x.Action
+	}
+	return AuditAction_AUDIT_ACTION_UNSPECIFIED
+}
+
+func (x *AuditLogEntry) GetTargetKind() string {
+	if x != nil {
+		return x.TargetKind
+	}
+	return ""
+}
+
+func (x *AuditLogEntry) GetTargetId() string {
+	if x != nil {
+		return x.TargetId
+	}
+	return ""
+}
+
+func (x *AuditLogEntry) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *AuditLogEntry) GetChanges() []*AuditChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *AuditLogEntry) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+// ListAuditLogRequest names the server, optional filters, and a page.
+type ListAuditLogRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ServerId string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// Only entries of this actor (a user id).
+	ActorId string `protobuf:"bytes,2,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	// Only entries of this action.
+	Action AuditAction `protobuf:"varint,3,opt,name=action,proto3,enum=beep.community.v1.AuditAction" json:"action,omitempty"`
+	// Only entries on this target id.
+	TargetId string `protobuf:"bytes,4,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	// At most this many (default 50, at most 100).
+	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous answer's next_page_token: the older entries.
+	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditLogRequest) Reset() {
+	*x = ListAuditLogRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[101]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditLogRequest) ProtoMessage() {}
+
+func (x *ListAuditLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[101]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditLogRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditLogRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{101}
+}
+
+func (x *ListAuditLogRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *ListAuditLogRequest) GetActorId() string {
+	if x != nil {
+		return x.ActorId
+	}
+	return ""
+}
+
+func (x *ListAuditLogRequest) GetAction() AuditAction {
+	if x != nil {
+		return x.Action
+	}
+	return AuditAction_AUDIT_ACTION_UNSPECIFIED
+}
+
+func (x *ListAuditLogRequest) GetTargetId() string {
+	if x != nil {
+		return x.TargetId
+	}
+	return ""
+}
+
+func (x *ListAuditLogRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAuditLogRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListAuditLogResponse is one page, newest first.
+type ListAuditLogResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*AuditLogEntry       `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditLogResponse) Reset() {
+	*x = ListAuditLogResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[102]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditLogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditLogResponse) ProtoMessage() {}
+
+func (x *ListAuditLogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[102]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditLogResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditLogResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{102}
+}
+
+func (x *ListAuditLogResponse) GetEntries() []*AuditLogEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *ListAuditLogResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// InspectServerRequest names the server.
+type InspectServerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServerId      string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectServerRequest) Reset() {
+	*x = InspectServerRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[103]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectServerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectServerRequest) ProtoMessage() {}
+
+func (x *InspectServerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[103]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectServerRequest.ProtoReflect.Descriptor instead.
+func (*InspectServerRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{103}
+}
+
+func (x *InspectServerRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+// InspectServerResponse is the server and its counts.
+type InspectServerResponse struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Server          *Server                `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"`
+	Members         int32                  `protobuf:"varint,2,opt,name=members,proto3" json:"members,omitempty"`
+	Roles           int32                  `protobuf:"varint,3,opt,name=roles,proto3" json:"roles,omitempty"`
+	Channels        int32                  `protobuf:"varint,4,opt,name=channels,proto3" json:"channels,omitempty"`
+	Categories      int32                  `protobuf:"varint,5,opt,name=categories,proto3" json:"categories,omitempty"`
+	Bans            int32                  `protobuf:"varint,6,opt,name=bans,proto3" json:"bans,omitempty"`
+	Invites         int32                  `protobuf:"varint,7,opt,name=invites,proto3" json:"invites,omitempty"`
+	AuditLogEntries int32                  `protobuf:"varint,8,opt,name=audit_log_entries,json=auditLogEntries,proto3" json:"audit_log_entries,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *InspectServerResponse) Reset() {
+	*x = InspectServerResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[104]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectServerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectServerResponse) ProtoMessage() {}
+
+func (x *InspectServerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[104]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectServerResponse.ProtoReflect.Descriptor instead.
+func (*InspectServerResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{104}
+}
+
+func (x *InspectServerResponse) GetServer() *Server {
+	if x != nil {
+		return x.Server
+	}
+	return nil
+}
+
+func (x *InspectServerResponse) GetMembers() int32 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
+func (x *InspectServerResponse) GetRoles() int32 {
+	if x != nil {
+		return x.Roles
+	}
+	return 0
+}
+
+func (x *InspectServerResponse) GetChannels() int32 {
+	if x != nil {
+		return x.Channels
+	}
+	return 0
+}
+
+func (x *InspectServerResponse) GetCategories() int32 {
+	if x != nil {
+		return x.Categories
+	}
+	return 0
+}
+
+func (x *InspectServerResponse) GetBans() int32 {
+	if x != nil {
+		return x.Bans
+	}
+	return 0
+}
+
+func (x *InspectServerResponse) GetInvites() int32 {
+	if x != nil {
+		return x.Invites
+	}
+	return 0
+}
+
+func (x *InspectServerResponse) GetAuditLogEntries() int32 {
+	if x != nil {
+		return x.AuditLogEntries
+	}
+	return 0
+}
+
+// ListUserServersRequest names the user.
+type ListUserServersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserServersRequest) Reset() {
+	*x = ListUserServersRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[105]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserServersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserServersRequest) ProtoMessage() {}
+
+func (x *ListUserServersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[105]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserServersRequest.ProtoReflect.Descriptor instead.
+func (*ListUserServersRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{105}
+}
+
+func (x *ListUserServersRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// UserServer is one server of a user.
+type UserServer struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Server   *Server                `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"`
+	JoinedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=joined_at,json=joinedAt,proto3" json:"joined_at,omitempty"`
+	// The user owns it.
+	Owner         bool `protobuf:"varint,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserServer) Reset() {
+	*x = UserServer{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[106]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserServer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserServer) ProtoMessage() {}
+
+func (x *UserServer) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[106]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserServer.ProtoReflect.Descriptor instead.
+func (*UserServer) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{106}
+}
+
+func (x *UserServer) GetServer() *Server {
+	if x != nil {
+		return x.Server
+	}
+	return nil
+}
+
+func (x *UserServer) GetJoinedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.JoinedAt
+	}
+	return nil
+}
+
+func (x *UserServer) GetOwner() bool {
+	if x != nil {
+		return x.Owner
+	}
+	return false
+}
+
+// ListUserServersResponse lists them by join time.
+type ListUserServersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Servers       []*UserServer          `protobuf:"bytes,1,rep,name=servers,proto3" json:"servers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserServersResponse) Reset() {
+	*x = ListUserServersResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[107]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserServersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserServersResponse) ProtoMessage() {}
+
+func (x *ListUserServersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[107]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserServersResponse.ProtoReflect.Descriptor instead.
+func (*ListUserServersResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{107}
+}
+
+func (x *ListUserServersResponse) GetServers() []*UserServer {
+	if x != nil {
+		return x.Servers
+	}
+	return nil
+}
+
+// RemoveServerRequest names the server and why.
+type RemoveServerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServerId      string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveServerRequest) Reset() {
+	*x = RemoveServerRequest{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[108]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveServerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveServerRequest) ProtoMessage() {}
+
+func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[108]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
+func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{108}
+}
+
+func (x *RemoveServerRequest) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *RemoveServerRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// RemoveServerResponse confirms.
+type RemoveServerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ZedToken      string                 `protobuf:"bytes,1,opt,name=zed_token,json=zedToken,proto3" json:"zed_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveServerResponse) Reset() {
+	*x = RemoveServerResponse{}
+	mi := &file_beep_community_v1_community_proto_msgTypes[109]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveServerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveServerResponse) ProtoMessage() {}
+
+func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_community_proto_msgTypes[109]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveServerResponse.ProtoReflect.Descriptor instead.
+func (*RemoveServerResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_community_proto_rawDescGZIP(), []int{109}
+}
+
+func (x *RemoveServerResponse) GetZedToken() string {
+	if x != nil {
+		return x.ZedToken
+	}
+	return ""
+}
+
 var File_beep_community_v1_community_proto protoreflect.FileDescriptor
 
 const file_beep_community_v1_community_proto_rawDesc = "" +
@@ -5755,10 +6584,11 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"1\n" +
 	"\x12KickMemberResponse\x12\x1b\n" +
-	"\tzed_token\x18\x01 \x01(\tR\bzedToken\"J\n" +
+	"\tzed_token\x18\x01 \x01(\tR\bzedToken\"b\n" +
 	"\x12UnbanMemberRequest\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\"2\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"2\n" +
 	"\x13UnbanMemberResponse\x12\x1b\n" +
 	"\tzed_token\x18\x01 \x01(\tR\bzedToken\"\x96\x01\n" +
 	"\x14TimeoutMemberRequest\x12\x1b\n" +
@@ -5958,6 +6788,60 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\x13DeleteThreadRequest\x12\x1b\n" +
 	"\tthread_id\x18\x01 \x01(\tR\bthreadId\"3\n" +
 	"\x14DeleteThreadResponse\x12\x1b\n" +
+	"\tzed_token\x18\x01 \x01(\tR\bzedToken\"M\n" +
+	"\vAuditChange\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
+	"\x06before\x18\x02 \x01(\tR\x06before\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\tR\x05after\"\xda\x02\n" +
+	"\rAuditLogEntry\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tserver_id\x18\x02 \x01(\tR\bserverId\x12\x19\n" +
+	"\bactor_id\x18\x03 \x01(\tR\aactorId\x126\n" +
+	"\x06action\x18\x04 \x01(\x0e2\x1e.beep.community.v1.AuditActionR\x06action\x12\x1f\n" +
+	"\vtarget_kind\x18\x05 \x01(\tR\n" +
+	"targetKind\x12\x1b\n" +
+	"\ttarget_id\x18\x06 \x01(\tR\btargetId\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x128\n" +
+	"\achanges\x18\b \x03(\v2\x1e.beep.community.v1.AuditChangeR\achanges\x129\n" +
+	"\n" +
+	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xde\x01\n" +
+	"\x13ListAuditLogRequest\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x19\n" +
+	"\bactor_id\x18\x02 \x01(\tR\aactorId\x126\n" +
+	"\x06action\x18\x03 \x01(\x0e2\x1e.beep.community.v1.AuditActionR\x06action\x12\x1b\n" +
+	"\ttarget_id\x18\x04 \x01(\tR\btargetId\x12\x1b\n" +
+	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\"z\n" +
+	"\x14ListAuditLogResponse\x12:\n" +
+	"\aentries\x18\x01 \x03(\v2 .beep.community.v1.AuditLogEntryR\aentries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"3\n" +
+	"\x14InspectServerRequest\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\"\x90\x02\n" +
+	"\x15InspectServerResponse\x121\n" +
+	"\x06server\x18\x01 \x01(\v2\x19.beep.community.v1.ServerR\x06server\x12\x18\n" +
+	"\amembers\x18\x02 \x01(\x05R\amembers\x12\x14\n" +
+	"\x05roles\x18\x03 \x01(\x05R\x05roles\x12\x1a\n" +
+	"\bchannels\x18\x04 \x01(\x05R\bchannels\x12\x1e\n" +
+	"\n" +
+	"categories\x18\x05 \x01(\x05R\n" +
+	"categories\x12\x12\n" +
+	"\x04bans\x18\x06 \x01(\x05R\x04bans\x12\x18\n" +
+	"\ainvites\x18\a \x01(\x05R\ainvites\x12*\n" +
+	"\x11audit_log_entries\x18\b \x01(\x05R\x0fauditLogEntries\"1\n" +
+	"\x16ListUserServersRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x8e\x01\n" +
+	"\n" +
+	"UserServer\x121\n" +
+	"\x06server\x18\x01 \x01(\v2\x19.beep.community.v1.ServerR\x06server\x127\n" +
+	"\tjoined_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bjoinedAt\x12\x14\n" +
+	"\x05owner\x18\x03 \x01(\bR\x05owner\"R\n" +
+	"\x17ListUserServersResponse\x127\n" +
+	"\aservers\x18\x01 \x03(\v2\x1d.beep.community.v1.UserServerR\aservers\"J\n" +
+	"\x13RemoveServerRequest\x12\x1b\n" +
+	"\tserver_id\x18\x01 \x01(\tR\bserverId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"3\n" +
+	"\x14RemoveServerResponse\x12\x1b\n" +
 	"\tzed_token\x18\x01 \x01(\tR\bzedToken*y\n" +
 	"\vChannelKind\x12\x1c\n" +
 	"\x18CHANNEL_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
@@ -5969,7 +6853,31 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\x17TARGET_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14TARGET_KIND_EVERYONE\x10\x01\x12\x14\n" +
 	"\x10TARGET_KIND_ROLE\x10\x02\x12\x16\n" +
-	"\x12TARGET_KIND_MEMBER\x10\x032\xf5/\n" +
+	"\x12TARGET_KIND_MEMBER\x10\x03*\x87\x06\n" +
+	"\vAuditAction\x12\x1c\n" +
+	"\x18AUDIT_ACTION_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bAUDIT_ACTION_SERVER_UPDATED\x10\x01\x12-\n" +
+	")AUDIT_ACTION_SERVER_OWNERSHIP_TRANSFERRED\x10\x02\x12\x1d\n" +
+	"\x19AUDIT_ACTION_ROLE_CREATED\x10\x03\x12\x1d\n" +
+	"\x19AUDIT_ACTION_ROLE_UPDATED\x10\x04\x12\x1d\n" +
+	"\x19AUDIT_ACTION_ROLE_DELETED\x10\x05\x12\"\n" +
+	"\x1eAUDIT_ACTION_MEMBER_ROLE_ADDED\x10\x06\x12$\n" +
+	" AUDIT_ACTION_MEMBER_ROLE_REMOVED\x10\a\x12 \n" +
+	"\x1cAUDIT_ACTION_CHANNEL_CREATED\x10\b\x12 \n" +
+	"\x1cAUDIT_ACTION_CHANNEL_UPDATED\x10\t\x12 \n" +
+	"\x1cAUDIT_ACTION_CHANNEL_DELETED\x10\n" +
+	"\x12!\n" +
+	"\x1dAUDIT_ACTION_CATEGORY_CREATED\x10\v\x12!\n" +
+	"\x1dAUDIT_ACTION_CATEGORY_UPDATED\x10\f\x12!\n" +
+	"\x1dAUDIT_ACTION_CATEGORY_DELETED\x10\r\x12#\n" +
+	"\x1fAUDIT_ACTION_OVERWRITES_UPDATED\x10\x0e\x12\x1e\n" +
+	"\x1aAUDIT_ACTION_MEMBER_KICKED\x10\x0f\x12\x1e\n" +
+	"\x1aAUDIT_ACTION_MEMBER_BANNED\x10\x10\x12 \n" +
+	"\x1cAUDIT_ACTION_MEMBER_UNBANNED\x10\x11\x12!\n" +
+	"\x1dAUDIT_ACTION_MEMBER_TIMED_OUT\x10\x12\x12(\n" +
+	"$AUDIT_ACTION_MEMBER_NICKNAME_CHANGED\x10\x13\x12\x1f\n" +
+	"\x1bAUDIT_ACTION_INVITE_CREATED\x10\x14\x12\x1f\n" +
+	"\x1bAUDIT_ACTION_INVITE_REVOKED\x10\x152\x934\n" +
 	"\x10CommunityService\x12g\n" +
 	"\fCreateServer\x12&.beep.community.v1.CreateServerRequest\x1a'.beep.community.v1.CreateServerResponse\"\x06\xaa\xbb\x18\x02 \x01\x12t\n" +
 	"\tGetServer\x12#.beep.community.v1.GetServerRequest\x1a$.beep.community.v1.GetServerResponse\"\x1c\xaa\xbb\x18\x18\n" +
@@ -6073,7 +6981,15 @@ const file_beep_community_v1_community_proto_rawDesc = "" +
 	"\x15thread#manage_threads\x12\tthread_id\x12\xa8\x01\n" +
 	"\x17GetEffectivePermissions\x121.beep.community.v1.GetEffectivePermissionsRequest\x1a2.beep.community.v1.GetEffectivePermissionsResponse\"&\xaa\xbb\x18\"\n" +
 	"\x14channel#view_channel\x12\n" +
-	"channel_idB\xc9\x01\n" +
+	"channel_id\x12\x87\x01\n" +
+	"\fListAuditLog\x12&.beep.community.v1.ListAuditLogRequest\x1a'.beep.community.v1.ListAuditLogResponse\"&\xaa\xbb\x18\"\n" +
+	"\x15server#view_audit_log\x12\tserver_id\x12\x81\x01\n" +
+	"\rInspectServer\x12'.beep.community.v1.InspectServerRequest\x1a(.beep.community.v1.InspectServerResponse\"\x1d\xaa\xbb\x18\x19\n" +
+	"\x11platform#moderate\x1a\x04beep\x12\x87\x01\n" +
+	"\x0fListUserServers\x12).beep.community.v1.ListUserServersRequest\x1a*.beep.community.v1.ListUserServersResponse\"\x1d\xaa\xbb\x18\x19\n" +
+	"\x11platform#moderate\x1a\x04beep\x12\x83\x01\n" +
+	"\fRemoveServer\x12&.beep.community.v1.RemoveServerRequest\x1a'.beep.community.v1.RemoveServerResponse\"\"\xaa\xbb\x18\x1e\n" +
+	"\x16platform#manage_schema\x1a\x04beepB\xc9\x01\n" +
 	"\x15com.beep.community.v1B\x0eCommunityProtoP\x01Z:github.com/beepchat/beep/gen/beep/community/v1;communityv1\xa2\x02\x03BCX\xaa\x02\x11Beep.Community.V1\xca\x02\x11Beep\\Community\\V1\xe2\x02\x1dBeep\\Community\\V1\\GPBMetadata\xea\x02\x13Beep::Community::V1b\x06proto3"
 
 var (
@@ -6088,254 +7004,283 @@ func file_beep_community_v1_community_proto_rawDescGZIP() []byte {
 	return file_beep_community_v1_community_proto_rawDescData
 }
 
-var file_beep_community_v1_community_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_beep_community_v1_community_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
+var file_beep_community_v1_community_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_beep_community_v1_community_proto_msgTypes = make([]protoimpl.MessageInfo, 110)
 var file_beep_community_v1_community_proto_goTypes = []any{
 	(ChannelKind)(0),                               // 0: beep.community.v1.ChannelKind
 	(TargetKind)(0),                                // 1: beep.community.v1.TargetKind
-	(*Server)(nil),                                 // 2: beep.community.v1.Server
-	(*Role)(nil),                                   // 3: beep.community.v1.Role
-	(*Channel)(nil),                                // 4: beep.community.v1.Channel
-	(*PermissionOverwrite)(nil),                    // 5: beep.community.v1.PermissionOverwrite
-	(*CreateServerRequest)(nil),                    // 6: beep.community.v1.CreateServerRequest
-	(*CreateServerResponse)(nil),                   // 7: beep.community.v1.CreateServerResponse
-	(*GetServerRequest)(nil),                       // 8: beep.community.v1.GetServerRequest
-	(*GetServerResponse)(nil),                      // 9: beep.community.v1.GetServerResponse
-	(*ListMyServersRequest)(nil),                   // 10: beep.community.v1.ListMyServersRequest
-	(*ListMyServersResponse)(nil),                  // 11: beep.community.v1.ListMyServersResponse
-	(*JoinServerRequest)(nil),                      // 12: beep.community.v1.JoinServerRequest
-	(*JoinServerResponse)(nil),                     // 13: beep.community.v1.JoinServerResponse
-	(*BanMemberRequest)(nil),                       // 14: beep.community.v1.BanMemberRequest
-	(*BanMemberResponse)(nil),                      // 15: beep.community.v1.BanMemberResponse
-	(*CreateRoleRequest)(nil),                      // 16: beep.community.v1.CreateRoleRequest
-	(*CreateRoleResponse)(nil),                     // 17: beep.community.v1.CreateRoleResponse
-	(*AddMemberRoleRequest)(nil),                   // 18: beep.community.v1.AddMemberRoleRequest
-	(*AddMemberRoleResponse)(nil),                  // 19: beep.community.v1.AddMemberRoleResponse
-	(*RemoveMemberRoleRequest)(nil),                // 20: beep.community.v1.RemoveMemberRoleRequest
-	(*RemoveMemberRoleResponse)(nil),               // 21: beep.community.v1.RemoveMemberRoleResponse
-	(*CreateChannelRequest)(nil),                   // 22: beep.community.v1.CreateChannelRequest
-	(*CreateChannelResponse)(nil),                  // 23: beep.community.v1.CreateChannelResponse
-	(*SetPermissionOverwriteRequest)(nil),          // 24: beep.community.v1.SetPermissionOverwriteRequest
-	(*SetPermissionOverwriteResponse)(nil),         // 25: beep.community.v1.SetPermissionOverwriteResponse
-	(*GetEffectivePermissionsRequest)(nil),         // 26: beep.community.v1.GetEffectivePermissionsRequest
-	(*GetEffectivePermissionsResponse)(nil),        // 27: beep.community.v1.GetEffectivePermissionsResponse
-	(*Invite)(nil),                                 // 28: beep.community.v1.Invite
-	(*CreateInviteRequest)(nil),                    // 29: beep.community.v1.CreateInviteRequest
-	(*CreateInviteResponse)(nil),                   // 30: beep.community.v1.CreateInviteResponse
-	(*JoinByInviteRequest)(nil),                    // 31: beep.community.v1.JoinByInviteRequest
-	(*JoinByInviteResponse)(nil),                   // 32: beep.community.v1.JoinByInviteResponse
-	(*RevokeInviteRequest)(nil),                    // 33: beep.community.v1.RevokeInviteRequest
-	(*RevokeInviteResponse)(nil),                   // 34: beep.community.v1.RevokeInviteResponse
-	(*ListInvitesRequest)(nil),                     // 35: beep.community.v1.ListInvitesRequest
-	(*ListInvitesResponse)(nil),                    // 36: beep.community.v1.ListInvitesResponse
-	(*Member)(nil),                                 // 37: beep.community.v1.Member
-	(*ListMembersRequest)(nil),                     // 38: beep.community.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),                    // 39: beep.community.v1.ListMembersResponse
-	(*LeaveServerRequest)(nil),                     // 40: beep.community.v1.LeaveServerRequest
-	(*LeaveServerResponse)(nil),                    // 41: beep.community.v1.LeaveServerResponse
-	(*KickMemberRequest)(nil),                      // 42: beep.community.v1.KickMemberRequest
-	(*KickMemberResponse)(nil),                     // 43: beep.community.v1.KickMemberResponse
-	(*UnbanMemberRequest)(nil),                     // 44: beep.community.v1.UnbanMemberRequest
-	(*UnbanMemberResponse)(nil),                    // 45: beep.community.v1.UnbanMemberResponse
-	(*TimeoutMemberRequest)(nil),                   // 46: beep.community.v1.TimeoutMemberRequest
-	(*TimeoutMemberResponse)(nil),                  // 47: beep.community.v1.TimeoutMemberResponse
-	(*SetMyNicknameRequest)(nil),                   // 48: beep.community.v1.SetMyNicknameRequest
-	(*SetMyNicknameResponse)(nil),                  // 49: beep.community.v1.SetMyNicknameResponse
-	(*SetMemberNicknameRequest)(nil),               // 50: beep.community.v1.SetMemberNicknameRequest
-	(*SetMemberNicknameResponse)(nil),              // 51: beep.community.v1.SetMemberNicknameResponse
-	(*UpdateServerRequest)(nil),                    // 52: beep.community.v1.UpdateServerRequest
-	(*UpdateServerResponse)(nil),                   // 53: beep.community.v1.UpdateServerResponse
-	(*DeleteServerRequest)(nil),                    // 54: beep.community.v1.DeleteServerRequest
-	(*DeleteServerResponse)(nil),                   // 55: beep.community.v1.DeleteServerResponse
-	(*TransferOwnershipRequest)(nil),               // 56: beep.community.v1.TransferOwnershipRequest
-	(*TransferOwnershipResponse)(nil),              // 57: beep.community.v1.TransferOwnershipResponse
-	(*ExploreServersRequest)(nil),                  // 58: beep.community.v1.ExploreServersRequest
-	(*ExploredServer)(nil),                         // 59: beep.community.v1.ExploredServer
-	(*ExploreServersResponse)(nil),                 // 60: beep.community.v1.ExploreServersResponse
-	(*UpdateRoleRequest)(nil),                      // 61: beep.community.v1.UpdateRoleRequest
-	(*UpdateRoleResponse)(nil),                     // 62: beep.community.v1.UpdateRoleResponse
-	(*DeleteRoleRequest)(nil),                      // 63: beep.community.v1.DeleteRoleRequest
-	(*DeleteRoleResponse)(nil),                     // 64: beep.community.v1.DeleteRoleResponse
-	(*MoveRoleRequest)(nil),                        // 65: beep.community.v1.MoveRoleRequest
-	(*MoveRoleResponse)(nil),                       // 66: beep.community.v1.MoveRoleResponse
-	(*Category)(nil),                               // 67: beep.community.v1.Category
-	(*Thread)(nil),                                 // 68: beep.community.v1.Thread
-	(*ListChannelsRequest)(nil),                    // 69: beep.community.v1.ListChannelsRequest
-	(*ListChannelsResponse)(nil),                   // 70: beep.community.v1.ListChannelsResponse
-	(*GetChannelRequest)(nil),                      // 71: beep.community.v1.GetChannelRequest
-	(*GetChannelResponse)(nil),                     // 72: beep.community.v1.GetChannelResponse
-	(*UpdateChannelRequest)(nil),                   // 73: beep.community.v1.UpdateChannelRequest
-	(*UpdateChannelResponse)(nil),                  // 74: beep.community.v1.UpdateChannelResponse
-	(*MoveChannelRequest)(nil),                     // 75: beep.community.v1.MoveChannelRequest
-	(*MoveChannelResponse)(nil),                    // 76: beep.community.v1.MoveChannelResponse
-	(*SyncChannelRequest)(nil),                     // 77: beep.community.v1.SyncChannelRequest
-	(*SyncChannelResponse)(nil),                    // 78: beep.community.v1.SyncChannelResponse
-	(*DeleteChannelRequest)(nil),                   // 79: beep.community.v1.DeleteChannelRequest
-	(*DeleteChannelResponse)(nil),                  // 80: beep.community.v1.DeleteChannelResponse
-	(*CreateCategoryRequest)(nil),                  // 81: beep.community.v1.CreateCategoryRequest
-	(*CreateCategoryResponse)(nil),                 // 82: beep.community.v1.CreateCategoryResponse
-	(*UpdateCategoryRequest)(nil),                  // 83: beep.community.v1.UpdateCategoryRequest
-	(*UpdateCategoryResponse)(nil),                 // 84: beep.community.v1.UpdateCategoryResponse
-	(*MoveCategoryRequest)(nil),                    // 85: beep.community.v1.MoveCategoryRequest
-	(*MoveCategoryResponse)(nil),                   // 86: beep.community.v1.MoveCategoryResponse
-	(*DeleteCategoryRequest)(nil),                  // 87: beep.community.v1.DeleteCategoryRequest
-	(*DeleteCategoryResponse)(nil),                 // 88: beep.community.v1.DeleteCategoryResponse
-	(*SetCategoryPermissionOverwriteRequest)(nil),  // 89: beep.community.v1.SetCategoryPermissionOverwriteRequest
-	(*SetCategoryPermissionOverwriteResponse)(nil), // 90: beep.community.v1.SetCategoryPermissionOverwriteResponse
-	(*CreateThreadRequest)(nil),                    // 91: beep.community.v1.CreateThreadRequest
-	(*CreateThreadResponse)(nil),                   // 92: beep.community.v1.CreateThreadResponse
-	(*ListThreadsRequest)(nil),                     // 93: beep.community.v1.ListThreadsRequest
-	(*ListThreadsResponse)(nil),                    // 94: beep.community.v1.ListThreadsResponse
-	(*UpdateThreadRequest)(nil),                    // 95: beep.community.v1.UpdateThreadRequest
-	(*UpdateThreadResponse)(nil),                   // 96: beep.community.v1.UpdateThreadResponse
-	(*AddThreadParticipantRequest)(nil),            // 97: beep.community.v1.AddThreadParticipantRequest
-	(*AddThreadParticipantResponse)(nil),           // 98: beep.community.v1.AddThreadParticipantResponse
-	(*DeleteThreadRequest)(nil),                    // 99: beep.community.v1.DeleteThreadRequest
-	(*DeleteThreadResponse)(nil),                   // 100: beep.community.v1.DeleteThreadResponse
-	(*timestamppb.Timestamp)(nil),                  // 101: google.protobuf.Timestamp
+	(AuditAction)(0),                               // 2: beep.community.v1.AuditAction
+	(*Server)(nil),                                 // 3: beep.community.v1.Server
+	(*Role)(nil),                                   // 4: beep.community.v1.Role
+	(*Channel)(nil),                                // 5: beep.community.v1.Channel
+	(*PermissionOverwrite)(nil),                    // 6: beep.community.v1.PermissionOverwrite
+	(*CreateServerRequest)(nil),                    // 7: beep.community.v1.CreateServerRequest
+	(*CreateServerResponse)(nil),                   // 8: beep.community.v1.CreateServerResponse
+	(*GetServerRequest)(nil),                       // 9: beep.community.v1.GetServerRequest
+	(*GetServerResponse)(nil),                      // 10: beep.community.v1.GetServerResponse
+	(*ListMyServersRequest)(nil),                   // 11: beep.community.v1.ListMyServersRequest
+	(*ListMyServersResponse)(nil),                  // 12: beep.community.v1.ListMyServersResponse
+	(*JoinServerRequest)(nil),                      // 13: beep.community.v1.JoinServerRequest
+	(*JoinServerResponse)(nil),                     // 14: beep.community.v1.JoinServerResponse
+	(*BanMemberRequest)(nil),                       // 15: beep.community.v1.BanMemberRequest
+	(*BanMemberResponse)(nil),                      // 16: beep.community.v1.BanMemberResponse
+	(*CreateRoleRequest)(nil),                      // 17: beep.community.v1.CreateRoleRequest
+	(*CreateRoleResponse)(nil),                     // 18: beep.community.v1.CreateRoleResponse
+	(*AddMemberRoleRequest)(nil),                   // 19: beep.community.v1.AddMemberRoleRequest
+	(*AddMemberRoleResponse)(nil),                  // 20: beep.community.v1.AddMemberRoleResponse
+	(*RemoveMemberRoleRequest)(nil),                // 21: beep.community.v1.RemoveMemberRoleRequest
+	(*RemoveMemberRoleResponse)(nil),               // 22: beep.community.v1.RemoveMemberRoleResponse
+	(*CreateChannelRequest)(nil),                   // 23: beep.community.v1.CreateChannelRequest
+	(*CreateChannelResponse)(nil),                  // 24: beep.community.v1.CreateChannelResponse
+	(*SetPermissionOverwriteRequest)(nil),          // 25: beep.community.v1.SetPermissionOverwriteRequest
+	(*SetPermissionOverwriteResponse)(nil),         // 26: beep.community.v1.SetPermissionOverwriteResponse
+	(*GetEffectivePermissionsRequest)(nil),         // 27: beep.community.v1.GetEffectivePermissionsRequest
+	(*GetEffectivePermissionsResponse)(nil),        // 28: beep.community.v1.GetEffectivePermissionsResponse
+	(*Invite)(nil),                                 // 29: beep.community.v1.Invite
+	(*CreateInviteRequest)(nil),                    // 30: beep.community.v1.CreateInviteRequest
+	(*CreateInviteResponse)(nil),                   // 31: beep.community.v1.CreateInviteResponse
+	(*JoinByInviteRequest)(nil),                    // 32: beep.community.v1.JoinByInviteRequest
+	(*JoinByInviteResponse)(nil),                   // 33: beep.community.v1.JoinByInviteResponse
+	(*RevokeInviteRequest)(nil),                    // 34: beep.community.v1.RevokeInviteRequest
+	(*RevokeInviteResponse)(nil),                   // 35: beep.community.v1.RevokeInviteResponse
+	(*ListInvitesRequest)(nil),                     // 36: beep.community.v1.ListInvitesRequest
+	(*ListInvitesResponse)(nil),                    // 37: beep.community.v1.ListInvitesResponse
+	(*Member)(nil),                                 // 38: beep.community.v1.Member
+	(*ListMembersRequest)(nil),                     // 39: beep.community.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),                    // 40: beep.community.v1.ListMembersResponse
+	(*LeaveServerRequest)(nil),                     // 41: beep.community.v1.LeaveServerRequest
+	(*LeaveServerResponse)(nil),                    // 42: beep.community.v1.LeaveServerResponse
+	(*KickMemberRequest)(nil),                      // 43: beep.community.v1.KickMemberRequest
+	(*KickMemberResponse)(nil),                     // 44: beep.community.v1.KickMemberResponse
+	(*UnbanMemberRequest)(nil),                     // 45: beep.community.v1.UnbanMemberRequest
+	(*UnbanMemberResponse)(nil),                    // 46: beep.community.v1.UnbanMemberResponse
+	(*TimeoutMemberRequest)(nil),                   // 47: beep.community.v1.TimeoutMemberRequest
+	(*TimeoutMemberResponse)(nil),                  // 48: beep.community.v1.TimeoutMemberResponse
+	(*SetMyNicknameRequest)(nil),                   // 49: beep.community.v1.SetMyNicknameRequest
+	(*SetMyNicknameResponse)(nil),                  // 50: beep.community.v1.SetMyNicknameResponse
+	(*SetMemberNicknameRequest)(nil),               // 51: beep.community.v1.SetMemberNicknameRequest
+	(*SetMemberNicknameResponse)(nil),              // 52: beep.community.v1.SetMemberNicknameResponse
+	(*UpdateServerRequest)(nil),                    // 53: beep.community.v1.UpdateServerRequest
+	(*UpdateServerResponse)(nil),                   // 54: beep.community.v1.UpdateServerResponse
+	(*DeleteServerRequest)(nil),                    // 55: beep.community.v1.DeleteServerRequest
+	(*DeleteServerResponse)(nil),                   // 56: beep.community.v1.DeleteServerResponse
+	(*TransferOwnershipRequest)(nil),               // 57: beep.community.v1.TransferOwnershipRequest
+	(*TransferOwnershipResponse)(nil),              // 58: beep.community.v1.TransferOwnershipResponse
+	(*ExploreServersRequest)(nil),                  // 59: beep.community.v1.ExploreServersRequest
+	(*ExploredServer)(nil),                         // 60: beep.community.v1.ExploredServer
+	(*ExploreServersResponse)(nil),                 // 61: beep.community.v1.ExploreServersResponse
+	(*UpdateRoleRequest)(nil),                      // 62: beep.community.v1.UpdateRoleRequest
+	(*UpdateRoleResponse)(nil),                     // 63: beep.community.v1.UpdateRoleResponse
+	(*DeleteRoleRequest)(nil),                      // 64: beep.community.v1.DeleteRoleRequest
+	(*DeleteRoleResponse)(nil),                     // 65: beep.community.v1.DeleteRoleResponse
+	(*MoveRoleRequest)(nil),                        // 66: beep.community.v1.MoveRoleRequest
+	(*MoveRoleResponse)(nil),                       // 67: beep.community.v1.MoveRoleResponse
+	(*Category)(nil),                               // 68: beep.community.v1.Category
+	(*Thread)(nil),                                 // 69: beep.community.v1.Thread
+	(*ListChannelsRequest)(nil),                    // 70: beep.community.v1.ListChannelsRequest
+	(*ListChannelsResponse)(nil),                   // 71: beep.community.v1.ListChannelsResponse
+	(*GetChannelRequest)(nil),                      // 72: beep.community.v1.GetChannelRequest
+	(*GetChannelResponse)(nil),                     // 73: beep.community.v1.GetChannelResponse
+	(*UpdateChannelRequest)(nil),                   // 74: beep.community.v1.UpdateChannelRequest
+	(*UpdateChannelResponse)(nil),                  // 75: beep.community.v1.UpdateChannelResponse
+	(*MoveChannelRequest)(nil),                     // 76: beep.community.v1.MoveChannelRequest
+	(*MoveChannelResponse)(nil),                    // 77: beep.community.v1.MoveChannelResponse
+	(*SyncChannelRequest)(nil),                     // 78: beep.community.v1.SyncChannelRequest
+	(*SyncChannelResponse)(nil),                    // 79: beep.community.v1.SyncChannelResponse
+	(*DeleteChannelRequest)(nil),                   // 80: beep.community.v1.DeleteChannelRequest
+	(*DeleteChannelResponse)(nil),                  // 81: beep.community.v1.DeleteChannelResponse
+	(*CreateCategoryRequest)(nil),                  // 82: beep.community.v1.CreateCategoryRequest
+	(*CreateCategoryResponse)(nil),                 // 83: beep.community.v1.CreateCategoryResponse
+	(*UpdateCategoryRequest)(nil),                  // 84: beep.community.v1.UpdateCategoryRequest
+	(*UpdateCategoryResponse)(nil),                 // 85: beep.community.v1.UpdateCategoryResponse
+	(*MoveCategoryRequest)(nil),                    // 86: beep.community.v1.MoveCategoryRequest
+	(*MoveCategoryResponse)(nil),                   // 87: beep.community.v1.MoveCategoryResponse
+	(*DeleteCategoryRequest)(nil),                  // 88: beep.community.v1.DeleteCategoryRequest
+	(*DeleteCategoryResponse)(nil),                 // 89: beep.community.v1.DeleteCategoryResponse
+	(*SetCategoryPermissionOverwriteRequest)(nil),  // 90: beep.community.v1.SetCategoryPermissionOverwriteRequest
+	(*SetCategoryPermissionOverwriteResponse)(nil), // 91: beep.community.v1.SetCategoryPermissionOverwriteResponse
+	(*CreateThreadRequest)(nil),                    // 92: beep.community.v1.CreateThreadRequest
+	(*CreateThreadResponse)(nil),                   // 93: beep.community.v1.CreateThreadResponse
+	(*ListThreadsRequest)(nil),                     // 94: beep.community.v1.ListThreadsRequest
+	(*ListThreadsResponse)(nil),                    // 95: beep.community.v1.ListThreadsResponse
+	(*UpdateThreadRequest)(nil),                    // 96: beep.community.v1.UpdateThreadRequest
+	(*UpdateThreadResponse)(nil),                   // 97: beep.community.v1.UpdateThreadResponse
+	(*AddThreadParticipantRequest)(nil),            // 98: beep.community.v1.AddThreadParticipantRequest
+	(*AddThreadParticipantResponse)(nil),           // 99: beep.community.v1.AddThreadParticipantResponse
+	(*DeleteThreadRequest)(nil),                    // 100: beep.community.v1.DeleteThreadRequest
+	(*DeleteThreadResponse)(nil),                   // 101: beep.community.v1.DeleteThreadResponse
+	(*AuditChange)(nil),                            // 102: beep.community.v1.AuditChange
+	(*AuditLogEntry)(nil),                          // 103: beep.community.v1.AuditLogEntry
+	(*ListAuditLogRequest)(nil),                    // 104: beep.community.v1.ListAuditLogRequest
+	(*ListAuditLogResponse)(nil),                   // 105: beep.community.v1.ListAuditLogResponse
+	(*InspectServerRequest)(nil),                   // 106: beep.community.v1.InspectServerRequest
+	(*InspectServerResponse)(nil),                  // 107: beep.community.v1.InspectServerResponse
+	(*ListUserServersRequest)(nil),                 // 108: beep.community.v1.ListUserServersRequest
+	(*UserServer)(nil),                             // 109: beep.community.v1.UserServer
+	(*ListUserServersResponse)(nil),                // 110: beep.community.v1.ListUserServersResponse
+	(*RemoveServerRequest)(nil),                    // 111: beep.community.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil),                   // 112: beep.community.v1.RemoveServerResponse
+	(*timestamppb.Timestamp)(nil),                  // 113: google.protobuf.Timestamp
 }
 var file_beep_community_v1_community_proto_depIdxs = []int32{
-	101, // 0: beep.community.v1.Server.created_at:type_name -> google.protobuf.Timestamp
+	113, // 0: beep.community.v1.Server.created_at:type_name -> google.protobuf.Timestamp
 	0,   // 1: beep.community.v1.Channel.kind:type_name -> beep.community.v1.ChannelKind
-	5,   // 2: beep.community.v1.Channel.overwrites:type_name -> beep.community.v1.PermissionOverwrite
+	6,   // 2: beep.community.v1.Channel.overwrites:type_name -> beep.community.v1.PermissionOverwrite
 	1,   // 3: beep.community.v1.PermissionOverwrite.target_kind:type_name -> beep.community.v1.TargetKind
-	2,   // 4: beep.community.v1.CreateServerResponse.server:type_name -> beep.community.v1.Server
-	4,   // 5: beep.community.v1.CreateServerResponse.general_channel:type_name -> beep.community.v1.Channel
-	2,   // 6: beep.community.v1.GetServerResponse.server:type_name -> beep.community.v1.Server
-	2,   // 7: beep.community.v1.ListMyServersResponse.servers:type_name -> beep.community.v1.Server
-	2,   // 8: beep.community.v1.JoinServerResponse.server:type_name -> beep.community.v1.Server
-	3,   // 9: beep.community.v1.CreateRoleResponse.role:type_name -> beep.community.v1.Role
+	3,   // 4: beep.community.v1.CreateServerResponse.server:type_name -> beep.community.v1.Server
+	5,   // 5: beep.community.v1.CreateServerResponse.general_channel:type_name -> beep.community.v1.Channel
+	3,   // 6: beep.community.v1.GetServerResponse.server:type_name -> beep.community.v1.Server
+	3,   // 7: beep.community.v1.ListMyServersResponse.servers:type_name -> beep.community.v1.Server
+	3,   // 8: beep.community.v1.JoinServerResponse.server:type_name -> beep.community.v1.Server
+	4,   // 9: beep.community.v1.CreateRoleResponse.role:type_name -> beep.community.v1.Role
 	0,   // 10: beep.community.v1.CreateChannelRequest.kind:type_name -> beep.community.v1.ChannelKind
-	5,   // 11: beep.community.v1.CreateChannelRequest.overwrites:type_name -> beep.community.v1.PermissionOverwrite
-	4,   // 12: beep.community.v1.CreateChannelResponse.channel:type_name -> beep.community.v1.Channel
-	5,   // 13: beep.community.v1.SetPermissionOverwriteRequest.overwrite:type_name -> beep.community.v1.PermissionOverwrite
-	4,   // 14: beep.community.v1.SetPermissionOverwriteResponse.channel:type_name -> beep.community.v1.Channel
-	101, // 15: beep.community.v1.Invite.expires_at:type_name -> google.protobuf.Timestamp
-	28,  // 16: beep.community.v1.CreateInviteResponse.invite:type_name -> beep.community.v1.Invite
-	2,   // 17: beep.community.v1.JoinByInviteResponse.server:type_name -> beep.community.v1.Server
-	28,  // 18: beep.community.v1.ListInvitesResponse.invites:type_name -> beep.community.v1.Invite
-	101, // 19: beep.community.v1.Member.joined_at:type_name -> google.protobuf.Timestamp
-	101, // 20: beep.community.v1.Member.timed_out_until:type_name -> google.protobuf.Timestamp
-	37,  // 21: beep.community.v1.ListMembersResponse.members:type_name -> beep.community.v1.Member
-	101, // 22: beep.community.v1.TimeoutMemberRequest.until:type_name -> google.protobuf.Timestamp
-	2,   // 23: beep.community.v1.UpdateServerResponse.server:type_name -> beep.community.v1.Server
-	2,   // 24: beep.community.v1.TransferOwnershipResponse.server:type_name -> beep.community.v1.Server
-	2,   // 25: beep.community.v1.ExploredServer.server:type_name -> beep.community.v1.Server
-	59,  // 26: beep.community.v1.ExploreServersResponse.servers:type_name -> beep.community.v1.ExploredServer
-	3,   // 27: beep.community.v1.UpdateRoleResponse.role:type_name -> beep.community.v1.Role
-	3,   // 28: beep.community.v1.MoveRoleResponse.roles:type_name -> beep.community.v1.Role
-	5,   // 29: beep.community.v1.Category.overwrites:type_name -> beep.community.v1.PermissionOverwrite
-	101, // 30: beep.community.v1.Thread.created_at:type_name -> google.protobuf.Timestamp
-	67,  // 31: beep.community.v1.ListChannelsResponse.categories:type_name -> beep.community.v1.Category
-	4,   // 32: beep.community.v1.ListChannelsResponse.channels:type_name -> beep.community.v1.Channel
-	4,   // 33: beep.community.v1.GetChannelResponse.channel:type_name -> beep.community.v1.Channel
-	4,   // 34: beep.community.v1.UpdateChannelResponse.channel:type_name -> beep.community.v1.Channel
-	4,   // 35: beep.community.v1.MoveChannelResponse.channel:type_name -> beep.community.v1.Channel
-	4,   // 36: beep.community.v1.SyncChannelResponse.channel:type_name -> beep.community.v1.Channel
-	5,   // 37: beep.community.v1.CreateCategoryRequest.overwrites:type_name -> beep.community.v1.PermissionOverwrite
-	67,  // 38: beep.community.v1.CreateCategoryResponse.category:type_name -> beep.community.v1.Category
-	67,  // 39: beep.community.v1.UpdateCategoryResponse.category:type_name -> beep.community.v1.Category
-	67,  // 40: beep.community.v1.MoveCategoryResponse.categories:type_name -> beep.community.v1.Category
-	5,   // 41: beep.community.v1.SetCategoryPermissionOverwriteRequest.overwrite:type_name -> beep.community.v1.PermissionOverwrite
-	67,  // 42: beep.community.v1.SetCategoryPermissionOverwriteResponse.category:type_name -> beep.community.v1.Category
-	68,  // 43: beep.community.v1.CreateThreadResponse.thread:type_name -> beep.community.v1.Thread
-	68,  // 44: beep.community.v1.ListThreadsResponse.threads:type_name -> beep.community.v1.Thread
-	68,  // 45: beep.community.v1.UpdateThreadResponse.thread:type_name -> beep.community.v1.Thread
-	6,   // 46: beep.community.v1.CommunityService.CreateServer:input_type -> beep.community.v1.CreateServerRequest
-	8,   // 47: beep.community.v1.CommunityService.GetServer:input_type -> beep.community.v1.GetServerRequest
-	10,  // 48: beep.community.v1.CommunityService.ListMyServers:input_type -> beep.community.v1.ListMyServersRequest
-	52,  // 49: beep.community.v1.CommunityService.UpdateServer:input_type -> beep.community.v1.UpdateServerRequest
-	54,  // 50: beep.community.v1.CommunityService.DeleteServer:input_type -> beep.community.v1.DeleteServerRequest
-	56,  // 51: beep.community.v1.CommunityService.TransferOwnership:input_type -> beep.community.v1.TransferOwnershipRequest
-	58,  // 52: beep.community.v1.CommunityService.ExploreServers:input_type -> beep.community.v1.ExploreServersRequest
-	12,  // 53: beep.community.v1.CommunityService.JoinServer:input_type -> beep.community.v1.JoinServerRequest
-	38,  // 54: beep.community.v1.CommunityService.ListMembers:input_type -> beep.community.v1.ListMembersRequest
-	40,  // 55: beep.community.v1.CommunityService.LeaveServer:input_type -> beep.community.v1.LeaveServerRequest
-	42,  // 56: beep.community.v1.CommunityService.KickMember:input_type -> beep.community.v1.KickMemberRequest
-	44,  // 57: beep.community.v1.CommunityService.UnbanMember:input_type -> beep.community.v1.UnbanMemberRequest
-	46,  // 58: beep.community.v1.CommunityService.TimeoutMember:input_type -> beep.community.v1.TimeoutMemberRequest
-	48,  // 59: beep.community.v1.CommunityService.SetMyNickname:input_type -> beep.community.v1.SetMyNicknameRequest
-	50,  // 60: beep.community.v1.CommunityService.SetMemberNickname:input_type -> beep.community.v1.SetMemberNicknameRequest
-	14,  // 61: beep.community.v1.CommunityService.BanMember:input_type -> beep.community.v1.BanMemberRequest
-	16,  // 62: beep.community.v1.CommunityService.CreateRole:input_type -> beep.community.v1.CreateRoleRequest
-	61,  // 63: beep.community.v1.CommunityService.UpdateRole:input_type -> beep.community.v1.UpdateRoleRequest
-	63,  // 64: beep.community.v1.CommunityService.DeleteRole:input_type -> beep.community.v1.DeleteRoleRequest
-	65,  // 65: beep.community.v1.CommunityService.MoveRole:input_type -> beep.community.v1.MoveRoleRequest
-	18,  // 66: beep.community.v1.CommunityService.AddMemberRole:input_type -> beep.community.v1.AddMemberRoleRequest
-	20,  // 67: beep.community.v1.CommunityService.RemoveMemberRole:input_type -> beep.community.v1.RemoveMemberRoleRequest
-	22,  // 68: beep.community.v1.CommunityService.CreateChannel:input_type -> beep.community.v1.CreateChannelRequest
-	24,  // 69: beep.community.v1.CommunityService.SetPermissionOverwrite:input_type -> beep.community.v1.SetPermissionOverwriteRequest
-	29,  // 70: beep.community.v1.CommunityService.CreateInvite:input_type -> beep.community.v1.CreateInviteRequest
-	31,  // 71: beep.community.v1.CommunityService.JoinByInvite:input_type -> beep.community.v1.JoinByInviteRequest
-	33,  // 72: beep.community.v1.CommunityService.RevokeInvite:input_type -> beep.community.v1.RevokeInviteRequest
-	35,  // 73: beep.community.v1.CommunityService.ListInvites:input_type -> beep.community.v1.ListInvitesRequest
-	69,  // 74: beep.community.v1.CommunityService.ListChannels:input_type -> beep.community.v1.ListChannelsRequest
-	71,  // 75: beep.community.v1.CommunityService.GetChannel:input_type -> beep.community.v1.GetChannelRequest
-	73,  // 76: beep.community.v1.CommunityService.UpdateChannel:input_type -> beep.community.v1.UpdateChannelRequest
-	75,  // 77: beep.community.v1.CommunityService.MoveChannel:input_type -> beep.community.v1.MoveChannelRequest
-	77,  // 78: beep.community.v1.CommunityService.SyncChannel:input_type -> beep.community.v1.SyncChannelRequest
-	79,  // 79: beep.community.v1.CommunityService.DeleteChannel:input_type -> beep.community.v1.DeleteChannelRequest
-	81,  // 80: beep.community.v1.CommunityService.CreateCategory:input_type -> beep.community.v1.CreateCategoryRequest
-	83,  // 81: beep.community.v1.CommunityService.UpdateCategory:input_type -> beep.community.v1.UpdateCategoryRequest
-	85,  // 82: beep.community.v1.CommunityService.MoveCategory:input_type -> beep.community.v1.MoveCategoryRequest
-	87,  // 83: beep.community.v1.CommunityService.DeleteCategory:input_type -> beep.community.v1.DeleteCategoryRequest
-	89,  // 84: beep.community.v1.CommunityService.SetCategoryPermissionOverwrite:input_type -> beep.community.v1.SetCategoryPermissionOverwriteRequest
-	91,  // 85: beep.community.v1.CommunityService.CreateThread:input_type -> beep.community.v1.CreateThreadRequest
-	93,  // 86: beep.community.v1.CommunityService.ListThreads:input_type -> beep.community.v1.ListThreadsRequest
-	95,  // 87: beep.community.v1.CommunityService.UpdateThread:input_type -> beep.community.v1.UpdateThreadRequest
-	97,  // 88: beep.community.v1.CommunityService.AddThreadParticipant:input_type -> beep.community.v1.AddThreadParticipantRequest
-	99,  // 89: beep.community.v1.CommunityService.DeleteThread:input_type -> beep.community.v1.DeleteThreadRequest
-	26,  // 90: beep.community.v1.CommunityService.GetEffectivePermissions:input_type -> beep.community.v1.GetEffectivePermissionsRequest
-	7,   // 91: beep.community.v1.CommunityService.CreateServer:output_type -> beep.community.v1.CreateServerResponse
-	9,   // 92: beep.community.v1.CommunityService.GetServer:output_type -> beep.community.v1.GetServerResponse
-	11,  // 93: beep.community.v1.CommunityService.ListMyServers:output_type -> beep.community.v1.ListMyServersResponse
-	53,  // 94: beep.community.v1.CommunityService.UpdateServer:output_type -> beep.community.v1.UpdateServerResponse
-	55,  // 95: beep.community.v1.CommunityService.DeleteServer:output_type -> beep.community.v1.DeleteServerResponse
-	57,  // 96: beep.community.v1.CommunityService.TransferOwnership:output_type -> beep.community.v1.TransferOwnershipResponse
-	60,  // 97: beep.community.v1.CommunityService.ExploreServers:output_type -> beep.community.v1.ExploreServersResponse
-	13,  // 98: beep.community.v1.CommunityService.JoinServer:output_type -> beep.community.v1.JoinServerResponse
-	39,  // 99: beep.community.v1.CommunityService.ListMembers:output_type -> beep.community.v1.ListMembersResponse
-	41,  // 100: beep.community.v1.CommunityService.LeaveServer:output_type -> beep.community.v1.LeaveServerResponse
-	43,  // 101: beep.community.v1.CommunityService.KickMember:output_type -> beep.community.v1.KickMemberResponse
-	45,  // 102: beep.community.v1.CommunityService.UnbanMember:output_type -> beep.community.v1.UnbanMemberResponse
-	47,  // 103: beep.community.v1.CommunityService.TimeoutMember:output_type -> beep.community.v1.TimeoutMemberResponse
-	49,  // 104: beep.community.v1.CommunityService.SetMyNickname:output_type -> beep.community.v1.SetMyNicknameResponse
-	51,  // 105: beep.community.v1.CommunityService.SetMemberNickname:output_type -> beep.community.v1.SetMemberNicknameResponse
-	15,  // 106: beep.community.v1.CommunityService.BanMember:output_type -> beep.community.v1.BanMemberResponse
-	17,  // 107: beep.community.v1.CommunityService.CreateRole:output_type -> beep.community.v1.CreateRoleResponse
-	62,  // 108: beep.community.v1.CommunityService.UpdateRole:output_type -> beep.community.v1.UpdateRoleResponse
-	64,  // 109: beep.community.v1.CommunityService.DeleteRole:output_type -> beep.community.v1.DeleteRoleResponse
-	66,  // 110: beep.community.v1.CommunityService.MoveRole:output_type -> beep.community.v1.MoveRoleResponse
-	19,  // 111: beep.community.v1.CommunityService.AddMemberRole:output_type -> beep.community.v1.AddMemberRoleResponse
-	21,  // 112: beep.community.v1.CommunityService.RemoveMemberRole:output_type -> beep.community.v1.RemoveMemberRoleResponse
-	23,  // 113: beep.community.v1.CommunityService.CreateChannel:output_type -> beep.community.v1.CreateChannelResponse
-	25,  // 114: beep.community.v1.CommunityService.SetPermissionOverwrite:output_type -> beep.community.v1.SetPermissionOverwriteResponse
-	30,  // 115: beep.community.v1.CommunityService.CreateInvite:output_type -> beep.community.v1.CreateInviteResponse
-	32,  // 116: beep.community.v1.CommunityService.JoinByInvite:output_type -> beep.community.v1.JoinByInviteResponse
-	34,  // 117: beep.community.v1.CommunityService.RevokeInvite:output_type -> beep.community.v1.RevokeInviteResponse
-	36,  // 118: beep.community.v1.CommunityService.ListInvites:output_type -> beep.community.v1.ListInvitesResponse
-	70,  // 119: beep.community.v1.CommunityService.ListChannels:output_type -> beep.community.v1.ListChannelsResponse
-	72,  // 120: beep.community.v1.CommunityService.GetChannel:output_type -> beep.community.v1.GetChannelResponse
-	74,  // 121: beep.community.v1.CommunityService.UpdateChannel:output_type -> beep.community.v1.UpdateChannelResponse
-	76,  // 122: beep.community.v1.CommunityService.MoveChannel:output_type -> beep.community.v1.MoveChannelResponse
-	78,  // 123: beep.community.v1.CommunityService.SyncChannel:output_type -> beep.community.v1.SyncChannelResponse
-	80,  // 124: beep.community.v1.CommunityService.DeleteChannel:output_type -> beep.community.v1.DeleteChannelResponse
-	82,  // 125: beep.community.v1.CommunityService.CreateCategory:output_type -> beep.community.v1.CreateCategoryResponse
-	84,  // 126: beep.community.v1.CommunityService.UpdateCategory:output_type -> beep.community.v1.UpdateCategoryResponse
-	86,  // 127: beep.community.v1.CommunityService.MoveCategory:output_type -> beep.community.v1.MoveCategoryResponse
-	88,  // 128: beep.community.v1.CommunityService.DeleteCategory:output_type -> beep.community.v1.DeleteCategoryResponse
-	90,  // 129: beep.community.v1.CommunityService.SetCategoryPermissionOverwrite:output_type -> beep.community.v1.SetCategoryPermissionOverwriteResponse
-	92,  // 130: beep.community.v1.CommunityService.CreateThread:output_type -> beep.community.v1.CreateThreadResponse
-	94,  // 131: beep.community.v1.CommunityService.ListThreads:output_type -> beep.community.v1.ListThreadsResponse
-	96,  // 132: beep.community.v1.CommunityService.UpdateThread:output_type -> beep.community.v1.UpdateThreadResponse
-	98,  // 133: beep.community.v1.CommunityService.AddThreadParticipant:output_type -> beep.community.v1.AddThreadParticipantResponse
-	100, // 134: beep.community.v1.CommunityService.DeleteThread:output_type -> beep.community.v1.DeleteThreadResponse
-	27,  // 135: beep.community.v1.CommunityService.GetEffectivePermissions:output_type -> beep.community.v1.GetEffectivePermissionsResponse
-	91,  // [91:136] is the sub-list for method output_type
-	46,  // [46:91] is the sub-list for method input_type
-	46,  // [46:46] is the sub-list for extension type_name
-	46,  // [46:46] is the sub-list for extension extendee
-	0,   // [0:46] is the sub-list for field type_name
+	6,   // 11: beep.community.v1.CreateChannelRequest.overwrites:type_name -> beep.community.v1.PermissionOverwrite
+	5,   // 12: beep.community.v1.CreateChannelResponse.channel:type_name -> beep.community.v1.Channel
+	6,   // 13: beep.community.v1.SetPermissionOverwriteRequest.overwrite:type_name -> beep.community.v1.PermissionOverwrite
+	5,   // 14: beep.community.v1.SetPermissionOverwriteResponse.channel:type_name -> beep.community.v1.Channel
+	113, // 15: beep.community.v1.Invite.expires_at:type_name -> google.protobuf.Timestamp
+	29,  // 16: beep.community.v1.CreateInviteResponse.invite:type_name -> beep.community.v1.Invite
+	3,   // 17: beep.community.v1.JoinByInviteResponse.server:type_name -> beep.community.v1.Server
+	29,  // 18: beep.community.v1.ListInvitesResponse.invites:type_name -> beep.community.v1.Invite
+	113, // 19: beep.community.v1.Member.joined_at:type_name -> google.protobuf.Timestamp
+	113, // 20: beep.community.v1.Member.timed_out_until:type_name -> google.protobuf.Timestamp
+	38,  // 21: beep.community.v1.ListMembersResponse.members:type_name -> beep.community.v1.Member
+	113, // 22: beep.community.v1.TimeoutMemberRequest.until:type_name -> google.protobuf.Timestamp
+	3,   // 23: beep.community.v1.UpdateServerResponse.server:type_name -> beep.community.v1.Server
+	3,   // 24: beep.community.v1.TransferOwnershipResponse.server:type_name -> beep.community.v1.Server
+	3,   // 25: beep.community.v1.ExploredServer.server:type_name -> beep.community.v1.Server
+	60,  // 26: beep.community.v1.ExploreServersResponse.servers:type_name -> beep.community.v1.ExploredServer
+	4,   // 27: beep.community.v1.UpdateRoleResponse.role:type_name -> beep.community.v1.Role
+	4,   // 28: beep.community.v1.MoveRoleResponse.roles:type_name -> beep.community.v1.Role
+	6,   // 29: beep.community.v1.Category.overwrites:type_name -> beep.community.v1.PermissionOverwrite
+	113, // 30: beep.community.v1.Thread.created_at:type_name -> google.protobuf.Timestamp
+	68,  // 31: beep.community.v1.ListChannelsResponse.categories:type_name -> beep.community.v1.Category
+	5,   // 32: beep.community.v1.ListChannelsResponse.channels:type_name -> beep.community.v1.Channel
+	5,   // 33: beep.community.v1.GetChannelResponse.channel:type_name -> beep.community.v1.Channel
+	5,   // 34: beep.community.v1.UpdateChannelResponse.channel:type_name -> beep.community.v1.Channel
+	5,   // 35: beep.community.v1.MoveChannelResponse.channel:type_name -> beep.community.v1.Channel
+	5,   // 36: beep.community.v1.SyncChannelResponse.channel:type_name -> beep.community.v1.Channel
+	6,   // 37: beep.community.v1.CreateCategoryRequest.overwrites:type_name -> beep.community.v1.PermissionOverwrite
+	68,  // 38: beep.community.v1.CreateCategoryResponse.category:type_name -> beep.community.v1.Category
+	68,  // 39: beep.community.v1.UpdateCategoryResponse.category:type_name -> beep.community.v1.Category
+	68,  // 40: beep.community.v1.MoveCategoryResponse.categories:type_name -> beep.community.v1.Category
+	6,   // 41: beep.community.v1.SetCategoryPermissionOverwriteRequest.overwrite:type_name -> beep.community.v1.PermissionOverwrite
+	68,  // 42: beep.community.v1.SetCategoryPermissionOverwriteResponse.category:type_name -> beep.community.v1.Category
+	69,  // 43: beep.community.v1.CreateThreadResponse.thread:type_name -> beep.community.v1.Thread
+	69,  // 44: beep.community.v1.ListThreadsResponse.threads:type_name -> beep.community.v1.Thread
+	69,  // 45: beep.community.v1.UpdateThreadResponse.thread:type_name -> beep.community.v1.Thread
+	2,   // 46: beep.community.v1.AuditLogEntry.action:type_name -> beep.community.v1.AuditAction
+	102, // 47: beep.community.v1.AuditLogEntry.changes:type_name -> beep.community.v1.AuditChange
+	113, // 48: beep.community.v1.AuditLogEntry.created_at:type_name -> google.protobuf.Timestamp
+	2,   // 49: beep.community.v1.ListAuditLogRequest.action:type_name -> beep.community.v1.AuditAction
+	103, // 50: beep.community.v1.ListAuditLogResponse.entries:type_name -> beep.community.v1.AuditLogEntry
+	3,   // 51: beep.community.v1.InspectServerResponse.server:type_name -> beep.community.v1.Server
+	3,   // 52: beep.community.v1.UserServer.server:type_name -> beep.community.v1.Server
+	113, // 53: beep.community.v1.UserServer.joined_at:type_name -> google.protobuf.Timestamp
+	109, // 54: beep.community.v1.ListUserServersResponse.servers:type_name -> beep.community.v1.UserServer
+	7,   // 55: beep.community.v1.CommunityService.CreateServer:input_type -> beep.community.v1.CreateServerRequest
+	9,   // 56: beep.community.v1.CommunityService.GetServer:input_type -> beep.community.v1.GetServerRequest
+	11,  // 57: beep.community.v1.CommunityService.ListMyServers:input_type -> beep.community.v1.ListMyServersRequest
+	53,  // 58: beep.community.v1.CommunityService.UpdateServer:input_type -> beep.community.v1.UpdateServerRequest
+	55,  // 59: beep.community.v1.CommunityService.DeleteServer:input_type -> beep.community.v1.DeleteServerRequest
+	57,  // 60: beep.community.v1.CommunityService.TransferOwnership:input_type -> beep.community.v1.TransferOwnershipRequest
+	59,  // 61: beep.community.v1.CommunityService.ExploreServers:input_type -> beep.community.v1.ExploreServersRequest
+	13,  // 62: beep.community.v1.CommunityService.JoinServer:input_type -> beep.community.v1.JoinServerRequest
+	39,  // 63: beep.community.v1.CommunityService.ListMembers:input_type -> beep.community.v1.ListMembersRequest
+	41,  // 64: beep.community.v1.CommunityService.LeaveServer:input_type -> beep.community.v1.LeaveServerRequest
+	43,  // 65: beep.community.v1.CommunityService.KickMember:input_type -> beep.community.v1.KickMemberRequest
+	45,  // 66: beep.community.v1.CommunityService.UnbanMember:input_type -> beep.community.v1.UnbanMemberRequest
+	47,  // 67: beep.community.v1.CommunityService.TimeoutMember:input_type -> beep.community.v1.TimeoutMemberRequest
+	49,  // 68: beep.community.v1.CommunityService.SetMyNickname:input_type -> beep.community.v1.SetMyNicknameRequest
+	51,  // 69: beep.community.v1.CommunityService.SetMemberNickname:input_type -> beep.community.v1.SetMemberNicknameRequest
+	15,  // 70: beep.community.v1.CommunityService.BanMember:input_type -> beep.community.v1.BanMemberRequest
+	17,  // 71: beep.community.v1.CommunityService.CreateRole:input_type -> beep.community.v1.CreateRoleRequest
+	62,  // 72: beep.community.v1.CommunityService.UpdateRole:input_type -> beep.community.v1.UpdateRoleRequest
+	64,  // 73: beep.community.v1.CommunityService.DeleteRole:input_type -> beep.community.v1.DeleteRoleRequest
+	66,  // 74: beep.community.v1.CommunityService.MoveRole:input_type -> beep.community.v1.MoveRoleRequest
+	19,  // 75: beep.community.v1.CommunityService.AddMemberRole:input_type -> beep.community.v1.AddMemberRoleRequest
+	21,  // 76: beep.community.v1.CommunityService.RemoveMemberRole:input_type -> beep.community.v1.RemoveMemberRoleRequest
+	23,  // 77: beep.community.v1.CommunityService.CreateChannel:input_type -> beep.community.v1.CreateChannelRequest
+	25,  // 78: beep.community.v1.CommunityService.SetPermissionOverwrite:input_type -> beep.community.v1.SetPermissionOverwriteRequest
+	30,  // 79: beep.community.v1.CommunityService.CreateInvite:input_type -> beep.community.v1.CreateInviteRequest
+	32,  // 80: beep.community.v1.CommunityService.JoinByInvite:input_type -> beep.community.v1.JoinByInviteRequest
+	34,  // 81: beep.community.v1.CommunityService.RevokeInvite:input_type -> beep.community.v1.RevokeInviteRequest
+	36,  // 82: beep.community.v1.CommunityService.ListInvites:input_type -> beep.community.v1.ListInvitesRequest
+	70,  // 83: beep.community.v1.CommunityService.ListChannels:input_type -> beep.community.v1.ListChannelsRequest
+	72,  // 84: beep.community.v1.CommunityService.GetChannel:input_type -> beep.community.v1.GetChannelRequest
+	74,  // 85: beep.community.v1.CommunityService.UpdateChannel:input_type -> beep.community.v1.UpdateChannelRequest
+	76,  // 86: beep.community.v1.CommunityService.MoveChannel:input_type -> beep.community.v1.MoveChannelRequest
+	78,  // 87: beep.community.v1.CommunityService.SyncChannel:input_type -> beep.community.v1.SyncChannelRequest
+	80,  // 88: beep.community.v1.CommunityService.DeleteChannel:input_type -> beep.community.v1.DeleteChannelRequest
+	82,  // 89: beep.community.v1.CommunityService.CreateCategory:input_type -> beep.community.v1.CreateCategoryRequest
+	84,  // 90: beep.community.v1.CommunityService.UpdateCategory:input_type -> beep.community.v1.UpdateCategoryRequest
+	86,  // 91: beep.community.v1.CommunityService.MoveCategory:input_type -> beep.community.v1.MoveCategoryRequest
+	88,  // 92: beep.community.v1.CommunityService.DeleteCategory:input_type -> beep.community.v1.DeleteCategoryRequest
+	90,  // 93: beep.community.v1.CommunityService.SetCategoryPermissionOverwrite:input_type -> beep.community.v1.SetCategoryPermissionOverwriteRequest
+	92,  // 94: beep.community.v1.CommunityService.CreateThread:input_type -> beep.community.v1.CreateThreadRequest
+	94,  // 95: beep.community.v1.CommunityService.ListThreads:input_type -> beep.community.v1.ListThreadsRequest
+	96,  // 96: beep.community.v1.CommunityService.UpdateThread:input_type -> beep.community.v1.UpdateThreadRequest
+	98,  // 97: beep.community.v1.CommunityService.AddThreadParticipant:input_type -> beep.community.v1.AddThreadParticipantRequest
+	100, // 98: beep.community.v1.CommunityService.DeleteThread:input_type -> beep.community.v1.DeleteThreadRequest
+	27,  // 99: beep.community.v1.CommunityService.GetEffectivePermissions:input_type -> beep.community.v1.GetEffectivePermissionsRequest
+	104, // 100: beep.community.v1.CommunityService.ListAuditLog:input_type -> beep.community.v1.ListAuditLogRequest
+	106, // 101: beep.community.v1.CommunityService.InspectServer:input_type -> beep.community.v1.InspectServerRequest
+	108, // 102: beep.community.v1.CommunityService.ListUserServers:input_type -> beep.community.v1.ListUserServersRequest
+	111, // 103: beep.community.v1.CommunityService.RemoveServer:input_type -> beep.community.v1.RemoveServerRequest
+	8,   // 104: beep.community.v1.CommunityService.CreateServer:output_type -> beep.community.v1.CreateServerResponse
+	10,  // 105: beep.community.v1.CommunityService.GetServer:output_type -> beep.community.v1.GetServerResponse
+	12,  // 106: beep.community.v1.CommunityService.ListMyServers:output_type -> beep.community.v1.ListMyServersResponse
+	54,  // 107: beep.community.v1.CommunityService.UpdateServer:output_type -> beep.community.v1.UpdateServerResponse
+	56,  // 108: beep.community.v1.CommunityService.DeleteServer:output_type -> beep.community.v1.DeleteServerResponse
+	58,  // 109: beep.community.v1.CommunityService.TransferOwnership:output_type -> beep.community.v1.TransferOwnershipResponse
+	61,  // 110: beep.community.v1.CommunityService.ExploreServers:output_type -> beep.community.v1.ExploreServersResponse
+	14,  // 111: beep.community.v1.CommunityService.JoinServer:output_type -> beep.community.v1.JoinServerResponse
+	40,  // 112: beep.community.v1.CommunityService.ListMembers:output_type -> beep.community.v1.ListMembersResponse
+	42,  // 113: beep.community.v1.CommunityService.LeaveServer:output_type -> beep.community.v1.LeaveServerResponse
+	44,  // 114: beep.community.v1.CommunityService.KickMember:output_type -> beep.community.v1.KickMemberResponse
+	46,  // 115: beep.community.v1.CommunityService.UnbanMember:output_type -> beep.community.v1.UnbanMemberResponse
+	48,  // 116: beep.community.v1.CommunityService.TimeoutMember:output_type -> beep.community.v1.TimeoutMemberResponse
+	50,  // 117: beep.community.v1.CommunityService.SetMyNickname:output_type -> beep.community.v1.SetMyNicknameResponse
+	52,  // 118: beep.community.v1.CommunityService.SetMemberNickname:output_type -> beep.community.v1.SetMemberNicknameResponse
+	16,  // 119: beep.community.v1.CommunityService.BanMember:output_type -> beep.community.v1.BanMemberResponse
+	18,  // 120: beep.community.v1.CommunityService.CreateRole:output_type -> beep.community.v1.CreateRoleResponse
+	63,  // 121: beep.community.v1.CommunityService.UpdateRole:output_type -> beep.community.v1.UpdateRoleResponse
+	65,  // 122: beep.community.v1.CommunityService.DeleteRole:output_type -> beep.community.v1.DeleteRoleResponse
+	67,  // 123: beep.community.v1.CommunityService.MoveRole:output_type -> beep.community.v1.MoveRoleResponse
+	20,  // 124: beep.community.v1.CommunityService.AddMemberRole:output_type -> beep.community.v1.AddMemberRoleResponse
+	22,  // 125: beep.community.v1.CommunityService.RemoveMemberRole:output_type -> beep.community.v1.RemoveMemberRoleResponse
+	24,  // 126: beep.community.v1.CommunityService.CreateChannel:output_type -> beep.community.v1.CreateChannelResponse
+	26,  // 127: beep.community.v1.CommunityService.SetPermissionOverwrite:output_type -> beep.community.v1.SetPermissionOverwriteResponse
+	31,  // 128: beep.community.v1.CommunityService.CreateInvite:output_type -> beep.community.v1.CreateInviteResponse
+	33,  // 129: beep.community.v1.CommunityService.JoinByInvite:output_type -> beep.community.v1.JoinByInviteResponse
+	35,  // 130: beep.community.v1.CommunityService.RevokeInvite:output_type -> beep.community.v1.RevokeInviteResponse
+	37,  // 131: beep.community.v1.CommunityService.ListInvites:output_type -> beep.community.v1.ListInvitesResponse
+	71,  // 132: beep.community.v1.CommunityService.ListChannels:output_type -> beep.community.v1.ListChannelsResponse
+	73,  // 133: beep.community.v1.CommunityService.GetChannel:output_type -> beep.community.v1.GetChannelResponse
+	75,  // 134: beep.community.v1.CommunityService.UpdateChannel:output_type -> beep.community.v1.UpdateChannelResponse
+	77,  // 135: beep.community.v1.CommunityService.MoveChannel:output_type -> beep.community.v1.MoveChannelResponse
+	79,  // 136: beep.community.v1.CommunityService.SyncChannel:output_type -> beep.community.v1.SyncChannelResponse
+	81,  // 137: beep.community.v1.CommunityService.DeleteChannel:output_type -> beep.community.v1.DeleteChannelResponse
+	83,  // 138: beep.community.v1.CommunityService.CreateCategory:output_type -> beep.community.v1.CreateCategoryResponse
+	85,  // 139: beep.community.v1.CommunityService.UpdateCategory:output_type -> beep.community.v1.UpdateCategoryResponse
+	87,  // 140: beep.community.v1.CommunityService.MoveCategory:output_type -> beep.community.v1.MoveCategoryResponse
+	89,  // 141: beep.community.v1.CommunityService.DeleteCategory:output_type -> beep.community.v1.DeleteCategoryResponse
+	91,  // 142: beep.community.v1.CommunityService.SetCategoryPermissionOverwrite:output_type -> beep.community.v1.SetCategoryPermissionOverwriteResponse
+	93,  // 143: beep.community.v1.CommunityService.CreateThread:output_type -> beep.community.v1.CreateThreadResponse
+	95,  // 144: beep.community.v1.CommunityService.ListThreads:output_type -> beep.community.v1.ListThreadsResponse
+	97,  // 145: beep.community.v1.CommunityService.UpdateThread:output_type -> beep.community.v1.UpdateThreadResponse
+	99,  // 146: beep.community.v1.CommunityService.AddThreadParticipant:output_type -> beep.community.v1.AddThreadParticipantResponse
+	101, // 147: beep.community.v1.CommunityService.DeleteThread:output_type -> beep.community.v1.DeleteThreadResponse
+	28,  // 148: beep.community.v1.CommunityService.GetEffectivePermissions:output_type -> beep.community.v1.GetEffectivePermissionsResponse
+	105, // 149: beep.community.v1.CommunityService.ListAuditLog:output_type -> beep.community.v1.ListAuditLogResponse
+	107, // 150: beep.community.v1.CommunityService.InspectServer:output_type -> beep.community.v1.InspectServerResponse
+	110, // 151: beep.community.v1.CommunityService.ListUserServers:output_type -> beep.community.v1.ListUserServersResponse
+	112, // 152: beep.community.v1.CommunityService.RemoveServer:output_type -> beep.community.v1.RemoveServerResponse
+	104, // [104:153] is the sub-list for method output_type
+	55,  // [55:104] is the sub-list for method input_type
+	55,  // [55:55] is the sub-list for extension type_name
+	55,  // [55:55] is the sub-list for extension extendee
+	0,   // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_beep_community_v1_community_proto_init() }
@@ -6351,8 +7296,8 @@ func file_beep_community_v1_community_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_beep_community_v1_community_proto_rawDesc), len(file_beep_community_v1_community_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   99,
+			NumEnums:      3,
+			NumMessages:   110,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -168,6 +168,18 @@ const (
 	// CommunityServiceGetEffectivePermissionsProcedure is the fully-qualified name of the
 	// CommunityService's GetEffectivePermissions RPC.
 	CommunityServiceGetEffectivePermissionsProcedure = "/beep.community.v1.CommunityService/GetEffectivePermissions"
+	// CommunityServiceListAuditLogProcedure is the fully-qualified name of the CommunityService's
+	// ListAuditLog RPC.
+	CommunityServiceListAuditLogProcedure = "/beep.community.v1.CommunityService/ListAuditLog"
+	// CommunityServiceInspectServerProcedure is the fully-qualified name of the CommunityService's
+	// InspectServer RPC.
+	CommunityServiceInspectServerProcedure = "/beep.community.v1.CommunityService/InspectServer"
+	// CommunityServiceListUserServersProcedure is the fully-qualified name of the CommunityService's
+	// ListUserServers RPC.
+	CommunityServiceListUserServersProcedure = "/beep.community.v1.CommunityService/ListUserServers"
+	// CommunityServiceRemoveServerProcedure is the fully-qualified name of the CommunityService's
+	// RemoveServer RPC.
+	CommunityServiceRemoveServerProcedure = "/beep.community.v1.CommunityService/RemoveServer"
 )
 
 // CommunityServiceClient is a client for the beep.community.v1.CommunityService service.
@@ -282,6 +294,19 @@ type CommunityServiceClient interface {
 	// GetEffectivePermissions returns the permissions the caller holds in a
 	// channel, computed by the authorization graph (for greying out buttons).
 	GetEffectivePermissions(context.Context, *connect.Request[v1.GetEffectivePermissionsRequest]) (*connect.Response[v1.GetEffectivePermissionsResponse], error)
+	// ListAuditLog pages through a server's audit log, newest first: who
+	// changed what (roles, channels, categories, overwrites, members, the
+	// server, invites), with the reason given and the fields changed.
+	ListAuditLog(context.Context, *connect.Request[v1.ListAuditLogRequest]) (*connect.Response[v1.ListAuditLogResponse], error)
+	// InspectServer shows any server to platform staff: the server and how
+	// big it is.
+	InspectServer(context.Context, *connect.Request[v1.InspectServerRequest]) (*connect.Response[v1.InspectServerResponse], error)
+	// ListUserServers lists, for platform staff, the servers a user is a
+	// member of.
+	ListUserServers(context.Context, *connect.Request[v1.ListUserServersRequest]) (*connect.Response[v1.ListUserServersResponse], error)
+	// RemoveServer deletes any server, as its owner could, for platform
+	// admins (platform:beep#admin); the reason goes to the audit records.
+	RemoveServer(context.Context, *connect.Request[v1.RemoveServerRequest]) (*connect.Response[v1.RemoveServerResponse], error)
 }
 
 // NewCommunityServiceClient constructs a client for the beep.community.v1.CommunityService service.
@@ -565,6 +590,30 @@ func NewCommunityServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(communityServiceMethods.ByName("GetEffectivePermissions")),
 			connect.WithClientOptions(opts...),
 		),
+		listAuditLog: connect.NewClient[v1.ListAuditLogRequest, v1.ListAuditLogResponse](
+			httpClient,
+			baseURL+CommunityServiceListAuditLogProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("ListAuditLog")),
+			connect.WithClientOptions(opts...),
+		),
+		inspectServer: connect.NewClient[v1.InspectServerRequest, v1.InspectServerResponse](
+			httpClient,
+			baseURL+CommunityServiceInspectServerProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("InspectServer")),
+			connect.WithClientOptions(opts...),
+		),
+		listUserServers: connect.NewClient[v1.ListUserServersRequest, v1.ListUserServersResponse](
+			httpClient,
+			baseURL+CommunityServiceListUserServersProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("ListUserServers")),
+			connect.WithClientOptions(opts...),
+		),
+		removeServer: connect.NewClient[v1.RemoveServerRequest, v1.RemoveServerResponse](
+			httpClient,
+			baseURL+CommunityServiceRemoveServerProcedure,
+			connect.WithSchema(communityServiceMethods.ByName("RemoveServer")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -615,6 +664,10 @@ type communityServiceClient struct {
 	addThreadParticipant           *connect.Client[v1.AddThreadParticipantRequest, v1.AddThreadParticipantResponse]
 	deleteThread                   *connect.Client[v1.DeleteThreadRequest, v1.DeleteThreadResponse]
 	getEffectivePermissions        *connect.Client[v1.GetEffectivePermissionsRequest, v1.GetEffectivePermissionsResponse]
+	listAuditLog                   *connect.Client[v1.ListAuditLogRequest, v1.ListAuditLogResponse]
+	inspectServer                  *connect.Client[v1.InspectServerRequest, v1.InspectServerResponse]
+	listUserServers                *connect.Client[v1.ListUserServersRequest, v1.ListUserServersResponse]
+	removeServer                   *connect.Client[v1.RemoveServerRequest, v1.RemoveServerResponse]
 }
 
 // CreateServer calls beep.community.v1.CommunityService.CreateServer.
@@ -843,6 +896,26 @@ func (c *communityServiceClient) GetEffectivePermissions(ctx context.Context, re
 	return c.getEffectivePermissions.CallUnary(ctx, req)
 }
 
+// ListAuditLog calls beep.community.v1.CommunityService.ListAuditLog.
+func (c *communityServiceClient) ListAuditLog(ctx context.Context, req *connect.Request[v1.ListAuditLogRequest]) (*connect.Response[v1.ListAuditLogResponse], error) {
+	return c.listAuditLog.CallUnary(ctx, req)
+}
+
+// InspectServer calls beep.community.v1.CommunityService.InspectServer.
+func (c *communityServiceClient) InspectServer(ctx context.Context, req *connect.Request[v1.InspectServerRequest]) (*connect.Response[v1.InspectServerResponse], error) {
+	return c.inspectServer.CallUnary(ctx, req)
+}
+
+// ListUserServers calls beep.community.v1.CommunityService.ListUserServers.
+func (c *communityServiceClient) ListUserServers(ctx context.Context, req *connect.Request[v1.ListUserServersRequest]) (*connect.Response[v1.ListUserServersResponse], error) {
+	return c.listUserServers.CallUnary(ctx, req)
+}
+
+// RemoveServer calls beep.community.v1.CommunityService.RemoveServer.
+func (c *communityServiceClient) RemoveServer(ctx context.Context, req *connect.Request[v1.RemoveServerRequest]) (*connect.Response[v1.RemoveServerResponse], error) {
+	return c.removeServer.CallUnary(ctx, req)
+}
+
 // CommunityServiceHandler is an implementation of the beep.community.v1.CommunityService service.
 type CommunityServiceHandler interface {
 	// CreateServer makes a server owned by the caller, with its @everyone role
@@ -955,6 +1028,19 @@ type CommunityServiceHandler interface {
 	// GetEffectivePermissions returns the permissions the caller holds in a
 	// channel, computed by the authorization graph (for greying out buttons).
 	GetEffectivePermissions(context.Context, *connect.Request[v1.GetEffectivePermissionsRequest]) (*connect.Response[v1.GetEffectivePermissionsResponse], error)
+	// ListAuditLog pages through a server's audit log, newest first: who
+	// changed what (roles, channels, categories, overwrites, members, the
+	// server, invites), with the reason given and the fields changed.
+	ListAuditLog(context.Context, *connect.Request[v1.ListAuditLogRequest]) (*connect.Response[v1.ListAuditLogResponse], error)
+	// InspectServer shows any server to platform staff: the server and how
+	// big it is.
+	InspectServer(context.Context, *connect.Request[v1.InspectServerRequest]) (*connect.Response[v1.InspectServerResponse], error)
+	// ListUserServers lists, for platform staff, the servers a user is a
+	// member of.
+	ListUserServers(context.Context, *connect.Request[v1.ListUserServersRequest]) (*connect.Response[v1.ListUserServersResponse], error)
+	// RemoveServer deletes any server, as its owner could, for platform
+	// admins (platform:beep#admin); the reason goes to the audit records.
+	RemoveServer(context.Context, *connect.Request[v1.RemoveServerRequest]) (*connect.Response[v1.RemoveServerResponse], error)
 }
 
 // NewCommunityServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -1234,6 +1320,30 @@ func NewCommunityServiceHandler(svc CommunityServiceHandler, opts ...connect.Han
 		connect.WithSchema(communityServiceMethods.ByName("GetEffectivePermissions")),
 		connect.WithHandlerOptions(opts...),
 	)
+	communityServiceListAuditLogHandler := connect.NewUnaryHandler(
+		CommunityServiceListAuditLogProcedure,
+		svc.ListAuditLog,
+		connect.WithSchema(communityServiceMethods.ByName("ListAuditLog")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceInspectServerHandler := connect.NewUnaryHandler(
+		CommunityServiceInspectServerProcedure,
+		svc.InspectServer,
+		connect.WithSchema(communityServiceMethods.ByName("InspectServer")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceListUserServersHandler := connect.NewUnaryHandler(
+		CommunityServiceListUserServersProcedure,
+		svc.ListUserServers,
+		connect.WithSchema(communityServiceMethods.ByName("ListUserServers")),
+		connect.WithHandlerOptions(opts...),
+	)
+	communityServiceRemoveServerHandler := connect.NewUnaryHandler(
+		CommunityServiceRemoveServerProcedure,
+		svc.RemoveServer,
+		connect.WithSchema(communityServiceMethods.ByName("RemoveServer")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/beep.community.v1.CommunityService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case CommunityServiceCreateServerProcedure:
@@ -1326,6 +1436,14 @@ func NewCommunityServiceHandler(svc CommunityServiceHandler, opts ...connect.Han
 			communityServiceDeleteThreadHandler.ServeHTTP(w, r)
 		case CommunityServiceGetEffectivePermissionsProcedure:
 			communityServiceGetEffectivePermissionsHandler.ServeHTTP(w, r)
+		case CommunityServiceListAuditLogProcedure:
+			communityServiceListAuditLogHandler.ServeHTTP(w, r)
+		case CommunityServiceInspectServerProcedure:
+			communityServiceInspectServerHandler.ServeHTTP(w, r)
+		case CommunityServiceListUserServersProcedure:
+			communityServiceListUserServersHandler.ServeHTTP(w, r)
+		case CommunityServiceRemoveServerProcedure:
+			communityServiceRemoveServerHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -1513,4 +1631,20 @@ func (UnimplementedCommunityServiceHandler) DeleteThread(context.Context, *conne
 
 func (UnimplementedCommunityServiceHandler) GetEffectivePermissions(context.Context, *connect.Request[v1.GetEffectivePermissionsRequest]) (*connect.Response[v1.GetEffectivePermissionsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.GetEffectivePermissions is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) ListAuditLog(context.Context, *connect.Request[v1.ListAuditLogRequest]) (*connect.Response[v1.ListAuditLogResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.ListAuditLog is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) InspectServer(context.Context, *connect.Request[v1.InspectServerRequest]) (*connect.Response[v1.InspectServerResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.InspectServer is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) ListUserServers(context.Context, *connect.Request[v1.ListUserServersRequest]) (*connect.Response[v1.ListUserServersResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.ListUserServers is not implemented"))
+}
+
+func (UnimplementedCommunityServiceHandler) RemoveServer(context.Context, *connect.Request[v1.RemoveServerRequest]) (*connect.Response[v1.RemoveServerResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.CommunityService.RemoveServer is not implemented"))
 }

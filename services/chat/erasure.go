@@ -35,12 +35,12 @@ func (e Erasure) Handler(opts ...connect.HandlerOption) (string, http.Handler) {
 // EraseUser removes a person from the chat service (only the user service
 // may call it: the interceptor checked). Running it again finishes what a
 // crash interrupted, and then does nothing.
-func (e Erasure) EraseUser(ctx context.Context, req *connect.Request[chatv1.EraseChatUserRequest]) (*connect.Response[chatv1.EraseChatUserResponse], error) {
+func (e Erasure) EraseUser(ctx context.Context, req *connect.Request[chatv1.EraseUserRequest]) (*connect.Response[chatv1.EraseUserResponse], error) {
 	s, user := e.s, req.Msg.UserId
 	if err := validUser("user_id", user); err != nil {
 		return nil, err
 	}
-	out := &chatv1.EraseChatUserResponse{}
+	out := &chatv1.EraseUserResponse{}
 	rows, err := s.db.Query(ctx, `SELECT d.id, d.kind FROM dm_members m JOIN dm_channels d ON d.id = m.dm_id WHERE m.user_id = $1`, user)
 	if err != nil {
 		return nil, s.internal(ctx, "erase", err)

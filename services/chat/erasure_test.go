@@ -27,16 +27,16 @@ func TestChatEraseUserIsInternal(t *testing.T) {
 	w := setUp(t, h)
 	ctx := t.Context()
 	mine := h.send(t, "bob", w.token, ch(w.general), "mine")
-	for _, req := range []*connect.Request[chatv1.EraseChatUserRequest]{
-		as("bob", w.token, &chatv1.EraseChatUserRequest{UserId: "bob"}),
-		asService("community", &chatv1.EraseChatUserRequest{UserId: "bob"}),
+	for _, req := range []*connect.Request[chatv1.EraseUserRequest]{
+		as("bob", w.token, &chatv1.EraseUserRequest{UserId: "bob"}),
+		asService("community", &chatv1.EraseUserRequest{UserId: "bob"}),
 	} {
 		_, err := h.erasure.EraseUser(ctx, req)
 		code(t, err, connect.CodePermissionDenied)
 	}
-	_, err := h.erasure.EraseUser(ctx, connect.NewRequest(&chatv1.EraseChatUserRequest{UserId: "bob"}))
+	_, err := h.erasure.EraseUser(ctx, connect.NewRequest(&chatv1.EraseUserRequest{UserId: "bob"}))
 	code(t, err, connect.CodeUnauthenticated)
-	_, err = h.erasure.EraseUser(ctx, asService("user", &chatv1.EraseChatUserRequest{}))
+	_, err = h.erasure.EraseUser(ctx, asService("user", &chatv1.EraseUserRequest{}))
 	code(t, err, connect.CodeInvalidArgument)
 	got := must(h.chat.GetMessage(ctx, as("ann", w.token, &chatv1.GetMessageRequest{Conversation: ch(w.general), MessageId: mine.Id})))
 	if got.Msg.Message.AuthorId != "bob" {
@@ -64,7 +64,7 @@ func TestChatEraseUser(t *testing.T) {
 	group := must(h.chat.CreateGroupDM(ctx, as("bob", w.token, &chatv1.CreateGroupDMRequest{UserIds: []string{"carl", "ann"}}))).Msg
 	h.send(t, "carl", group.ZedToken, group.DmChannel.Conversation, "hey group")
 
-	erased := must(h.erasure.EraseUser(ctx, asService("user", &chatv1.EraseChatUserRequest{UserId: "bob"}))).Msg
+	erased := must(h.erasure.EraseUser(ctx, asService("user", &chatv1.EraseUserRequest{UserId: "bob"}))).Msg
 	if erased.MessagesAnonymized != 2 || erased.GroupsLeft != 1 || erased.DirectDeleted != 1 {
 		t.Fatalf("erased: %+v", erased)
 	}
@@ -97,7 +97,7 @@ func TestChatEraseUser(t *testing.T) {
 			t.Errorf("the graph still has %s", r)
 		}
 	}
-	again := must(h.erasure.EraseUser(ctx, asService("user", &chatv1.EraseChatUserRequest{UserId: "bob"}))).Msg
+	again := must(h.erasure.EraseUser(ctx, asService("user", &chatv1.EraseUserRequest{UserId: "bob"}))).Msg
 	if again.MessagesAnonymized != 0 || again.GroupsLeft != 0 || again.DirectDeleted != 0 {
 		t.Fatalf("erasing again: %+v", again)
 	}

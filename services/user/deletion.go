@@ -201,7 +201,7 @@ func (s *Service) pass(ctx context.Context, userID string) (outcome, error) {
 	}
 
 	if s.chatErasure != nil {
-		if _, err := s.chatErasure.EraseUser(ctx, connect.NewRequest(&chatv1.EraseChatUserRequest{UserId: userID})); err != nil {
+		if _, err := s.chatErasure.EraseUser(ctx, connect.NewRequest(&chatv1.EraseUserRequest{UserId: userID})); err != nil {
 			return out, fmt.Errorf("%s: %w", stepChat, err)
 		}
 	}

@@ -22,28 +22,28 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// EraseChatUserRequest names the account being erased.
-type EraseChatUserRequest struct {
+// EraseUserRequest names the account being erased.
+type EraseUserRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *EraseChatUserRequest) Reset() {
-	*x = EraseChatUserRequest{}
+func (x *EraseUserRequest) Reset() {
+	*x = EraseUserRequest{}
 	mi := &file_beep_chat_v1_erasure_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *EraseChatUserRequest) String() string {
+func (x *EraseUserRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*EraseChatUserRequest) ProtoMessage() {}
+func (*EraseUserRequest) ProtoMessage() {}
 
-func (x *EraseChatUserRequest) ProtoReflect() protoreflect.Message {
+func (x *EraseUserRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_beep_chat_v1_erasure_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -55,20 +55,20 @@ func (x *EraseChatUserRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use EraseChatUserRequest.ProtoReflect.Descriptor instead.
-func (*EraseChatUserRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use EraseUserRequest.ProtoReflect.Descriptor instead.
+func (*EraseUserRequest) Descriptor() ([]byte, []int) {
 	return file_beep_chat_v1_erasure_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *EraseChatUserRequest) GetUserId() string {
+func (x *EraseUserRequest) GetUserId() string {
 	if x != nil {
 		return x.UserId
 	}
 	return ""
 }
 
-// EraseChatUserResponse says what was done.
-type EraseChatUserResponse struct {
+// EraseUserResponse says what was done.
+type EraseUserResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Messages kept with their author forgotten.
 	MessagesAnonymized int64 `protobuf:"varint,1,opt,name=messages_anonymized,json=messagesAnonymized,proto3" json:"messages_anonymized,omitempty"`
@@ -81,20 +81,20 @@ type EraseChatUserResponse struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *EraseChatUserResponse) Reset() {
-	*x = EraseChatUserResponse{}
+func (x *EraseUserResponse) Reset() {
+	*x = EraseUserResponse{}
 	mi := &file_beep_chat_v1_erasure_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *EraseChatUserResponse) String() string {
+func (x *EraseUserResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*EraseChatUserResponse) ProtoMessage() {}
+func (*EraseUserResponse) ProtoMessage() {}
 
-func (x *EraseChatUserResponse) ProtoReflect() protoreflect.Message {
+func (x *EraseUserResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_beep_chat_v1_erasure_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -106,33 +106,33 @@ func (x *EraseChatUserResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use EraseChatUserResponse.ProtoReflect.Descriptor instead.
-func (*EraseChatUserResponse) Descriptor() ([]byte, []int) {
+// Deprecated: Use EraseUserResponse.ProtoReflect.Descriptor instead.
+func (*EraseUserResponse) Descriptor() ([]byte, []int) {
 	return file_beep_chat_v1_erasure_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *EraseChatUserResponse) GetMessagesAnonymized() int64 {
+func (x *EraseUserResponse) GetMessagesAnonymized() int64 {
 	if x != nil {
 		return x.MessagesAnonymized
 	}
 	return 0
 }
 
-func (x *EraseChatUserResponse) GetGroupsLeft() int32 {
+func (x *EraseUserResponse) GetGroupsLeft() int32 {
 	if x != nil {
 		return x.GroupsLeft
 	}
 	return 0
 }
 
-func (x *EraseChatUserResponse) GetDirectDeleted() int32 {
+func (x *EraseUserResponse) GetDirectDeleted() int32 {
 	if x != nil {
 		return x.DirectDeleted
 	}
 	return 0
 }
 
-func (x *EraseChatUserResponse) GetZedToken() string {
+func (x *EraseUserResponse) GetZedToken() string {
 	if x != nil {
 		return x.ZedToken
 	}
@@ -143,17 +143,17 @@ var File_beep_chat_v1_erasure_proto protoreflect.FileDescriptor
 
 const file_beep_chat_v1_erasure_proto_rawDesc = "" +
 	"\n" +
-	"\x1abeep/chat/v1/erasure.proto\x12\fbeep.chat.v1\x1a\x1bbeep/authz/v1/options.proto\"/\n" +
-	"\x14EraseChatUserRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\"\xad\x01\n" +
-	"\x15EraseChatUserResponse\x12/\n" +
+	"\x1abeep/chat/v1/erasure.proto\x12\fbeep.chat.v1\x1a\x1bbeep/authz/v1/options.proto\"+\n" +
+	"\x10EraseUserRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"\xa9\x01\n" +
+	"\x11EraseUserResponse\x12/\n" +
 	"\x13messages_anonymized\x18\x01 \x01(\x03R\x12messagesAnonymized\x12\x1f\n" +
 	"\vgroups_left\x18\x02 \x01(\x05R\n" +
 	"groupsLeft\x12%\n" +
 	"\x0edirect_deleted\x18\x03 \x01(\x05R\rdirectDeleted\x12\x1b\n" +
-	"\tzed_token\x18\x04 \x01(\tR\bzedToken2v\n" +
-	"\x12ChatErasureService\x12`\n" +
-	"\tEraseUser\x12\".beep.chat.v1.EraseChatUserRequest\x1a#.beep.chat.v1.EraseChatUserResponse\"\n" +
+	"\tzed_token\x18\x04 \x01(\tR\bzedToken2n\n" +
+	"\x12ChatErasureService\x12X\n" +
+	"\tEraseUser\x12\x1e.beep.chat.v1.EraseUserRequest\x1a\x1f.beep.chat.v1.EraseUserResponse\"\n" +
 	"\xaa\xbb\x18\x062\x04userB\xa4\x01\n" +
 	"\x10com.beep.chat.v1B\fErasureProtoP\x01Z0github.com/beepchat/beep/gen/beep/chat/v1;chatv1\xa2\x02\x03BCX\xaa\x02\fBeep.Chat.V1\xca\x02\fBeep\\Chat\\V1\xe2\x02\x18Beep\\Chat\\V1\\GPBMetadata\xea\x02\x0eBeep::Chat::V1b\x06proto3"
 
@@ -171,12 +171,12 @@ func file_beep_chat_v1_erasure_proto_rawDescGZIP() []byte {
 
 var file_beep_chat_v1_erasure_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_beep_chat_v1_erasure_proto_goTypes = []any{
-	(*EraseChatUserRequest)(nil),  // 0: beep.chat.v1.EraseChatUserRequest
-	(*EraseChatUserResponse)(nil), // 1: beep.chat.v1.EraseChatUserResponse
+	(*EraseUserRequest)(nil),  // 0: beep.chat.v1.EraseUserRequest
+	(*EraseUserResponse)(nil), // 1: beep.chat.v1.EraseUserResponse
 }
 var file_beep_chat_v1_erasure_proto_depIdxs = []int32{
-	0, // 0: beep.chat.v1.ChatErasureService.EraseUser:input_type -> beep.chat.v1.EraseChatUserRequest
-	1, // 1: beep.chat.v1.ChatErasureService.EraseUser:output_type -> beep.chat.v1.EraseChatUserResponse
+	0, // 0: beep.chat.v1.ChatErasureService.EraseUser:input_type -> beep.chat.v1.EraseUserRequest
+	1, // 1: beep.chat.v1.ChatErasureService.EraseUser:output_type -> beep.chat.v1.EraseUserResponse
 	1, // [1:2] is the sub-list for method output_type
 	0, // [0:1] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name

@@ -48,7 +48,7 @@ type ChatErasureServiceClient interface {
 	// LeaveGroupDM does: the earliest member inherits, an empty group is
 	// deleted); their 1:1 DMs, which nobody could answer, are deleted with
 	// their messages. The stream's log forgets the events that name them.
-	EraseUser(context.Context, *connect.Request[v1.EraseChatUserRequest]) (*connect.Response[v1.EraseChatUserResponse], error)
+	EraseUser(context.Context, *connect.Request[v1.EraseUserRequest]) (*connect.Response[v1.EraseUserResponse], error)
 }
 
 // NewChatErasureServiceClient constructs a client for the beep.chat.v1.ChatErasureService service.
@@ -62,7 +62,7 @@ func NewChatErasureServiceClient(httpClient connect.HTTPClient, baseURL string, 
 	baseURL = strings.TrimRight(baseURL, "/")
 	chatErasureServiceMethods := v1.File_beep_chat_v1_erasure_proto.Services().ByName("ChatErasureService").Methods()
 	return &chatErasureServiceClient{
-		eraseUser: connect.NewClient[v1.EraseChatUserRequest, v1.EraseChatUserResponse](
+		eraseUser: connect.NewClient[v1.EraseUserRequest, v1.EraseUserResponse](
 			httpClient,
 			baseURL+ChatErasureServiceEraseUserProcedure,
 			connect.WithSchema(chatErasureServiceMethods.ByName("EraseUser")),
@@ -73,11 +73,11 @@ func NewChatErasureServiceClient(httpClient connect.HTTPClient, baseURL string, 
 
 // chatErasureServiceClient implements ChatErasureServiceClient.
 type chatErasureServiceClient struct {
-	eraseUser *connect.Client[v1.EraseChatUserRequest, v1.EraseChatUserResponse]
+	eraseUser *connect.Client[v1.EraseUserRequest, v1.EraseUserResponse]
 }
 
 // EraseUser calls beep.chat.v1.ChatErasureService.EraseUser.
-func (c *chatErasureServiceClient) EraseUser(ctx context.Context, req *connect.Request[v1.EraseChatUserRequest]) (*connect.Response[v1.EraseChatUserResponse], error) {
+func (c *chatErasureServiceClient) EraseUser(ctx context.Context, req *connect.Request[v1.EraseUserRequest]) (*connect.Response[v1.EraseUserResponse], error) {
 	return c.eraseUser.CallUnary(ctx, req)
 }
 
@@ -91,7 +91,7 @@ type ChatErasureServiceHandler interface {
 	// LeaveGroupDM does: the earliest member inherits, an empty group is
 	// deleted); their 1:1 DMs, which nobody could answer, are deleted with
 	// their messages. The stream's log forgets the events that name them.
-	EraseUser(context.Context, *connect.Request[v1.EraseChatUserRequest]) (*connect.Response[v1.EraseChatUserResponse], error)
+	EraseUser(context.Context, *connect.Request[v1.EraseUserRequest]) (*connect.Response[v1.EraseUserResponse], error)
 }
 
 // NewChatErasureServiceHandler builds an HTTP handler from the service implementation. It returns
@@ -120,6 +120,6 @@ func NewChatErasureServiceHandler(svc ChatErasureServiceHandler, opts ...connect
 // UnimplementedChatErasureServiceHandler returns CodeUnimplemented from all methods.
 type UnimplementedChatErasureServiceHandler struct{}
 
-func (UnimplementedChatErasureServiceHandler) EraseUser(context.Context, *connect.Request[v1.EraseChatUserRequest]) (*connect.Response[v1.EraseChatUserResponse], error) {
+func (UnimplementedChatErasureServiceHandler) EraseUser(context.Context, *connect.Request[v1.EraseUserRequest]) (*connect.Response[v1.EraseUserResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.chat.v1.ChatErasureService.EraseUser is not implemented"))
 }

@@ -48,6 +48,9 @@ type StreamServiceClient interface {
 	// first event is a Resync); only conversations whose history the caller
 	// may read (read_message_history) are replayed, as history, while live
 	// events need only view_channel, as on Discord.
+	// StreamEvent is the one event type of every stream of Beep's, hence its
+	// name.
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	Subscribe(context.Context, *connect.Request[v1.SubscribeRequest]) (*connect.ServerStreamForClient[v1.StreamEvent], error)
 	// SendTyping tells the people who see the conversation that the caller is
 	// typing there (ephemeral: never stored, never replayed).
@@ -104,6 +107,9 @@ type StreamServiceHandler interface {
 	// first event is a Resync); only conversations whose history the caller
 	// may read (read_message_history) are replayed, as history, while live
 	// events need only view_channel, as on Discord.
+	// StreamEvent is the one event type of every stream of Beep's, hence its
+	// name.
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	Subscribe(context.Context, *connect.Request[v1.SubscribeRequest], *connect.ServerStream[v1.StreamEvent]) error
 	// SendTyping tells the people who see the conversation that the caller is
 	// typing there (ephemeral: never stored, never replayed).

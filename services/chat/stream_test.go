@@ -103,6 +103,24 @@ func (l *live) messages(d time.Duration) []*chatv1.Message {
 	}
 }
 
+// messagesUntil collects the messages received up to and including last
+// (events come in the order they were written).
+func (l *live) messagesUntil(t *testing.T, last string) []string {
+	t.Helper()
+	var got []string
+	for timeout := time.After(10 * time.Second); len(got) == 0 || got[len(got)-1] != last; {
+		select {
+		case ev := <-l.events:
+			if mc := ev.GetMessageCreated(); mc != nil {
+				got = append(got, mc.Message.Content)
+			}
+		case <-timeout:
+			t.Fatalf("%s received %q and not %q in 10s", l.user, got, last)
+		}
+	}
+	return got
+}
+
 func created(content string) func(*chatv1.StreamEvent) bool {
 	return func(ev *chatv1.StreamEvent) bool { return ev.GetMessageCreated().GetMessage().GetContent() == content }
 }
@@ -188,6 +206,28 @@ func TestStreamGoesQuietAtRevocation(t *testing.T) {
 	}
 	if !told {
 		t.Error("bob was not told that the permissions of his server changed")
+	}
+}
+
+// TestStreamCacheFollowsTheWatch: without ZedTokens, the fan-out answers
+// from its cache; once the Watch reports that bob lost Crew (he is told),
+// #staff's messages no longer reach him, and #general's still do.
+func TestStreamCacheFollowsTheWatch(t *testing.T) {
+	h := start(t)
+	w := setUp(t, h)
+	bob := subscribe(t, h.stream, "bob", "")
+	h.sendLatest(t, "ann", ch(w.staff), "cached")
+	bob.next(t, created("cached"))
+
+	must(h.community.RemoveMemberRole(t.Context(), as("ann", w.token, &communityv1.RemoveMemberRoleRequest{RoleId: w.crew, UserId: "bob"})))
+	bob.next(t, func(ev *chatv1.StreamEvent) bool {
+		sc := ev.GetServerChanged()
+		return sc.GetChange() == chatv1.ServerChange_SERVER_CHANGE_PERMISSIONS && sc.GetObject() == "role:"+w.crew
+	})
+	h.sendLatest(t, "ann", ch(w.staff), "not for bob")
+	h.sendLatest(t, "ann", ch(w.general), "for everyone")
+	if got := bob.messagesUntil(t, "for everyone"); len(got) != 1 {
+		t.Fatalf("after the Watch reported the removal bob received %q", got)
 	}
 }
 

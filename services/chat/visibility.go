@@ -15,9 +15,9 @@ import (
 // change (a server, a DM, or everything when the scope cannot be told).
 //
 // Cached answers are as fresh as the newest revision watched. An event
-// written with a ZedToken is also checked at least as fresh as that token;
-// while the Watch is down, every answer is asked of SpiceDB fully
-// consistent. It fails closed: an error delivers to nobody.
+// written with a ZedToken is decided fully consistent instead, past both
+// that token and the Watch; while the Watch is down, every answer is. It
+// fails closed: an error delivers to nobody.
 type visibility struct {
 	authz *authz.Client
 
@@ -46,26 +46,20 @@ func newVisibility(c *authz.Client) *visibility {
 // checkChunk is how many checks one CheckBulk carries.
 const checkChunk = 100
 
-// allowed returns the users of candidates who hold perm on conv: as of the
-// newest revision watched, and, when the event was written with a token,
-// as of that token too (both must allow: a revocation the writer had seen
-// counts even before the Watch reports it).
+// allowed returns the users of candidates who hold perm on conv. An event
+// written with a token is decided fully consistent: at SpiceDB's newest
+// revision, which is past both the token and what the Watch reported, so
+// a revocation (or a grant) the writer had seen counts before the Watch
+// reports it. The others are decided from the cache.
 func (v *visibility) allowed(ctx context.Context, conv, perm string, candidates []string, token authz.ZedToken) []string {
 	if len(candidates) == 0 {
 		return nil
 	}
 	typ, id, _ := strings.Cut(conv, ":")
-	v.mu.Lock()
-	watching := v.watching
-	v.mu.Unlock()
-	if !watching {
+	if token != "" {
 		return v.ask(ctx, typ, id, perm, candidates, authz.FullyConsistent())
 	}
-	out := v.cached(ctx, conv, typ, id, perm, candidates)
-	if token != "" && len(out) > 0 {
-		out = v.ask(ctx, typ, id, perm, out, authz.AtLeastAsFresh(token))
-	}
-	return out
+	return v.cached(ctx, conv, typ, id, perm, candidates)
 }
 
 // cached answers from the cache, asking the graph for what it lacks.

@@ -36,32 +36,39 @@ export function schemaGraph(container, schemaText) {
   for (const d of defs) {
     elements.push({ data: { id: d.name, label: d.name + (d.kind === 'caveat' ? ' (caveat)' : '') }, classes: d.kind });
   }
-  const seen = new Set();
+  // One edge per (definition, target, kind), labelled with its relations:
+  // Beep's overwrites give a definition dozens of relations to user.
+  const edges = new Map();
+  const add = (source, target, kind, label) => {
+    const id = `${source}->${target}:${kind}`;
+    if (!edges.has(id)) edges.set(id, { source, target, kind, labels: [] });
+    const e = edges.get(id);
+    if (!e.labels.includes(label)) e.labels.push(label);
+  };
   for (const d of defs) {
     const relTypes = Object.fromEntries(d.relations.map((r) => [r.name, r.types]));
     for (const r of d.relations) {
       for (const t of r.types) {
         const target = t.split(/[#:]/)[0];
-        if (!names.has(target)) continue;
-        const id = `${d.name}.${r.name}->${target}`;
-        if (seen.has(id)) continue;
-        seen.add(id);
-        elements.push({ data: { id, source: d.name, target, label: r.name + (t.includes('#') ? '#' + t.split('#')[1] : '') } });
+        if (names.has(target)) add(d.name, target, 'relation', r.name + (t.includes('#') ? '→#' + t.split('#')[1] : ''));
       }
     }
     for (const p of d.permissions) {
       for (const a of p.arrows) {
         for (const t of relTypes[a.via] || []) {
           const target = t.split(/[#:]/)[0];
-          const id = `${d.name}.${a.via}->${target}`;
-          if (!names.has(target) || seen.has(id + '.arrow')) continue;
-          seen.add(id + '.arrow');
-          elements.push({ data: { id: id + '.arrow', source: d.name, target, label: a.via + '->' }, classes: 'arrow' });
+          if (names.has(target)) add(d.name, target, 'arrow', `${a.via}->${a.to}`);
         }
       }
     }
   }
-  return draw(container, elements, { name: 'cose', animate: false, randomize: false, nodeRepulsion: 9000, idealEdgeLength: 120 });
+  for (const [id, e] of edges) {
+    const shown = e.labels.slice(0, 2).join(', ') + (e.labels.length > 2 ? ` +${e.labels.length - 2}` : '');
+    elements.push({ data: { id, source: e.source, target: e.target, label: shown, all: e.labels.join('\n') }, classes: e.kind });
+  }
+  const graph = draw(container, elements, { name: 'circle', padding: 20, spacingFactor: 1.1, avoidOverlap: true });
+  graph.on('tap', 'edge', (ev) => { ev.target.data('label', ev.target.data('all')); });
+  return graph;
 }
 
 // parseRel reads "type:id#relation@type:id[#relation][caveat]".

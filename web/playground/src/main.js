@@ -72,7 +72,7 @@ async function run() {
   state.sections = sections;
   status('busy', 'running…');
   const checks = state.watches.map((w, i) => ({ subject: w.subject, permission: w.permission, resource: w.resource,
-    context: w.context || undefined, explain: i === state.explainIndex }));
+    context: contextOf(w), explain: i === state.explainIndex }));
   try {
     const [schema, file] = await Promise.all([
       text('schema').trim() ? call('ValidateSchema', { schemaText: text('schema') }) : Promise.resolve({ valid: false, errors: [{ message: 'the schema is empty' }] }),
@@ -137,7 +137,15 @@ function jump(editorId, line) {
   v.focus();
 }
 
-// Check watches: subject, permission, resource → allowed / denied / caveated / invalid.
+// Check watches: subject, permission, resource (and caveat context, a JSON
+// object) → allowed / denied / caveated / invalid.
+function contextOf(w) {
+  if (!w.context || !w.context.trim()) return undefined;
+  try {
+    const v = JSON.parse(w.context);
+    return v && typeof v === 'object' && !Array.isArray(v) ? v : undefined;
+  } catch { return undefined; }
+}
 const resultNames = { CHECK_RESULT_ALLOWED: 'allowed', CHECK_RESULT_DENIED: 'denied', CHECK_RESULT_CAVEATED: 'caveated' };
 function renderWatchRows() {
   const body = $('watches').tBodies[0];
@@ -145,10 +153,11 @@ function renderWatchRows() {
   state.watches.forEach((w, i) => {
     const tr = document.createElement('tr');
     tr.dataset.index = i;
-    for (const field of ['subject', 'permission', 'resource']) {
+    for (const field of ['subject', 'permission', 'resource', 'context']) {
       const td = document.createElement('td');
       const input = document.createElement('input');
-      input.value = w[field];
+      input.value = w[field] || '';
+      if (field === 'context') input.placeholder = '{"caveat": "context"}';
       input.className = 'watch-' + field;
       input.oninput = () => { w[field] = input.value; scheduleRun(); };
       td.append(input);
@@ -174,7 +183,10 @@ function showWatches(results) {
   results.forEach((r, i) => {
     if (!rows[i]) return;
     const cell = rows[i].querySelector('.watch-result');
-    const name = r.error ? 'invalid' : resultNames[r.result] || 'denied';
+    const w = state.watches[i];
+    const badContext = w && w.context && w.context.trim() && !contextOf(w);
+    const name = r.error || badContext ? 'invalid' : resultNames[r.result] || 'denied';
+    if (badContext) r.error = 'the context is not a JSON object';
     cell.textContent = name + (r.missingContext?.length ? ` (needs ${r.missingContext.join(', ')})` : '');
     cell.title = r.error || '';
     cell.className = 'watch-result ' + name;
@@ -217,7 +229,7 @@ function tree(n) {
   return ul;
 }
 
-$('addWatch').onclick = () => { state.watches.push({ subject: 'user:', permission: '', resource: '' }); renderWatchRows(); };
+$('addWatch').onclick = () => { state.watches.push({ subject: 'user:', permission: '', resource: '', context: '' }); renderWatchRows(); };
 
 // Expected relations: re-generate, see the diff, accept.
 function lineDiff(a, b) {

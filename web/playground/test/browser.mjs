@@ -41,10 +41,21 @@ try {
   await step('the page loads and the sample passes', async () => {
     await page.goto(base + '/playground/');
     await page.waitForFunction(() => window.playgroundReady === true, null, { timeout });
-    await status.filter({ hasText: 'passed: 3 assertions, 1 expected relations' }).waitFor({ timeout });
+    await status.filter({ hasText: 'passed: 5 assertions, 1 expected relations' }).waitFor({ timeout });
     await page.locator('#access').filter({ hasText: 'local' }).waitFor({ timeout });
     await page.locator('#watches tbody tr').nth(0).locator('.watch-result.allowed').waitFor({ timeout });
     await page.locator('#watches tbody tr').nth(1).locator('.watch-result.denied').waitFor({ timeout });
+    // Carl views only on tuesdays: caveated without the context, allowed with it.
+    const carl = page.locator('#watches tbody tr').nth(2);
+    await carl.locator('.watch-result.caveated').filter({ hasText: 'needs day' }).waitFor({ timeout });
+    await carl.locator('.watch-context').fill('{"day": "tuesday"}');
+    await carl.locator('.watch-result.allowed').waitFor({ timeout });
+    await carl.locator('.watch-context').fill('{"day": "monday"}');
+    await carl.locator('.watch-result.denied').waitFor({ timeout });
+    await carl.locator('.watch-context').fill('{"day": ');
+    await carl.locator('.watch-result.invalid').waitFor({ timeout });
+    await carl.locator('.watch-context').fill('');
+    await carl.locator('.watch-result.caveated').waitFor({ timeout });
     await shot('01-loaded');
   });
 
@@ -55,7 +66,7 @@ try {
     await status.filter({ hasText: 'problem' }).waitFor({ timeout });
     await page.locator('#schema .cm-lintRange-error').first().waitFor({ timeout });
     const first = await page.locator('#problems li.error').first().textContent();
-    if (!/^schema 9:1 /.test(first)) throw new Error(`the error is not located at line 9, column 1 of the schema: ${first}`);
+    if (!/^schema 13:1 /.test(first)) throw new Error(`the error is not located at line 13, column 1 of the schema: ${first}`);
     await shot('02-schema-error');
   });
 
@@ -73,7 +84,7 @@ try {
     const failure = page.locator('#problems li.error').filter({ hasText: 'ASSERTION_FAILED' });
     await failure.waitFor({ timeout });
     const text = await failure.textContent();
-    if (!text.startsWith('assertions 6:')) throw new Error(`the failure is not located at line 6 of the assertions: ${text}`);
+    if (!text.startsWith('assertions 9:')) throw new Error(`the failure is not located at line 9 of the assertions: ${text}`);
     if (!text.includes('doc:readme#edit@user:ann')) throw new Error(`the failure does not name the assertion: ${text}`);
     await page.locator('#assertions .cm-lintRange-error').first().waitFor({ timeout });
     await shot('03-assertion-failed');
@@ -87,11 +98,11 @@ try {
     await ex.locator('h3').filter({ hasText: 'Why user:bob holds view on doc:readme' }).waitFor({ timeout });
     await ex.locator('.node.holds .label').filter({ hasText: 'doc:readme#viewer' }).first().waitFor({ timeout });
     await ex.locator('.rel').filter({ hasText: 'doc:readme#viewer@user:bob' }).first().waitFor({ timeout });
-    // Editing the watch re-evaluates it: carl is nobody.
+    // Editing the watch re-evaluates it: erin is nobody.
     const subject = page.locator('#watches tbody tr').nth(0).locator('.watch-subject');
-    await subject.fill('user:carl');
+    await subject.fill('user:erin');
     await page.locator('#watches tbody tr').nth(0).locator('.watch-result.denied').waitFor({ timeout });
-    await ex.locator('h3').filter({ hasText: 'Why user:carl does not hold view' }).waitFor({ timeout });
+    await ex.locator('h3').filter({ hasText: 'Why user:erin does not hold view' }).waitFor({ timeout });
     await subject.fill('user:bob');
     await page.locator('#watches tbody tr').nth(0).locator('.watch-result.allowed').waitFor({ timeout });
     await shot('04-explanation');
@@ -112,11 +123,11 @@ try {
     await page.locator('#showSchemaGraph').click();
     await page.locator('#graph canvas').first().waitFor({ timeout });
     const nodes = await page.evaluate(() => window.playground.graph()?.nodes().length ?? -1);
-    if (nodes !== 2) throw new Error(`the diagram has ${nodes} definitions, want 2`);
+    if (nodes !== 3) throw new Error(`the diagram has ${nodes} definitions and caveats, want 3`);
     await page.locator('#graphObject').fill('doc:readme');
     await page.locator('#showObjectGraph').click();
     const objects = await page.evaluate(() => window.playground.graph()?.nodes().length ?? -1);
-    if (objects !== 4) throw new Error(`doc:readme has ${objects} objects around it, want 4 (itself, ann, bob, dina)`);
+    if (objects !== 5) throw new Error(`doc:readme has ${objects} objects around it, want 5 (itself, ann, bob, carl, dina)`);
     await shot('05-graph');
   });
 

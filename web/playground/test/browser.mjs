@@ -10,7 +10,7 @@
 // cmd/beep/playground_test.go runs it against an in-process Beep. It exits
 // non-zero at the first step that does not hold.
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 const base = process.env.BEEP_URL || 'http://127.0.0.1:8080';
@@ -117,6 +117,25 @@ try {
     await page.locator('#generatedDiff .add').filter({ hasText: '[user:dina] is <doc:readme#viewer>' }).waitFor({ timeout });
     await page.locator('#acceptGenerated').click();
     await status.filter({ hasText: 'passed' }).waitFor({ timeout });
+  });
+
+  await step('the file is exported as validation YAML and imported again', async () => {
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#export').click()]);
+    const path = `${artifacts}/playground.yaml`;
+    await download.saveAs(path);
+    const exported = readFileSync(path, 'utf8');
+    for (const want of ['schema: |-\n  definition user {}', 'relationships: |-\n  doc:readme#owner@user:ann', '  doc:readme#viewer@user:dina',
+      'assertions:\n  assertTrue:', 'assertCaveated:', 'validation:\n  doc:readme#view:']) {
+      if (!exported.includes(want)) throw new Error(`the exported file lacks ${JSON.stringify(want)}:\n${exported}`);
+    }
+    await page.locator('#relationships .cm-content').click();
+    await page.keyboard.press('Control+a');
+    await page.keyboard.press('Backspace');
+    await status.filter({ hasText: 'problem' }).waitFor({ timeout });
+    await page.locator('#importFile').setInputFiles(path);
+    await status.filter({ hasText: 'passed: 5 assertions' }).waitFor({ timeout });
+    const rels = await page.evaluate(() => window.playground.text('relationships'));
+    if (!rels.includes('doc:readme#viewer@user:dina')) throw new Error(`the imported relationships: ${rels}`);
   });
 
   await step('the schema is drawn as a diagram', async () => {

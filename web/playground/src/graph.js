@@ -7,7 +7,7 @@ import { parseSchema } from './zed.js';
 const style = [
   { selector: 'node', style: { label: 'data(label)', 'font-size': 11, 'text-valign': 'center', 'text-halign': 'center',
     'background-color': '#dbe7ff', 'border-color': '#4063c9', 'border-width': 1, shape: 'round-rectangle',
-    width: 'label', height: 24, padding: 6, color: '#10204a' } },
+    width: (n) => Math.max(30, n.data('label').length * 6.6 + 10), height: 24, color: '#10204a' } },
   { selector: 'node.focus', style: { 'background-color': '#ffe3a6', 'border-color': '#b27b00' } },
   { selector: 'node.caveat', style: { 'background-color': '#eee', shape: 'ellipse' } },
   { selector: 'edge', style: { label: 'data(label)', 'font-size': 9, 'curve-style': 'bezier', 'target-arrow-shape': 'triangle',
@@ -22,7 +22,7 @@ let cy;
 export function current() { return cy; }
 function draw(container, elements, layout) {
   if (cy) cy.destroy();
-  cy = cytoscape({ container, elements, style, layout, wheelSensitivity: 0.3 });
+  cy = cytoscape({ container, elements, style, layout });
   return cy;
 }
 

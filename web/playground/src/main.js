@@ -6,7 +6,7 @@ import { EditorState } from '@codemirror/state';
 import { yaml } from '@codemirror/lang-yaml';
 import { setDiagnostics, lintGutter } from '@codemirror/lint';
 import { call, token, setToken } from './api.js';
-import { zed } from './zed.js';
+import { zed, parseSchema } from './zed.js';
 import { compose, split, locate } from './file.js';
 import { schemaGraph, objectGraph, current } from './graph.js';
 import { sample } from './sample.js';
@@ -265,9 +265,20 @@ $('acceptGenerated').onclick = () => { setText('validation', state.generated.tri
 
 // Graphs.
 $('showSchemaGraph').onclick = () => schemaGraph($('graph'), text('schema'));
-$('showObjectGraph').onclick = () => {
+$('showObjectGraph').onclick = async () => {
   const o = $('graphObject').value.trim();
-  if (o) objectGraph($('graph'), text('relationships'), o);
+  if (!o) return;
+  if (!$('graphLive').checked) { objectGraph($('graph'), text('relationships'), o, 2); return; }
+  // Live: the object's relationships, as resource and as subject (one read
+  // per definition of the schema in the editor), from the running graph.
+  const [type, id] = o.split(':');
+  try {
+    const read = async (filter) => (await call('ReadRelationships', { filter, pageSize: 1000 })).relationships || [];
+    const reads = [read({ resourceType: type, resourceId: id })];
+    for (const d of parseSchema(text('schema'))) if (d.kind === 'definition') reads.push(read({ resourceType: d.name, subjectType: type, subjectId: id }));
+    const rels = (await Promise.all(reads)).flat().map((r) => r.text);
+    objectGraph($('graph'), rels.join('\n'), o, 1);
+  } catch (e) { status('fail', `${e.code}: ${e.message}`); }
 };
 
 // Files: the embedded policies-test/, import, export.

@@ -169,6 +169,13 @@ try {
       await page.locator('#token').dispatchEvent('change');
       await page.locator('#loadLive').click();
       await page.locator('#live .ok').filter({ hasText: 'Loaded the running schema' }).waitFor({ timeout });
+      // The live relationships of platform:beep: its admin, sam and the local user as staff.
+      await page.locator('#graphObject').fill('platform:beep');
+      await page.locator('#graphLive').check();
+      await page.locator('#showObjectGraph').click();
+      await page.waitForFunction(() => window.playground.graph()?.nodes().length === 4, null, { timeout });
+      const ids = await page.evaluate(() => window.playground.graph().nodes().map((n) => n.id()).sort().join(' '));
+      if (ids !== 'platform:beep user:playground-local user:root user:sam') throw new Error(`live graph of platform:beep: ${ids}`);
       // Remove platform#manage_schema, which Beep uses: breaking, and root loses it.
       const schema = await page.evaluate(() => window.playground.text('schema'));
       const proposed = schema.replace(/^[ \t]*permission manage_schema = admin[ \t]*\n/m, '');

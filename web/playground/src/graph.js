@@ -62,12 +62,14 @@ export function schemaGraph(container, schemaText) {
       }
     }
   }
+  // A large schema (Beep's) is drawn without edge labels: tap an edge.
+  const quiet = edges.size > 16;
   for (const [id, e] of edges) {
-    const shown = e.labels.slice(0, 2).join(', ') + (e.labels.length > 2 ? ` +${e.labels.length - 2}` : '');
+    const shown = quiet ? '' : e.labels.slice(0, 2).join(', ') + (e.labels.length > 2 ? ` +${e.labels.length - 2}` : '');
     elements.push({ data: { id, source: e.source, target: e.target, label: shown, all: e.labels.join('\n') }, classes: e.kind });
   }
   const graph = draw(container, elements, { name: 'circle', padding: 20, spacingFactor: 1.1, avoidOverlap: true });
-  graph.on('tap', 'edge', (ev) => { ev.target.data('label', ev.target.data('all')); });
+  graph.on('tap', 'edge', (ev) => { ev.target.data('label', ev.target.data('label') === ev.target.data('all') ? '' : ev.target.data('all')); });
   return graph;
 }
 

@@ -178,7 +178,7 @@ func (s *Service) snapshot(ctx context.Context, live string, limit int) (rels []
 		return nil, false, err
 	}
 	// One revision for every page: that of a fully consistent check.
-	d, err := s.cfg.Authz.Check(ctx, authz.Check{Subject: authz.UserSubject(actor(ctx) + "-snapshot"), Permission: authz.Platform.Moderate,
+	d, err := s.cfg.Authz.Check(ctx, authz.Check{Subject: authz.UserSubject("beep-what-if-snapshot"), Permission: authz.Platform.Moderate,
 		ResourceID: authz.PlatformID}, authz.FullyConsistent())
 	if err != nil {
 		return nil, false, err

@@ -140,7 +140,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 		return cfg, err
 	}
 	cfg.Role = role
-	if cfg.Playground, err = playgroundMode(cfg.Playground, role, cfg.HTTPAddr); err != nil {
+	if cfg.Playground, err = playgroundMode(cfg.Playground, role, cfg.HTTPAddr, cfg.PublicURL); err != nil {
 		return cfg, err
 	}
 	switch role {

@@ -11,12 +11,13 @@ package main
 //     or a bearer token), as for beepctl;
 //   - local: anyone on this machine too. Beep then writes
 //     platform:beep#staff@user:playground-local at start, and anonymous
-//     requests to the admin API from a loopback address act as that user:
-//     every read of the playground, no schema written (apply still needs a
-//     platform admin). Only for `serve` (role all) listening on loopback;
+//     requests to the admin API from this machine (localRequest) act as
+//     that user: every read of the playground, no schema written (apply
+//     still needs a platform admin). Only for `serve` (role all) listening
+//     on loopback, without a -public-url elsewhere;
 //   - off: the page is not served (the API is unchanged);
-//   - auto (the default): local for role all on a loopback address, staff
-//     otherwise.
+//   - auto (the default): local for role all on a loopback address (and no
+//     -public-url elsewhere), staff otherwise.
 
 import (
 	"context"
@@ -27,6 +28,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/beepchat/beep/authz"
@@ -50,8 +52,11 @@ const playgroundPath = "/playground/"
 const playgroundUser = "playground-local"
 
 // playgroundMode resolves -playground for a role and an -http-addr.
-func playgroundMode(mode, role, httpAddr string) (string, error) {
+func playgroundMode(mode, role, httpAddr, publicURL string) (string, error) {
 	local := role == roleAll && isLoopback(httpAddr)
+	if u, err := url.Parse(publicURL); publicURL != "" && (err != nil || !loopbackHost(u.Hostname())) {
+		local = false // served to others through a proxy
+	}
 	switch mode {
 	case playgroundAuto:
 		if local {
@@ -60,7 +65,7 @@ func playgroundMode(mode, role, httpAddr string) (string, error) {
 		return playgroundStaff, nil
 	case playgroundLocal:
 		if !local {
-			return "", fmt.Errorf("-playground local is only for `beep serve` (role all) on a loopback -http-addr, not role %s on %s", role, httpAddr)
+			return "", fmt.Errorf("-playground local is only for `beep serve` (role all) on a loopback -http-addr, without a -public-url elsewhere; not role %s on %s (public URL %q)", role, httpAddr, publicURL)
 		}
 		return mode, nil
 	case playgroundStaff, playgroundOff:
@@ -72,14 +77,7 @@ func playgroundMode(mode, role, httpAddr string) (string, error) {
 // isLoopback says whether a listen address (host:port) is on loopback only.
 func isLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return err == nil && loopbackHost(host)
 }
 
 // mountPlayground serves the page and its settings on the gateway.
@@ -141,7 +139,7 @@ func (l *localAccess) grant(ctx context.Context, c *authz.Client, log *slog.Logg
 // wrap marks anonymous loopback requests to the admin API.
 func (l *localAccess) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, adminPath) && anonymous(r) && fromLoopback(r) {
+		if strings.HasPrefix(r.URL.Path, adminPath) && anonymous(r) && localRequest(r) {
 			r.Header.Set("X-Session-Token", l.token)
 			if r.Header.Get(connectauthz.TokenHeader) == "" {
 				r.Header.Set(connectauthz.TokenHeader, string(l.zed))
@@ -161,10 +159,43 @@ func anonymous(r *http.Request) bool {
 	return err != nil
 }
 
-func fromLoopback(r *http.Request) bool {
+// localRequest says whether r comes from this machine, for this machine:
+// from a loopback address, not forwarded by a proxy (which would make the
+// whole world loopback), addressed to a loopback host and, from a browser,
+// from a page of one (no DNS rebinding, no other site's page).
+func localRequest(r *http.Request) bool {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
+	if err != nil || !loopbackHost(host) {
 		return false
+	}
+	for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Real-Ip", "Forwarded"} {
+		if r.Header.Get(h) != "" {
+			return false
+		}
+	}
+	if !loopbackHost(hostOnly(r.Host)) {
+		return false
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		u, err := url.Parse(origin)
+		if err != nil || !loopbackHost(u.Hostname()) {
+			return false
+		}
+	}
+	return true
+}
+
+// hostOnly is the host of a Host header, without its port.
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.Trim(hostport, "[]")
+}
+
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()

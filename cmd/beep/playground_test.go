@@ -23,6 +23,9 @@ import (
 
 func TestPlaygroundMode(t *testing.T) {
 	for _, c := range []struct{ mode, role, addr, want string }{
+		{"auto", roleAll, "127.0.0.1:8080 https://beep.example.org/", playgroundStaff},
+		{"local", roleAll, "127.0.0.1:8080 https://beep.example.org/", ""},
+		{"auto", roleAll, "127.0.0.1:8080 http://localhost:8080/", playgroundLocal},
 		{"auto", roleAll, "127.0.0.1:8080", playgroundLocal},
 		{"auto", roleAll, "localhost:8080", playgroundLocal},
 		{"auto", roleAll, "[::1]:8080", playgroundLocal},
@@ -36,7 +39,8 @@ func TestPlaygroundMode(t *testing.T) {
 		{"local", roleGateway, "127.0.0.1:8080", ""},
 		{"everyone", roleAll, "127.0.0.1:8080", ""},
 	} {
-		got, err := playgroundMode(c.mode, c.role, c.addr)
+		addr, public, _ := strings.Cut(c.addr, " ")
+		got, err := playgroundMode(c.mode, c.role, addr, public)
 		if got != c.want || (err != nil) != (c.want == "") {
 			t.Errorf("playgroundMode(%q, %q, %q) = %q, %v; want %q", c.mode, c.role, c.addr, got, err, c.want)
 		}
@@ -60,7 +64,11 @@ type headerTransport struct {
 func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	for k, v := range h.headers {
-		r.Header.Set(k, v)
+		if k == "Host" {
+			r.Host = v // Go sends r.Host, not a Host header
+		} else {
+			r.Header.Set(k, v)
+		}
 	}
 	return h.next.RoundTrip(r)
 }
@@ -126,6 +134,17 @@ func TestPlaygroundLocal(t *testing.T) {
 	zoe := asClient(inst.HTTPAddr, map[string]string{"Authorization": "Bearer " + mustToken(t, "zoe", 3600)})
 	if _, err := zoe.ReadSchema(ctx, connect.NewRequest(&adminv1.ReadSchemaRequest{})); connect.CodeOf(err) != connect.CodePermissionDenied {
 		t.Errorf("zoe, signed in, neither staff nor admin: %v, want permission_denied", err)
+	}
+	// Not local: forwarded by a proxy, addressed to another host (DNS
+	// rebinding), from another site's page.
+	for _, h := range []map[string]string{{"X-Forwarded-For": "203.0.113.9"}, {"Forwarded": "for=203.0.113.9"},
+		{"Host": "evil.example:8080"}, {"Origin": "https://evil.example"}} {
+		if _, err := asClient(inst.HTTPAddr, h).ReadSchema(ctx, connect.NewRequest(&adminv1.ReadSchemaRequest{})); connect.CodeOf(err) != connect.CodeUnauthenticated {
+			t.Errorf("anonymous with %v: %v, want unauthenticated", h, err)
+		}
+	}
+	if _, err := asClient(inst.HTTPAddr, map[string]string{"Origin": "http://localhost:5173"}).ReadSchema(ctx, connect.NewRequest(&adminv1.ReadSchemaRequest{})); err != nil {
+		t.Errorf("anonymous from a local page: %v", err)
 	}
 	forged := asClient(inst.HTTPAddr, map[string]string{"X-Session-Token": "beep-playground-local-0000"})
 	if _, err := forged.ReadSchema(ctx, connect.NewRequest(&adminv1.ReadSchemaRequest{})); connect.CodeOf(err) != connect.CodeUnauthenticated {

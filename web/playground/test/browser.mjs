@@ -92,6 +92,19 @@ try {
     await status.filter({ hasText: 'passed' }).waitFor({ timeout });
   });
 
+  await step('a relationship the schema cannot hold is shown on its line', async () => {
+    await page.locator('#relationships .cm-content').click();
+    await page.keyboard.press('Control+End');
+    await page.keyboard.insertText('\ndoc:readme#nothere@user:zed');
+    const failure = page.locator('#problems li.error').filter({ hasText: 'nothere' });
+    await failure.waitFor({ timeout });
+    const text = await failure.textContent();
+    if (!text.startsWith('relationships 4:')) throw new Error(`the failure is not located at line 4 of the relationships: ${text}`);
+    await page.locator('#relationships .cm-lintRange-error').first().waitFor({ timeout });
+    await page.keyboard.press('Control+z');
+    await status.filter({ hasText: 'passed' }).waitFor({ timeout });
+  });
+
   await step('a check watch is explained as a tree', async () => {
     await page.locator('#watches tbody tr').nth(0).locator('.watch-explain').click();
     const ex = page.locator('#explanation');

@@ -6,7 +6,7 @@ import { EditorState } from '@codemirror/state';
 import { yaml } from '@codemirror/lang-yaml';
 import { setDiagnostics, lintGutter } from '@codemirror/lint';
 import { call, token, setToken } from './api.js';
-import { zed, parseSchema } from './zed.js';
+import { zed, parseSchema, relationshipsLanguage } from './zed.js';
 import { compose, split, locate } from './file.js';
 import { schemaGraph, objectGraph, current } from './graph.js';
 import { sample } from './sample.js';
@@ -27,7 +27,7 @@ function editor(id, language) {
   return view;
 }
 editor('schema', zed);
-editor('relationships', []);
+editor('relationships', relationshipsLanguage);
 editor('assertions', yaml());
 editor('validation', yaml());
 const text = (id) => editors[id].state.doc.toString();

@@ -60,3 +60,34 @@ export function parseSchema(text) {
   }
   return defs;
 }
+
+// Relationships, one per line: resource:id#relation@subject:id[#relation],
+// then an optional [caveat:{context}] or [expiration:...].
+export const relationshipsLanguage = StreamLanguage.define({
+  name: 'relationships',
+  startState: () => ({ part: 'resource' }),
+  token(stream, state) {
+    if (stream.sol()) state.part = 'resource';
+    if (stream.eatSpace()) return null;
+    if (stream.match('//')) { stream.skipToEnd(); return 'comment'; }
+    if (state.part === 'caveat') {
+      if (stream.match(/^"([^"\\]|\\.)*"/)) return 'string';
+      if (stream.match(/^[0-9][0-9T:.\-Z+]*/)) return 'number';
+      if (stream.eat(']')) { state.part = 'done'; return 'bracket'; }
+      stream.next();
+      return 'meta';
+    }
+    if (stream.eat('#')) { state.part = state.part === 'resource' ? 'relation' : 'subjectRelation'; return 'operator'; }
+    if (stream.eat('@')) { state.part = 'subject'; return 'operator'; }
+    if (stream.eat(':')) return 'operator';
+    if (stream.eat('[')) { state.part = 'caveat'; return 'bracket'; }
+    if (stream.match(/^[^:#@\[\s]+/)) {
+      const before = stream.string.slice(0, stream.start);
+      const isType = !/:[^#@]*$/.test(before.split(/[@#]/).pop() || '') && stream.peek() === ':';
+      if (state.part === 'relation' || state.part === 'subjectRelation') return 'propertyName';
+      return isType ? 'typeName' : 'variableName';
+    }
+    stream.next();
+    return null;
+  },
+});

@@ -229,6 +229,7 @@ function tree(n) {
   return ul;
 }
 
+$('runNow').onclick = () => scheduleRun(0);
 $('addWatch').onclick = () => { state.watches.push({ subject: 'user:', permission: '', resource: '', context: '' }); renderWatchRows(); };
 
 // Expected relations: re-generate, see the diff, accept.

@@ -21,6 +21,7 @@ import (
 	"github.com/authzed/spicedb/pkg/development"
 	core "github.com/authzed/spicedb/pkg/proto/core/v1"
 	devinterface "github.com/authzed/spicedb/pkg/proto/developer/v1"
+	"github.com/authzed/spicedb/pkg/tuple"
 	"github.com/authzed/spicedb/pkg/validationfile"
 
 	"github.com/beepchat/beep/authz"
@@ -257,6 +258,12 @@ func answer(devCtx *development.DevContext, questions []Question) ([]Answer, err
 }
 
 func relationshipLine(parsed *validationfile.ValidationFile, context string) int {
+	// SpiceDB names the relationship at fault (tuple.String): that one.
+	for i, r := range parsed.Relationships.Relationships {
+		if s, err := tuple.String(r); err == nil && s == context && i < len(parsed.Relationships.RelationshipPositions) {
+			return parsed.Relationships.RelationshipPositions[i].LineNumber
+		}
+	}
 	for i, r := range parsed.Relationships.Relationships {
 		if strings.Contains(context, r.Resource.ObjectID) && i < len(parsed.Relationships.RelationshipPositions) {
 			return parsed.Relationships.RelationshipPositions[i].LineNumber

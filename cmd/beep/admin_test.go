@@ -75,7 +75,7 @@ type beepForAdmin struct {
 // (-platform-admins) and sam as platform staff.
 func adminBeep(t *testing.T, extra ...string) (*beepForAdmin, func()) {
 	t.Helper()
-	inst, _, stop := start(t, append(isolated(t, "-dev-token-key", devKey, "-platform-admins", "root",
+	inst, _, stop := start(t, append(isolated(t, "-dev-token-key", devKey, "-platform-admins", "root", "-playground", "staff",
 		"-rate-limit", "1000", "-rate-burst", "1000"), extra...)...)
 	zed, err := inst.Authz.Write(t.Context(), []authz.Update{authz.Touch(authz.Relationship{Relation: authz.Platform.Staff,
 		ResourceID: authz.PlatformID, Subject: authz.UserSubject("sam")})})
@@ -112,6 +112,12 @@ func callEmpty(ctx context.Context, client adminv1connect.AuthzAdminServiceClien
 		_, err = client.LookupSubjects(ctx, connect.NewRequest(&adminv1.LookupSubjectsRequest{}))
 	case "RunPolicies":
 		_, err = client.RunPolicies(ctx, connect.NewRequest(&adminv1.RunPoliciesRequest{}))
+	case "ListPolicyFiles":
+		_, err = client.ListPolicyFiles(ctx, connect.NewRequest(&adminv1.ListPolicyFilesRequest{}))
+	case "ReadPolicyFile":
+		_, err = client.ReadPolicyFile(ctx, connect.NewRequest(&adminv1.ReadPolicyFileRequest{}))
+	case "WhatIfSchema":
+		_, err = client.WhatIfSchema(ctx, connect.NewRequest(&adminv1.WhatIfSchemaRequest{}))
 	case "ServicesStatus":
 		_, err = client.ServicesStatus(ctx, connect.NewRequest(&adminv1.ServicesStatusRequest{}))
 	case "CheckDrift":

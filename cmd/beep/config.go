@@ -70,6 +70,9 @@ type Config struct {
 	// DevTokenKey, when set, makes the gateway accept development tokens
 	// signed with it (`beep devtoken`). Never set by default.
 	DevTokenKey string
+	// Playground says who uses the schema playground at /playground/:
+	// "local", "staff" or "off" (resolved from "auto"; see playground.go).
+	Playground string
 	// CORSOrigins are the browser origins allowed to call the API.
 	CORSOrigins []string
 	// RateLimit and RateBurst bound each principal (or client IP), per second.
@@ -143,6 +146,9 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 		return cfg, err
 	}
 	cfg.Role = role
+	if cfg.Playground, err = playgroundMode(cfg.Playground, role, cfg.HTTPAddr, cfg.PublicURL); err != nil {
+		return cfg, err
+	}
 	switch role {
 	case roleAll:
 		if len(cfg.InternalKey) == 0 {
@@ -245,6 +251,8 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	str(&ratio, "trace-sample-ratio", "BEEP_TRACE_SAMPLE_RATIO", ratio, "share of new traces kept, 0 to 1 (a sampled incoming trace is always kept)")
 	level := "info"
 	str(&level, "log-level", "BEEP_LOG_LEVEL", level, "debug, info, warn or error")
+	str(&cfg.Playground, "playground", "BEEP_PLAYGROUND", playgroundAuto,
+		"the schema playground at /playground/: local (anyone on this machine, as platform staff), staff (signed-in platform staff), off, or auto (local for `serve` on a loopback address, staff otherwise)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}

@@ -141,6 +141,22 @@ func TestDistributedMode(t *testing.T) {
 	if code, status := adminCall("zoe"); code != http.StatusForbidden {
 		t.Fatalf("zoe asked the admin service: %d %v", code, status)
 	}
+	// The gateway alone serves the schema playground, for staff only (its
+	// default there), whose calls reach the admin service beside community.
+	if code, body := get(t, "http://"+gw.HTTPAddr+"/playground/"); code != http.StatusOK || !strings.Contains(body, "Beep schema playground") {
+		t.Errorf("the split gateway's /playground/: %d %.100s", code, body)
+	}
+	if code, body := get(t, "http://"+gw.HTTPAddr+"/playground/settings.json"); code != http.StatusOK || !strings.Contains(body, `"access":"staff"`) {
+		t.Errorf("the split gateway's playground settings: %d %s", code, body)
+	}
+	if code, files := jsonCall(t, http.MethodPost, "http://"+gw.HTTPAddr+"/beep.admin.v1.AuthzAdminService/ListPolicyFiles",
+		http.Header{"Authorization": {"Bearer " + mustToken(t, "sam", 600)}, "Beep-Zed-Token": {string(fresh)}}, map[string]any{}); code != http.StatusOK ||
+		!strings.Contains(fmt.Sprint(files), "discord/05-worked-example.yaml") {
+		t.Errorf("sam lists the playground's files through the split gateway: %d %v", code, files)
+	}
+	if code, out := jsonCall(t, http.MethodPost, "http://"+gw.HTTPAddr+"/beep.admin.v1.AuthzAdminService/ListPolicyFiles", nil, map[string]any{}); code != http.StatusUnauthorized {
+		t.Errorf("anonymous playground call through the split gateway: %d %v", code, out)
+	}
 
 	// The user service, alone, asks the community service over TCP, as ann.
 	code, export := jsonCall(t, http.MethodPost, "http://"+gw.HTTPAddr+"/beep.user.v1.UserService/ExportMyData",

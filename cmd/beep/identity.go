@@ -25,6 +25,9 @@ type identity struct {
 	// publicURL is Kratos' public API ("" when no Kratos: sessions are
 	// then not accepted, only development tokens if enabled).
 	publicURL string
+	// local, when set, lets anonymous local requests use the playground
+	// (-playground local, playground.go).
+	local *localAccess
 	// adminURL is Kratos' admin API ("" when unknown: accounts are then
 	// deleted from Beep without their Kratos identity).
 	adminURL string
@@ -87,10 +90,14 @@ func identities(adminURL string) user.Identities {
 
 // sessions verifies Kratos sessions for the gateway (nil without Kratos).
 func (id *identity) sessions(cacheFor time.Duration) gateway.SessionVerifier {
-	if id.publicURL == "" {
-		return nil
+	var v gateway.SessionVerifier
+	if id.publicURL != "" {
+		v = &kratos.Sessions{PublicURL: id.publicURL, CacheFor: cacheFor}
 	}
-	return &kratos.Sessions{PublicURL: id.publicURL, CacheFor: cacheFor}
+	if id.local != nil {
+		v = id.local.verifier(v)
+	}
+	return v
 }
 
 // forward mounts Kratos' public API (the self-service flows and whoami) on

@@ -139,6 +139,7 @@ func (p process) serveGateway(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	mountPlayground(gw, cfg.Playground)
 	lis, err := listen(cfg)
 	if err != nil {
 		return err
@@ -254,6 +255,13 @@ func (p process) serveAll(ctx context.Context) error {
 	if err := bootstrapAdmins(ctx, c.inst.Authz, cfg.PlatformAdmins, log); err != nil {
 		return err
 	}
+	var local *localAccess
+	if cfg.Playground == playgroundLocal {
+		local = newLocalAccess()
+	}
+	if err := local.grant(ctx, c.inst.Authz, log); err != nil {
+		return err
+	}
 	checks := connectauthz.New(c.inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer), connectauthz.WithAudit(cfg.Auditor))
 	communityHTTP, stopCommunity := serveInMemory(roleCommunity,
 		serviceHost(communityv1connect.CommunityServiceName, c.community, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing))
@@ -275,6 +283,7 @@ func (p process) serveAll(ctx context.Context) error {
 		return err
 	}
 	defer id.stop()
+	id.local = local
 	chat, chatPool, err := openChat(ctx, cfg, c.inst.Authz, log, "http://"+roleCommunity, communityHTTP, signer)
 	if err != nil {
 		public.Close()
@@ -323,7 +332,12 @@ func (p process) serveAll(ctx context.Context) error {
 	if bridge != nil {
 		gw.Handle(polytechPath+"/", bridge)
 	}
-	return serveOn(ctx, public, cfg, log, traceEdge(gw), c.inst, ready)
+	mountPlayground(gw, cfg.Playground)
+	var edge http.Handler = gw
+	if local != nil {
+		edge = local.wrap(gw)
+	}
+	return serveOn(ctx, public, cfg, log, traceEdge(edge), c.inst, ready)
 }
 
 // runReconciler converges dirty servers in the background until stopped.

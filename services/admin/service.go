@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -69,6 +70,9 @@ type Config struct {
 	// Status reports the deployment's services; nil: ServicesStatus
 	// reports SpiceDB only.
 	Status func(ctx context.Context) []Status
+	// PolicyFiles are the assertion files ListPolicyFiles and
+	// ReadPolicyFile serve; nil: those of policies-test/, embedded.
+	PolicyFiles fs.FS
 }
 
 // Service implements adminv1connect.AuthzAdminServiceHandler.

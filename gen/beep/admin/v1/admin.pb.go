@@ -3265,6 +3265,514 @@ func (x *WatchRelationshipsResponse) GetChangesThrough() string {
 	return ""
 }
 
+// ListPolicyFilesRequest is empty.
+type ListPolicyFilesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPolicyFilesRequest) Reset() {
+	*x = ListPolicyFilesRequest{}
+	mi := &file_beep_admin_v1_admin_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPolicyFilesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPolicyFilesRequest) ProtoMessage() {}
+
+func (x *ListPolicyFilesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_admin_v1_admin_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPolicyFilesRequest.ProtoReflect.Descriptor instead.
+func (*ListPolicyFilesRequest) Descriptor() ([]byte, []int) {
+	return file_beep_admin_v1_admin_proto_rawDescGZIP(), []int{43}
+}
+
+// PolicyFileInfo is one embedded assertion file.
+type PolicyFileInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its path below policies-test/, such as "discord/05-worked-example.yaml".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The first line of its leading comment.
+	Title         string `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyFileInfo) Reset() {
+	*x = PolicyFileInfo{}
+	mi := &file_beep_admin_v1_admin_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyFileInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyFileInfo) ProtoMessage() {}
+
+func (x *PolicyFileInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_admin_v1_admin_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyFileInfo.ProtoReflect.Descriptor instead.
+func (*PolicyFileInfo) Descriptor() ([]byte, []int) {
+	return file_beep_admin_v1_admin_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *PolicyFileInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PolicyFileInfo) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+// ListPolicyFilesResponse lists the files, in name order.
+type ListPolicyFilesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Files         []*PolicyFileInfo      `protobuf:"bytes,1,rep,name=files,proto3" json:"files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPolicyFilesResponse) Reset() {
+	*x = ListPolicyFilesResponse{}
+	mi := &file_beep_admin_v1_admin_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPolicyFilesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPolicyFilesResponse) ProtoMessage() {}
+
+func (x *ListPolicyFilesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_admin_v1_admin_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPolicyFilesResponse.ProtoReflect.Descriptor instead.
+func (*ListPolicyFilesResponse) Descriptor() ([]byte, []int) {
+	return file_beep_admin_v1_admin_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ListPolicyFilesResponse) GetFiles() []*PolicyFileInfo {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+// ReadPolicyFileRequest names a file.
+type ReadPolicyFileRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadPolicyFileRequest) Reset() {
+	*x = ReadPolicyFileRequest{}
+	mi := &file_beep_admin_v1_admin_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadPolicyFileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadPolicyFileRequest) ProtoMessage() {}
+
+func (x *ReadPolicyFileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_admin_v1_admin_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadPolicyFileRequest.ProtoReflect.Descriptor instead.
+func (*ReadPolicyFileRequest) Descriptor() ([]byte, []int) {
+	return file_beep_admin_v1_admin_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ReadPolicyFileRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// ReadPolicyFileResponse is its content.
+type ReadPolicyFileResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The validation YAML, with the schema inline.
+	Content       string `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadPolicyFileResponse) Reset() {
+	*x = ReadPolicyFileResponse{}
+	mi := &file_beep_admin_v1_admin_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadPolicyFileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadPolicyFileResponse) ProtoMessage() {}
+
+func (x *ReadPolicyFileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_admin_v1_admin_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadPolicyFileResponse.ProtoReflect.Descriptor instead.
+func (*ReadPolicyFileResponse) Descriptor() ([]byte, []int) {
+	return file_beep_admin_v1_admin_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ReadPolicyFileResponse) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReadPolicyFileResponse) GetContent() string {
+	if x != nil {
+		return x.Content
+	}
+	return ""
+}
+
+// WhatIfSchemaRequest is a proposed schema, and optionally a validation
+// file whose assertions and expected relations are run against it and the
+// running relationships (its own schema and relationships are ignored).
+type WhatIfSchemaRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	SchemaText string                 `protobuf:"bytes,1,opt,name=schema_text,json=schemaText,proto3" json:"schema_text,omitempty"`
+	Content    string                 `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	// At most this many running relationships are read (5000 when 0, at
+	// most 20000); the answer says when there were more.
+	MaxRelationships uint32 `protobuf:"varint,3,opt,name=max_relationships,json=maxRelationships,proto3" json:"max_relationships,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *WhatIfSchemaRequest) Reset() {
+	*x = WhatIfSchemaRequest{}
+	mi := &file_beep_admin_v1_admin_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhatIfSchemaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhatIfSchemaRequest) ProtoMessage() {}
+
+func (x *WhatIfSchemaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_admin_v1_admin_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhatIfSchemaRequest.ProtoReflect.Descriptor instead.
+func (*WhatIfSchemaRequest) Descriptor() ([]byte, []int) {
+	return file_beep_admin_v1_admin_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *WhatIfSchemaRequest) GetSchemaText() string {
+	if x != nil {
+		return x.SchemaText
+	}
+	return ""
+}
+
+func (x *WhatIfSchemaRequest) GetContent() string {
+	if x != nil {
+		return x.Content
+	}
+	return ""
+}
+
+func (x *WhatIfSchemaRequest) GetMaxRelationships() uint32 {
+	if x != nil {
+		return x.MaxRelationships
+	}
+	return 0
+}
+
+// PermissionChange is how a permission of one object would change.
+type PermissionChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "channel:staff".
+	Resource   string `protobuf:"bytes,1,opt,name=resource,proto3" json:"resource,omitempty"`
+	Permission string `protobuf:"bytes,2,opt,name=permission,proto3" json:"permission,omitempty"`
+	// Subjects that would hold it and do not now: "user:bob", "user:*",
+	// "user:ann[caveat]" when only under a caveat.
+	Gained []string `protobuf:"bytes,3,rep,name=gained,proto3" json:"gained,omitempty"`
+	// Subjects that hold it now and would not.
+	Lost          []string `protobuf:"bytes,4,rep,name=lost,proto3" json:"lost,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PermissionChange) Reset() {
+	*x = PermissionChange{}
+	mi := &file_beep_admin_v1_admin_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PermissionChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PermissionChange) ProtoMessage() {}
+
+func (x *PermissionChange) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_admin_v1_admin_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PermissionChange.ProtoReflect.Descriptor instead.
+func (*PermissionChange) Descriptor() ([]byte, []int) {
+	return file_beep_admin_v1_admin_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *PermissionChange) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+func (x *PermissionChange) GetPermission() string {
+	if x != nil {
+		return x.Permission
+	}
+	return ""
+}
+
+func (x *PermissionChange) GetGained() []string {
+	if x != nil {
+		return x.Gained
+	}
+	return nil
+}
+
+func (x *PermissionChange) GetLost() []string {
+	if x != nil {
+		return x.Lost
+	}
+	return nil
+}
+
+// WhatIfSchemaResponse is what the proposed schema would change.
+type WhatIfSchemaResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False when the proposed schema does not compile, or cannot hold the
+	// running relationships: errors says why, and nothing else is computed.
+	Valid  bool             `protobuf:"varint,1,opt,name=valid,proto3" json:"valid,omitempty"`
+	Errors []*SchemaProblem `protobuf:"bytes,2,rep,name=errors,proto3" json:"errors,omitempty"`
+	// The relationships of the snapshot, and whether there were more.
+	Relationships uint32 `protobuf:"varint,3,opt,name=relationships,proto3" json:"relationships,omitempty"`
+	Truncated     bool   `protobuf:"varint,4,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	// The permissions (of the objects of the snapshot) compared, and whether
+	// some were left out for size.
+	Compared uint32              `protobuf:"varint,5,opt,name=compared,proto3" json:"compared,omitempty"`
+	Changes  []*PermissionChange `protobuf:"bytes,6,rep,name=changes,proto3" json:"changes,omitempty"`
+	// The file's assertions and expected relations, with the proposed schema
+	// and the running relationships.
+	Assertions uint32           `protobuf:"varint,7,opt,name=assertions,proto3" json:"assertions,omitempty"`
+	Failures   []*PolicyFailure `protobuf:"bytes,8,rep,name=failures,proto3" json:"failures,omitempty"`
+	// The schema diff against the running schema; breaking: ApplySchema
+	// would refuse it.
+	SchemaChanges  []*SchemaChange `protobuf:"bytes,9,rep,name=schema_changes,json=schemaChanges,proto3" json:"schema_changes,omitempty"`
+	Breaking       bool            `protobuf:"varint,10,opt,name=breaking,proto3" json:"breaking,omitempty"`
+	LiveSchemaHash string          `protobuf:"bytes,11,opt,name=live_schema_hash,json=liveSchemaHash,proto3" json:"live_schema_hash,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *WhatIfSchemaResponse) Reset() {
+	*x = WhatIfSchemaResponse{}
+	mi := &file_beep_admin_v1_admin_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhatIfSchemaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhatIfSchemaResponse) ProtoMessage() {}
+
+func (x *WhatIfSchemaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_admin_v1_admin_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhatIfSchemaResponse.ProtoReflect.Descriptor instead.
+func (*WhatIfSchemaResponse) Descriptor() ([]byte, []int) {
+	return file_beep_admin_v1_admin_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *WhatIfSchemaResponse) GetValid() bool {
+	if x != nil {
+		return x.Valid
+	}
+	return false
+}
+
+func (x *WhatIfSchemaResponse) GetErrors() []*SchemaProblem {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *WhatIfSchemaResponse) GetRelationships() uint32 {
+	if x != nil {
+		return x.Relationships
+	}
+	return 0
+}
+
+func (x *WhatIfSchemaResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+func (x *WhatIfSchemaResponse) GetCompared() uint32 {
+	if x != nil {
+		return x.Compared
+	}
+	return 0
+}
+
+func (x *WhatIfSchemaResponse) GetChanges() []*PermissionChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *WhatIfSchemaResponse) GetAssertions() uint32 {
+	if x != nil {
+		return x.Assertions
+	}
+	return 0
+}
+
+func (x *WhatIfSchemaResponse) GetFailures() []*PolicyFailure {
+	if x != nil {
+		return x.Failures
+	}
+	return nil
+}
+
+func (x *WhatIfSchemaResponse) GetSchemaChanges() []*SchemaChange {
+	if x != nil {
+		return x.SchemaChanges
+	}
+	return nil
+}
+
+func (x *WhatIfSchemaResponse) GetBreaking() bool {
+	if x != nil {
+		return x.Breaking
+	}
+	return false
+}
+
+func (x *WhatIfSchemaResponse) GetLiveSchemaHash() string {
+	if x != nil {
+		return x.LiveSchemaHash
+	}
+	return ""
+}
+
 var File_beep_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_beep_admin_v1_admin_proto_rawDesc = "" +
@@ -3548,12 +4056,50 @@ const file_beep_admin_v1_admin_proto_rawDesc = "" +
 	"\x10OPERATION_DELETE\x10\x03\"\x82\x01\n" +
 	"\x1aWatchRelationshipsResponse\x12;\n" +
 	"\achanges\x18\x01 \x03(\v2!.beep.admin.v1.RelationshipChangeR\achanges\x12'\n" +
-	"\x0fchanges_through\x18\x02 \x01(\tR\x0echangesThrough*y\n" +
+	"\x0fchanges_through\x18\x02 \x01(\tR\x0echangesThrough\"\x18\n" +
+	"\x16ListPolicyFilesRequest\":\n" +
+	"\x0ePolicyFileInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05title\x18\x02 \x01(\tR\x05title\"N\n" +
+	"\x17ListPolicyFilesResponse\x123\n" +
+	"\x05files\x18\x01 \x03(\v2\x1d.beep.admin.v1.PolicyFileInfoR\x05files\"+\n" +
+	"\x15ReadPolicyFileRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"F\n" +
+	"\x16ReadPolicyFileResponse\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\acontent\x18\x02 \x01(\tR\acontent\"}\n" +
+	"\x13WhatIfSchemaRequest\x12\x1f\n" +
+	"\vschema_text\x18\x01 \x01(\tR\n" +
+	"schemaText\x12\x18\n" +
+	"\acontent\x18\x02 \x01(\tR\acontent\x12+\n" +
+	"\x11max_relationships\x18\x03 \x01(\rR\x10maxRelationships\"z\n" +
+	"\x10PermissionChange\x12\x1a\n" +
+	"\bresource\x18\x01 \x01(\tR\bresource\x12\x1e\n" +
+	"\n" +
+	"permission\x18\x02 \x01(\tR\n" +
+	"permission\x12\x16\n" +
+	"\x06gained\x18\x03 \x03(\tR\x06gained\x12\x12\n" +
+	"\x04lost\x18\x04 \x03(\tR\x04lost\"\xe1\x03\n" +
+	"\x14WhatIfSchemaResponse\x12\x14\n" +
+	"\x05valid\x18\x01 \x01(\bR\x05valid\x124\n" +
+	"\x06errors\x18\x02 \x03(\v2\x1c.beep.admin.v1.SchemaProblemR\x06errors\x12$\n" +
+	"\rrelationships\x18\x03 \x01(\rR\rrelationships\x12\x1c\n" +
+	"\ttruncated\x18\x04 \x01(\bR\ttruncated\x12\x1a\n" +
+	"\bcompared\x18\x05 \x01(\rR\bcompared\x129\n" +
+	"\achanges\x18\x06 \x03(\v2\x1f.beep.admin.v1.PermissionChangeR\achanges\x12\x1e\n" +
+	"\n" +
+	"assertions\x18\a \x01(\rR\n" +
+	"assertions\x128\n" +
+	"\bfailures\x18\b \x03(\v2\x1c.beep.admin.v1.PolicyFailureR\bfailures\x12B\n" +
+	"\x0eschema_changes\x18\t \x03(\v2\x1b.beep.admin.v1.SchemaChangeR\rschemaChanges\x12\x1a\n" +
+	"\bbreaking\x18\n" +
+	" \x01(\bR\bbreaking\x12(\n" +
+	"\x10live_schema_hash\x18\v \x01(\tR\x0eliveSchemaHash*y\n" +
 	"\vCheckResult\x12\x1c\n" +
 	"\x18CHECK_RESULT_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14CHECK_RESULT_ALLOWED\x10\x01\x12\x17\n" +
 	"\x13CHECK_RESULT_DENIED\x10\x02\x12\x19\n" +
-	"\x15CHECK_RESULT_CAVEATED\x10\x032\xe2\x0e\n" +
+	"\x15CHECK_RESULT_CAVEATED\x10\x032\xd9\x11\n" +
 	"\x11AuthzAdminService\x12p\n" +
 	"\n" +
 	"ReadSchema\x12 .beep.admin.v1.ReadSchemaRequest\x1a!.beep.admin.v1.ReadSchemaResponse\"\x1d\xaa\xbb\x18\x19\n" +
@@ -3587,7 +4133,13 @@ const file_beep_admin_v1_admin_proto_rawDesc = "" +
 	"\tReconcile\x12\x1f.beep.admin.v1.ReconcileRequest\x1a .beep.admin.v1.ReconcileResponse\"\"\xaa\xbb\x18\x1e\n" +
 	"\x16platform#manage_schema\x1a\x04beep\x12\x8a\x01\n" +
 	"\x12WatchRelationships\x12(.beep.admin.v1.WatchRelationshipsRequest\x1a).beep.admin.v1.WatchRelationshipsResponse\"\x1d\xaa\xbb\x18\x19\n" +
-	"\x11platform#moderate\x1a\x04beep0\x01B\xa9\x01\n" +
+	"\x11platform#moderate\x1a\x04beep0\x01\x12\x7f\n" +
+	"\x0fListPolicyFiles\x12%.beep.admin.v1.ListPolicyFilesRequest\x1a&.beep.admin.v1.ListPolicyFilesResponse\"\x1d\xaa\xbb\x18\x19\n" +
+	"\x11platform#moderate\x1a\x04beep\x12|\n" +
+	"\x0eReadPolicyFile\x12$.beep.admin.v1.ReadPolicyFileRequest\x1a%.beep.admin.v1.ReadPolicyFileResponse\"\x1d\xaa\xbb\x18\x19\n" +
+	"\x11platform#moderate\x1a\x04beep\x12v\n" +
+	"\fWhatIfSchema\x12\".beep.admin.v1.WhatIfSchemaRequest\x1a#.beep.admin.v1.WhatIfSchemaResponse\"\x1d\xaa\xbb\x18\x19\n" +
+	"\x11platform#moderate\x1a\x04beepB\xa9\x01\n" +
 	"\x11com.beep.admin.v1B\n" +
 	"AdminProtoP\x01Z2github.com/beepchat/beep/gen/beep/admin/v1;adminv1\xa2\x02\x03BAX\xaa\x02\rBeep.Admin.V1\xca\x02\rBeep\\Admin\\V1\xe2\x02\x19Beep\\Admin\\V1\\GPBMetadata\xea\x02\x0fBeep::Admin::V1b\x06proto3"
 
@@ -3604,7 +4156,7 @@ func file_beep_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_beep_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_beep_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_beep_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_beep_admin_v1_admin_proto_goTypes = []any{
 	(CheckResult)(0),                    // 0: beep.admin.v1.CheckResult
 	(SchemaChange_Kind)(0),              // 1: beep.admin.v1.SchemaChange.Kind
@@ -3655,9 +4207,17 @@ var file_beep_admin_v1_admin_proto_goTypes = []any{
 	(*WatchRelationshipsRequest)(nil),   // 46: beep.admin.v1.WatchRelationshipsRequest
 	(*RelationshipChange)(nil),          // 47: beep.admin.v1.RelationshipChange
 	(*WatchRelationshipsResponse)(nil),  // 48: beep.admin.v1.WatchRelationshipsResponse
-	(*structpb.Struct)(nil),             // 49: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),       // 50: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),         // 51: google.protobuf.Duration
+	(*ListPolicyFilesRequest)(nil),      // 49: beep.admin.v1.ListPolicyFilesRequest
+	(*PolicyFileInfo)(nil),              // 50: beep.admin.v1.PolicyFileInfo
+	(*ListPolicyFilesResponse)(nil),     // 51: beep.admin.v1.ListPolicyFilesResponse
+	(*ReadPolicyFileRequest)(nil),       // 52: beep.admin.v1.ReadPolicyFileRequest
+	(*ReadPolicyFileResponse)(nil),      // 53: beep.admin.v1.ReadPolicyFileResponse
+	(*WhatIfSchemaRequest)(nil),         // 54: beep.admin.v1.WhatIfSchemaRequest
+	(*PermissionChange)(nil),            // 55: beep.admin.v1.PermissionChange
+	(*WhatIfSchemaResponse)(nil),        // 56: beep.admin.v1.WhatIfSchemaResponse
+	(*structpb.Struct)(nil),             // 57: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),       // 58: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 59: google.protobuf.Duration
 }
 var file_beep_admin_v1_admin_proto_depIdxs = []int32{
 	9,  // 0: beep.admin.v1.ValidateSchemaResponse.errors:type_name -> beep.admin.v1.SchemaProblem
@@ -3665,26 +4225,26 @@ var file_beep_admin_v1_admin_proto_depIdxs = []int32{
 	1,  // 2: beep.admin.v1.SchemaChange.kind:type_name -> beep.admin.v1.SchemaChange.Kind
 	12, // 3: beep.admin.v1.DiffSchemaResponse.changes:type_name -> beep.admin.v1.SchemaChange
 	12, // 4: beep.admin.v1.ApplySchemaResponse.changes:type_name -> beep.admin.v1.SchemaChange
-	49, // 5: beep.admin.v1.Relationship.caveat_context:type_name -> google.protobuf.Struct
-	50, // 6: beep.admin.v1.Relationship.expires_at:type_name -> google.protobuf.Timestamp
+	57, // 5: beep.admin.v1.Relationship.caveat_context:type_name -> google.protobuf.Struct
+	58, // 6: beep.admin.v1.Relationship.expires_at:type_name -> google.protobuf.Timestamp
 	16, // 7: beep.admin.v1.ReadRelationshipsRequest.filter:type_name -> beep.admin.v1.RelationshipFilter
 	17, // 8: beep.admin.v1.ReadRelationshipsResponse.relationships:type_name -> beep.admin.v1.Relationship
 	16, // 9: beep.admin.v1.DeleteRelationshipsRequest.filter:type_name -> beep.admin.v1.RelationshipFilter
-	49, // 10: beep.admin.v1.CheckRequest.context:type_name -> google.protobuf.Struct
+	57, // 10: beep.admin.v1.CheckRequest.context:type_name -> google.protobuf.Struct
 	0,  // 11: beep.admin.v1.CheckResponse.result:type_name -> beep.admin.v1.CheckResult
 	26, // 12: beep.admin.v1.CheckResponse.explanation:type_name -> beep.admin.v1.ExplainNode
 	2,  // 13: beep.admin.v1.ExplainNode.kind:type_name -> beep.admin.v1.ExplainNode.Kind
 	3,  // 14: beep.admin.v1.ExplainNode.result:type_name -> beep.admin.v1.ExplainNode.Result
 	27, // 15: beep.admin.v1.ExplainNode.caveat:type_name -> beep.admin.v1.CaveatEvaluation
-	51, // 16: beep.admin.v1.ExplainNode.duration:type_name -> google.protobuf.Duration
+	59, // 16: beep.admin.v1.ExplainNode.duration:type_name -> google.protobuf.Duration
 	26, // 17: beep.admin.v1.ExplainNode.children:type_name -> beep.admin.v1.ExplainNode
 	3,  // 18: beep.admin.v1.CaveatEvaluation.result:type_name -> beep.admin.v1.ExplainNode.Result
-	49, // 19: beep.admin.v1.CaveatEvaluation.context:type_name -> google.protobuf.Struct
-	49, // 20: beep.admin.v1.LookupResourcesRequest.context:type_name -> google.protobuf.Struct
+	57, // 19: beep.admin.v1.CaveatEvaluation.context:type_name -> google.protobuf.Struct
+	57, // 20: beep.admin.v1.LookupResourcesRequest.context:type_name -> google.protobuf.Struct
 	29, // 21: beep.admin.v1.LookupResourcesResponse.resources:type_name -> beep.admin.v1.Found
 	29, // 22: beep.admin.v1.LookupSubjectsResponse.subjects:type_name -> beep.admin.v1.Found
 	29, // 23: beep.admin.v1.LookupSubjectsResponse.excluded:type_name -> beep.admin.v1.Found
-	49, // 24: beep.admin.v1.CheckWatch.context:type_name -> google.protobuf.Struct
+	57, // 24: beep.admin.v1.CheckWatch.context:type_name -> google.protobuf.Struct
 	33, // 25: beep.admin.v1.CheckWatchResult.check:type_name -> beep.admin.v1.CheckWatch
 	0,  // 26: beep.admin.v1.CheckWatchResult.result:type_name -> beep.admin.v1.CheckResult
 	26, // 27: beep.admin.v1.CheckWatchResult.explanation:type_name -> beep.admin.v1.ExplainNode
@@ -3698,41 +4258,52 @@ var file_beep_admin_v1_admin_proto_depIdxs = []int32{
 	5,  // 35: beep.admin.v1.RelationshipChange.operation:type_name -> beep.admin.v1.RelationshipChange.Operation
 	17, // 36: beep.admin.v1.RelationshipChange.relationship:type_name -> beep.admin.v1.Relationship
 	47, // 37: beep.admin.v1.WatchRelationshipsResponse.changes:type_name -> beep.admin.v1.RelationshipChange
-	6,  // 38: beep.admin.v1.AuthzAdminService.ReadSchema:input_type -> beep.admin.v1.ReadSchemaRequest
-	8,  // 39: beep.admin.v1.AuthzAdminService.ValidateSchema:input_type -> beep.admin.v1.ValidateSchemaRequest
-	11, // 40: beep.admin.v1.AuthzAdminService.DiffSchema:input_type -> beep.admin.v1.DiffSchemaRequest
-	14, // 41: beep.admin.v1.AuthzAdminService.ApplySchema:input_type -> beep.admin.v1.ApplySchemaRequest
-	18, // 42: beep.admin.v1.AuthzAdminService.ReadRelationships:input_type -> beep.admin.v1.ReadRelationshipsRequest
-	20, // 43: beep.admin.v1.AuthzAdminService.WriteRelationships:input_type -> beep.admin.v1.WriteRelationshipsRequest
-	22, // 44: beep.admin.v1.AuthzAdminService.DeleteRelationships:input_type -> beep.admin.v1.DeleteRelationshipsRequest
-	24, // 45: beep.admin.v1.AuthzAdminService.Check:input_type -> beep.admin.v1.CheckRequest
-	28, // 46: beep.admin.v1.AuthzAdminService.LookupResources:input_type -> beep.admin.v1.LookupResourcesRequest
-	31, // 47: beep.admin.v1.AuthzAdminService.LookupSubjects:input_type -> beep.admin.v1.LookupSubjectsRequest
-	35, // 48: beep.admin.v1.AuthzAdminService.RunPolicies:input_type -> beep.admin.v1.RunPoliciesRequest
-	38, // 49: beep.admin.v1.AuthzAdminService.ServicesStatus:input_type -> beep.admin.v1.ServicesStatusRequest
-	41, // 50: beep.admin.v1.AuthzAdminService.CheckDrift:input_type -> beep.admin.v1.CheckDriftRequest
-	44, // 51: beep.admin.v1.AuthzAdminService.Reconcile:input_type -> beep.admin.v1.ReconcileRequest
-	46, // 52: beep.admin.v1.AuthzAdminService.WatchRelationships:input_type -> beep.admin.v1.WatchRelationshipsRequest
-	7,  // 53: beep.admin.v1.AuthzAdminService.ReadSchema:output_type -> beep.admin.v1.ReadSchemaResponse
-	10, // 54: beep.admin.v1.AuthzAdminService.ValidateSchema:output_type -> beep.admin.v1.ValidateSchemaResponse
-	13, // 55: beep.admin.v1.AuthzAdminService.DiffSchema:output_type -> beep.admin.v1.DiffSchemaResponse
-	15, // 56: beep.admin.v1.AuthzAdminService.ApplySchema:output_type -> beep.admin.v1.ApplySchemaResponse
-	19, // 57: beep.admin.v1.AuthzAdminService.ReadRelationships:output_type -> beep.admin.v1.ReadRelationshipsResponse
-	21, // 58: beep.admin.v1.AuthzAdminService.WriteRelationships:output_type -> beep.admin.v1.WriteRelationshipsResponse
-	23, // 59: beep.admin.v1.AuthzAdminService.DeleteRelationships:output_type -> beep.admin.v1.DeleteRelationshipsResponse
-	25, // 60: beep.admin.v1.AuthzAdminService.Check:output_type -> beep.admin.v1.CheckResponse
-	30, // 61: beep.admin.v1.AuthzAdminService.LookupResources:output_type -> beep.admin.v1.LookupResourcesResponse
-	32, // 62: beep.admin.v1.AuthzAdminService.LookupSubjects:output_type -> beep.admin.v1.LookupSubjectsResponse
-	37, // 63: beep.admin.v1.AuthzAdminService.RunPolicies:output_type -> beep.admin.v1.RunPoliciesResponse
-	40, // 64: beep.admin.v1.AuthzAdminService.ServicesStatus:output_type -> beep.admin.v1.ServicesStatusResponse
-	43, // 65: beep.admin.v1.AuthzAdminService.CheckDrift:output_type -> beep.admin.v1.CheckDriftResponse
-	45, // 66: beep.admin.v1.AuthzAdminService.Reconcile:output_type -> beep.admin.v1.ReconcileResponse
-	48, // 67: beep.admin.v1.AuthzAdminService.WatchRelationships:output_type -> beep.admin.v1.WatchRelationshipsResponse
-	53, // [53:68] is the sub-list for method output_type
-	38, // [38:53] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	50, // 38: beep.admin.v1.ListPolicyFilesResponse.files:type_name -> beep.admin.v1.PolicyFileInfo
+	9,  // 39: beep.admin.v1.WhatIfSchemaResponse.errors:type_name -> beep.admin.v1.SchemaProblem
+	55, // 40: beep.admin.v1.WhatIfSchemaResponse.changes:type_name -> beep.admin.v1.PermissionChange
+	36, // 41: beep.admin.v1.WhatIfSchemaResponse.failures:type_name -> beep.admin.v1.PolicyFailure
+	12, // 42: beep.admin.v1.WhatIfSchemaResponse.schema_changes:type_name -> beep.admin.v1.SchemaChange
+	6,  // 43: beep.admin.v1.AuthzAdminService.ReadSchema:input_type -> beep.admin.v1.ReadSchemaRequest
+	8,  // 44: beep.admin.v1.AuthzAdminService.ValidateSchema:input_type -> beep.admin.v1.ValidateSchemaRequest
+	11, // 45: beep.admin.v1.AuthzAdminService.DiffSchema:input_type -> beep.admin.v1.DiffSchemaRequest
+	14, // 46: beep.admin.v1.AuthzAdminService.ApplySchema:input_type -> beep.admin.v1.ApplySchemaRequest
+	18, // 47: beep.admin.v1.AuthzAdminService.ReadRelationships:input_type -> beep.admin.v1.ReadRelationshipsRequest
+	20, // 48: beep.admin.v1.AuthzAdminService.WriteRelationships:input_type -> beep.admin.v1.WriteRelationshipsRequest
+	22, // 49: beep.admin.v1.AuthzAdminService.DeleteRelationships:input_type -> beep.admin.v1.DeleteRelationshipsRequest
+	24, // 50: beep.admin.v1.AuthzAdminService.Check:input_type -> beep.admin.v1.CheckRequest
+	28, // 51: beep.admin.v1.AuthzAdminService.LookupResources:input_type -> beep.admin.v1.LookupResourcesRequest
+	31, // 52: beep.admin.v1.AuthzAdminService.LookupSubjects:input_type -> beep.admin.v1.LookupSubjectsRequest
+	35, // 53: beep.admin.v1.AuthzAdminService.RunPolicies:input_type -> beep.admin.v1.RunPoliciesRequest
+	38, // 54: beep.admin.v1.AuthzAdminService.ServicesStatus:input_type -> beep.admin.v1.ServicesStatusRequest
+	41, // 55: beep.admin.v1.AuthzAdminService.CheckDrift:input_type -> beep.admin.v1.CheckDriftRequest
+	44, // 56: beep.admin.v1.AuthzAdminService.Reconcile:input_type -> beep.admin.v1.ReconcileRequest
+	46, // 57: beep.admin.v1.AuthzAdminService.WatchRelationships:input_type -> beep.admin.v1.WatchRelationshipsRequest
+	49, // 58: beep.admin.v1.AuthzAdminService.ListPolicyFiles:input_type -> beep.admin.v1.ListPolicyFilesRequest
+	52, // 59: beep.admin.v1.AuthzAdminService.ReadPolicyFile:input_type -> beep.admin.v1.ReadPolicyFileRequest
+	54, // 60: beep.admin.v1.AuthzAdminService.WhatIfSchema:input_type -> beep.admin.v1.WhatIfSchemaRequest
+	7,  // 61: beep.admin.v1.AuthzAdminService.ReadSchema:output_type -> beep.admin.v1.ReadSchemaResponse
+	10, // 62: beep.admin.v1.AuthzAdminService.ValidateSchema:output_type -> beep.admin.v1.ValidateSchemaResponse
+	13, // 63: beep.admin.v1.AuthzAdminService.DiffSchema:output_type -> beep.admin.v1.DiffSchemaResponse
+	15, // 64: beep.admin.v1.AuthzAdminService.ApplySchema:output_type -> beep.admin.v1.ApplySchemaResponse
+	19, // 65: beep.admin.v1.AuthzAdminService.ReadRelationships:output_type -> beep.admin.v1.ReadRelationshipsResponse
+	21, // 66: beep.admin.v1.AuthzAdminService.WriteRelationships:output_type -> beep.admin.v1.WriteRelationshipsResponse
+	23, // 67: beep.admin.v1.AuthzAdminService.DeleteRelationships:output_type -> beep.admin.v1.DeleteRelationshipsResponse
+	25, // 68: beep.admin.v1.AuthzAdminService.Check:output_type -> beep.admin.v1.CheckResponse
+	30, // 69: beep.admin.v1.AuthzAdminService.LookupResources:output_type -> beep.admin.v1.LookupResourcesResponse
+	32, // 70: beep.admin.v1.AuthzAdminService.LookupSubjects:output_type -> beep.admin.v1.LookupSubjectsResponse
+	37, // 71: beep.admin.v1.AuthzAdminService.RunPolicies:output_type -> beep.admin.v1.RunPoliciesResponse
+	40, // 72: beep.admin.v1.AuthzAdminService.ServicesStatus:output_type -> beep.admin.v1.ServicesStatusResponse
+	43, // 73: beep.admin.v1.AuthzAdminService.CheckDrift:output_type -> beep.admin.v1.CheckDriftResponse
+	45, // 74: beep.admin.v1.AuthzAdminService.Reconcile:output_type -> beep.admin.v1.ReconcileResponse
+	48, // 75: beep.admin.v1.AuthzAdminService.WatchRelationships:output_type -> beep.admin.v1.WatchRelationshipsResponse
+	51, // 76: beep.admin.v1.AuthzAdminService.ListPolicyFiles:output_type -> beep.admin.v1.ListPolicyFilesResponse
+	53, // 77: beep.admin.v1.AuthzAdminService.ReadPolicyFile:output_type -> beep.admin.v1.ReadPolicyFileResponse
+	56, // 78: beep.admin.v1.AuthzAdminService.WhatIfSchema:output_type -> beep.admin.v1.WhatIfSchemaResponse
+	61, // [61:79] is the sub-list for method output_type
+	43, // [43:61] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_beep_admin_v1_admin_proto_init() }
@@ -3746,7 +4317,7 @@ func file_beep_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_beep_admin_v1_admin_proto_rawDesc), len(file_beep_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   43,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -77,6 +77,15 @@ const (
 	// AuthzAdminServiceWatchRelationshipsProcedure is the fully-qualified name of the
 	// AuthzAdminService's WatchRelationships RPC.
 	AuthzAdminServiceWatchRelationshipsProcedure = "/beep.admin.v1.AuthzAdminService/WatchRelationships"
+	// AuthzAdminServiceListPolicyFilesProcedure is the fully-qualified name of the AuthzAdminService's
+	// ListPolicyFiles RPC.
+	AuthzAdminServiceListPolicyFilesProcedure = "/beep.admin.v1.AuthzAdminService/ListPolicyFiles"
+	// AuthzAdminServiceReadPolicyFileProcedure is the fully-qualified name of the AuthzAdminService's
+	// ReadPolicyFile RPC.
+	AuthzAdminServiceReadPolicyFileProcedure = "/beep.admin.v1.AuthzAdminService/ReadPolicyFile"
+	// AuthzAdminServiceWhatIfSchemaProcedure is the fully-qualified name of the AuthzAdminService's
+	// WhatIfSchema RPC.
+	AuthzAdminServiceWhatIfSchemaProcedure = "/beep.admin.v1.AuthzAdminService/WhatIfSchema"
 )
 
 // AuthzAdminServiceClient is a client for the beep.admin.v1.AuthzAdminService service.
@@ -128,6 +137,18 @@ type AuthzAdminServiceClient interface {
 	// WatchRelationships streams the changes to relationships as SpiceDB
 	// commits them, until the client leaves.
 	WatchRelationships(context.Context, *connect.Request[v1.WatchRelationshipsRequest]) (*connect.ServerStreamForClient[v1.WatchRelationshipsResponse], error)
+	// ListPolicyFiles lists the assertion files of policies-test/ that this
+	// build of Beep embeds: the playground's starting points.
+	ListPolicyFiles(context.Context, *connect.Request[v1.ListPolicyFilesRequest]) (*connect.Response[v1.ListPolicyFilesResponse], error)
+	// ReadPolicyFile returns one of them, its schemaFile replaced by the
+	// schema it names, inline, so that the file stands alone.
+	ReadPolicyFile(context.Context, *connect.Request[v1.ReadPolicyFileRequest]) (*connect.Response[v1.ReadPolicyFileResponse], error)
+	// WhatIfSchema runs a proposed schema against a snapshot of the running
+	// relationships, in a sandbox: which permissions of which objects would
+	// change for which subjects, the assertions of a file with those
+	// relationships, and how the schema differs from the running one
+	// (breaking changes marked). Nothing is written.
+	WhatIfSchema(context.Context, *connect.Request[v1.WhatIfSchemaRequest]) (*connect.Response[v1.WhatIfSchemaResponse], error)
 }
 
 // NewAuthzAdminServiceClient constructs a client for the beep.admin.v1.AuthzAdminService service.
@@ -231,6 +252,24 @@ func NewAuthzAdminServiceClient(httpClient connect.HTTPClient, baseURL string, o
 			connect.WithSchema(authzAdminServiceMethods.ByName("WatchRelationships")),
 			connect.WithClientOptions(opts...),
 		),
+		listPolicyFiles: connect.NewClient[v1.ListPolicyFilesRequest, v1.ListPolicyFilesResponse](
+			httpClient,
+			baseURL+AuthzAdminServiceListPolicyFilesProcedure,
+			connect.WithSchema(authzAdminServiceMethods.ByName("ListPolicyFiles")),
+			connect.WithClientOptions(opts...),
+		),
+		readPolicyFile: connect.NewClient[v1.ReadPolicyFileRequest, v1.ReadPolicyFileResponse](
+			httpClient,
+			baseURL+AuthzAdminServiceReadPolicyFileProcedure,
+			connect.WithSchema(authzAdminServiceMethods.ByName("ReadPolicyFile")),
+			connect.WithClientOptions(opts...),
+		),
+		whatIfSchema: connect.NewClient[v1.WhatIfSchemaRequest, v1.WhatIfSchemaResponse](
+			httpClient,
+			baseURL+AuthzAdminServiceWhatIfSchemaProcedure,
+			connect.WithSchema(authzAdminServiceMethods.ByName("WhatIfSchema")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -251,6 +290,9 @@ type authzAdminServiceClient struct {
 	checkDrift          *connect.Client[v1.CheckDriftRequest, v1.CheckDriftResponse]
 	reconcile           *connect.Client[v1.ReconcileRequest, v1.ReconcileResponse]
 	watchRelationships  *connect.Client[v1.WatchRelationshipsRequest, v1.WatchRelationshipsResponse]
+	listPolicyFiles     *connect.Client[v1.ListPolicyFilesRequest, v1.ListPolicyFilesResponse]
+	readPolicyFile      *connect.Client[v1.ReadPolicyFileRequest, v1.ReadPolicyFileResponse]
+	whatIfSchema        *connect.Client[v1.WhatIfSchemaRequest, v1.WhatIfSchemaResponse]
 }
 
 // ReadSchema calls beep.admin.v1.AuthzAdminService.ReadSchema.
@@ -328,6 +370,21 @@ func (c *authzAdminServiceClient) WatchRelationships(ctx context.Context, req *c
 	return c.watchRelationships.CallServerStream(ctx, req)
 }
 
+// ListPolicyFiles calls beep.admin.v1.AuthzAdminService.ListPolicyFiles.
+func (c *authzAdminServiceClient) ListPolicyFiles(ctx context.Context, req *connect.Request[v1.ListPolicyFilesRequest]) (*connect.Response[v1.ListPolicyFilesResponse], error) {
+	return c.listPolicyFiles.CallUnary(ctx, req)
+}
+
+// ReadPolicyFile calls beep.admin.v1.AuthzAdminService.ReadPolicyFile.
+func (c *authzAdminServiceClient) ReadPolicyFile(ctx context.Context, req *connect.Request[v1.ReadPolicyFileRequest]) (*connect.Response[v1.ReadPolicyFileResponse], error) {
+	return c.readPolicyFile.CallUnary(ctx, req)
+}
+
+// WhatIfSchema calls beep.admin.v1.AuthzAdminService.WhatIfSchema.
+func (c *authzAdminServiceClient) WhatIfSchema(ctx context.Context, req *connect.Request[v1.WhatIfSchemaRequest]) (*connect.Response[v1.WhatIfSchemaResponse], error) {
+	return c.whatIfSchema.CallUnary(ctx, req)
+}
+
 // AuthzAdminServiceHandler is an implementation of the beep.admin.v1.AuthzAdminService service.
 type AuthzAdminServiceHandler interface {
 	// ReadSchema returns the schema SpiceDB runs.
@@ -377,6 +434,18 @@ type AuthzAdminServiceHandler interface {
 	// WatchRelationships streams the changes to relationships as SpiceDB
 	// commits them, until the client leaves.
 	WatchRelationships(context.Context, *connect.Request[v1.WatchRelationshipsRequest], *connect.ServerStream[v1.WatchRelationshipsResponse]) error
+	// ListPolicyFiles lists the assertion files of policies-test/ that this
+	// build of Beep embeds: the playground's starting points.
+	ListPolicyFiles(context.Context, *connect.Request[v1.ListPolicyFilesRequest]) (*connect.Response[v1.ListPolicyFilesResponse], error)
+	// ReadPolicyFile returns one of them, its schemaFile replaced by the
+	// schema it names, inline, so that the file stands alone.
+	ReadPolicyFile(context.Context, *connect.Request[v1.ReadPolicyFileRequest]) (*connect.Response[v1.ReadPolicyFileResponse], error)
+	// WhatIfSchema runs a proposed schema against a snapshot of the running
+	// relationships, in a sandbox: which permissions of which objects would
+	// change for which subjects, the assertions of a file with those
+	// relationships, and how the schema differs from the running one
+	// (breaking changes marked). Nothing is written.
+	WhatIfSchema(context.Context, *connect.Request[v1.WhatIfSchemaRequest]) (*connect.Response[v1.WhatIfSchemaResponse], error)
 }
 
 // NewAuthzAdminServiceHandler builds an HTTP handler from the service implementation. It returns
@@ -476,6 +545,24 @@ func NewAuthzAdminServiceHandler(svc AuthzAdminServiceHandler, opts ...connect.H
 		connect.WithSchema(authzAdminServiceMethods.ByName("WatchRelationships")),
 		connect.WithHandlerOptions(opts...),
 	)
+	authzAdminServiceListPolicyFilesHandler := connect.NewUnaryHandler(
+		AuthzAdminServiceListPolicyFilesProcedure,
+		svc.ListPolicyFiles,
+		connect.WithSchema(authzAdminServiceMethods.ByName("ListPolicyFiles")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authzAdminServiceReadPolicyFileHandler := connect.NewUnaryHandler(
+		AuthzAdminServiceReadPolicyFileProcedure,
+		svc.ReadPolicyFile,
+		connect.WithSchema(authzAdminServiceMethods.ByName("ReadPolicyFile")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authzAdminServiceWhatIfSchemaHandler := connect.NewUnaryHandler(
+		AuthzAdminServiceWhatIfSchemaProcedure,
+		svc.WhatIfSchema,
+		connect.WithSchema(authzAdminServiceMethods.ByName("WhatIfSchema")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/beep.admin.v1.AuthzAdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AuthzAdminServiceReadSchemaProcedure:
@@ -508,6 +595,12 @@ func NewAuthzAdminServiceHandler(svc AuthzAdminServiceHandler, opts ...connect.H
 			authzAdminServiceReconcileHandler.ServeHTTP(w, r)
 		case AuthzAdminServiceWatchRelationshipsProcedure:
 			authzAdminServiceWatchRelationshipsHandler.ServeHTTP(w, r)
+		case AuthzAdminServiceListPolicyFilesProcedure:
+			authzAdminServiceListPolicyFilesHandler.ServeHTTP(w, r)
+		case AuthzAdminServiceReadPolicyFileProcedure:
+			authzAdminServiceReadPolicyFileHandler.ServeHTTP(w, r)
+		case AuthzAdminServiceWhatIfSchemaProcedure:
+			authzAdminServiceWhatIfSchemaHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -575,4 +668,16 @@ func (UnimplementedAuthzAdminServiceHandler) Reconcile(context.Context, *connect
 
 func (UnimplementedAuthzAdminServiceHandler) WatchRelationships(context.Context, *connect.Request[v1.WatchRelationshipsRequest], *connect.ServerStream[v1.WatchRelationshipsResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("beep.admin.v1.AuthzAdminService.WatchRelationships is not implemented"))
+}
+
+func (UnimplementedAuthzAdminServiceHandler) ListPolicyFiles(context.Context, *connect.Request[v1.ListPolicyFilesRequest]) (*connect.Response[v1.ListPolicyFilesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.admin.v1.AuthzAdminService.ListPolicyFiles is not implemented"))
+}
+
+func (UnimplementedAuthzAdminServiceHandler) ReadPolicyFile(context.Context, *connect.Request[v1.ReadPolicyFileRequest]) (*connect.Response[v1.ReadPolicyFileResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.admin.v1.AuthzAdminService.ReadPolicyFile is not implemented"))
+}
+
+func (UnimplementedAuthzAdminServiceHandler) WhatIfSchema(context.Context, *connect.Request[v1.WhatIfSchemaRequest]) (*connect.Response[v1.WhatIfSchemaResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.admin.v1.AuthzAdminService.WhatIfSchema is not implemented"))
 }

@@ -170,6 +170,14 @@ func TestLiveChatThroughTheGateway(t *testing.T) {
 	bobLive.expect(t, "yes?", "hello everyone") // and not "bob is gone"
 	annLive.expect(t, "bob is gone", "hello everyone")
 	carlLive.expect(t, "hello everyone") // nothing of #crew or the DM, ever
+
+	// An operator sees the streams in /metrics.
+	_, metrics := get(t, base+"/metrics")
+	for _, want := range []string{"beep_stream_subscribers 3", "beep_stream_deliveries_total", "beep_stream_dispatch_lag_seconds_bucket"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 // crew is ann's private server: a Crew role and #crew, which only Crew

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/beepchat/beep/authz"
 	"github.com/beepchat/beep/authz/connectauthz"
@@ -167,7 +168,7 @@ type serviceAt struct {
 // generated client, as the caller). It converges DMs whose authorization
 // write was interrupted, and runs the real-time stream, in the background
 // until ctx ends.
-func openChat(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger, communityURL string, client *http.Client, signer *connectauthz.Signer) (*chat.Service, *pgxpool.Pool, error) {
+func openChat(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger, communityURL string, client *http.Client, signer *connectauthz.Signer, metrics prometheus.Registerer) (*chat.Service, *pgxpool.Pool, error) {
 	community, err := newServiceClient(communityv1connect.NewCommunityServiceClient, communityURL, client, signer)
 	if err != nil {
 		return nil, nil, err
@@ -176,7 +177,8 @@ func openChat(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger
 	if err != nil {
 		return nil, nil, err
 	}
-	svc, err := chat.New(ctx, chat.Config{DB: pool, Authz: c, Log: log.With("service", "chat"), Community: community})
+	svc, err := chat.New(ctx, chat.Config{DB: pool, Authz: c, Log: log.With("service", "chat"), Community: community,
+		Stream: chat.StreamConfig{Metrics: metrics}})
 	if err != nil {
 		pool.Close()
 		return nil, nil, err

@@ -224,7 +224,7 @@ func (p process) serveChat(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	svc, pool, err := openChat(ctx, cfg, inst.Authz, log, cfg.CommunityURL, tcpClient(), signer)
+	svc, pool, err := openChat(ctx, cfg, inst.Authz, log, cfg.CommunityURL, tcpClient(), signer, metrics)
 	if err != nil {
 		return err
 	}
@@ -284,7 +284,7 @@ func (p process) serveAll(ctx context.Context) error {
 	}
 	defer id.stop()
 	id.local = local
-	chat, chatPool, err := openChat(ctx, cfg, c.inst.Authz, log, "http://"+roleCommunity, communityHTTP, signer)
+	chat, chatPool, err := openChat(ctx, cfg, c.inst.Authz, log, "http://"+roleCommunity, communityHTTP, signer, metrics)
 	if err != nil {
 		public.Close()
 		return err

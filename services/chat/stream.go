@@ -14,6 +14,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -36,7 +37,8 @@ type Stream struct {
 	// window is how long events are kept for resuming.
 	window time.Duration
 	// buffer is how many events a subscriber may fall behind by.
-	buffer int
+	buffer  int
+	metrics *streamMetrics
 
 	// dispatching is held while one event is handed out, and by a
 	// subscription joining: it joins between two events, never during one.
@@ -64,6 +66,8 @@ type StreamConfig struct {
 	// Buffer is how many events a subscriber may fall behind by before its
 	// stream is ended (it resumes by reconnecting); default 1024.
 	Buffer int
+	// Metrics registers the stream's metrics (beep_stream_*); nil: none.
+	Metrics prometheus.Registerer
 }
 
 func newStream(db *pgxpool.Pool, c *authz.Client, log *slog.Logger, cfg StreamConfig) *Stream {
@@ -73,7 +77,7 @@ func newStream(db *pgxpool.Pool, c *authz.Client, log *slog.Logger, cfg StreamCo
 	if cfg.Buffer <= 0 {
 		cfg.Buffer = 1024
 	}
-	return &Stream{db: db, authz: c, log: log, vis: newVisibility(c), window: cfg.Window, buffer: cfg.Buffer,
+	return &Stream{db: db, authz: c, log: log, vis: newVisibility(c), window: cfg.Window, buffer: cfg.Buffer, metrics: newStreamMetrics(cfg.Metrics),
 		subs: map[string]map[*subscription]struct{}{}, serversOf: map[string]map[string]struct{}{}, members: map[string]map[string]struct{}{}}
 }
 
@@ -93,11 +97,15 @@ type subscription struct {
 	err         error
 }
 
-func (sub *subscription) end(err error) {
+// end ends the subscription with err; false if it had ended already.
+func (sub *subscription) end(err error) bool {
+	ended := false
 	sub.once.Do(func() {
 		sub.err = err
 		close(sub.ended)
+		ended = true
 	})
+	return ended
 }
 
 // errBehind ends a subscription that could not keep up.
@@ -240,6 +248,7 @@ func (s *Stream) dispatch(ctx context.Context, batch []logged) {
 		s.dispatching.Lock()
 		s.deliver(e, s.recipients(ctx, e))
 		s.dispatching.Unlock()
+		s.metrics.dispatched(e.event.At.AsTime())
 	}
 }
 
@@ -301,8 +310,11 @@ func (s *Stream) deliver(e logged, users []string) {
 			}
 			select {
 			case sub.ch <- ev:
+				s.metrics.deliveries.Inc()
 			default:
-				sub.end(errBehind)
+				if sub.end(errBehind) {
+					s.metrics.behind.Inc()
+				}
 			}
 		}
 	}
@@ -396,6 +408,7 @@ func (s *Stream) register(sub *subscription, resumeAfter position, servers []str
 		s.subs[sub.user] = map[*subscription]struct{}{}
 	}
 	s.subs[sub.user][sub] = struct{}{}
+	s.metrics.subscribers.Inc()
 	for _, server := range servers {
 		s.joinLocked(sub.user, server)
 	}
@@ -405,6 +418,7 @@ func (s *Stream) register(sub *subscription, resumeAfter position, servers []str
 func (s *Stream) unregister(sub *subscription) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.metrics.subscribers.Dec()
 	delete(s.subs[sub.user], sub)
 	if len(s.subs[sub.user]) > 0 {
 		return

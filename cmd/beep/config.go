@@ -118,6 +118,9 @@ type Config struct {
 	OTLPProtocol string
 	// OTLPInsecure sends traces without TLS.
 	OTLPInsecure bool
+	// PprofAddr, when set, serves net/http/pprof there (a loopback address
+	// only; off by default): for profiling, never in production.
+	PprofAddr string
 	// TraceSampleRatio is the share of new traces kept.
 	TraceSampleRatio float64
 	// spanExporter, set by tests, receives the spans instead.
@@ -236,6 +239,7 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	fs.BoolVar(&cfg.OTLPInsecure, "otlp-insecure", os.Getenv("BEEP_OTLP_INSECURE") == "true", "send traces without TLS ($BEEP_OTLP_INSECURE)")
 	ratio := "1"
 	str(&ratio, "trace-sample-ratio", "BEEP_TRACE_SAMPLE_RATIO", ratio, "share of new traces kept, 0 to 1 (a sampled incoming trace is always kept)")
+	str(&cfg.PprofAddr, "pprof-addr", "BEEP_PPROF_ADDR", "", "serve Go's profiler (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060 (empty: off)")
 	level := "info"
 	str(&level, "log-level", "BEEP_LOG_LEVEL", level, "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -286,6 +290,9 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	}
 	if cfg.DevTokenKey != "" && len(cfg.DevTokenKey) < 16 {
 		return Config{}, errors.New("-dev-token-key must be at least 16 bytes")
+	}
+	if err := checkPprofAddr(cfg.PprofAddr); err != nil {
+		return Config{}, err
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return Config{}, fmt.Errorf("-log-level: %w", err)

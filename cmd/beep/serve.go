@@ -75,6 +75,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 	if cfg.DevTokenKey != "" && cfg.Role != roleCommunity {
 		log.Warn("development tokens are accepted: never do this in production")
 	}
+	if err := servePprof(ctx, cfg.PprofAddr, log); err != nil {
+		return err
+	}
 	p := process{cfg: cfg, log: log, metrics: prometheus.NewRegistry(), signer: signer, rpcTracing: rpcTracing, ready: ready}
 	switch cfg.Role {
 	case roleGateway:

@@ -135,6 +135,7 @@ func TestConfigErrors(t *testing.T) {
 		{"-log-level", "loud"},
 		{"-rate-limit", "0"},
 		{"-rate-burst", "x"},
+		{"-pprof-addr", "0.0.0.0:6060"},
 		{"stray"},
 	} {
 		if _, err := parseConfig(args, io.Discard); err == nil {

@@ -29,6 +29,9 @@ type Config struct {
 	HTTPAddr string
 	// PostgresURL is the PostgreSQL server Beep keeps its databases on.
 	PostgresURL string
+	// PostgresMaxConns bounds each service's connection pool (0: pgx's
+	// default, the larger of 4 and the number of CPUs).
+	PostgresMaxConns int
 	// SpiceDBEngine is "postgres" (default) or "memory" (lost at exit).
 	SpiceDBEngine string
 	// SpiceDBGCWindow is how long the postgres engine keeps deleted
@@ -204,6 +207,8 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	str(&cfg.DevTokenKey, "dev-token-key", "BEEP_DEV_TOKEN_KEY", "", "accept development tokens signed with this key (16+ bytes; development only)")
 	origins := ""
 	str(&origins, "cors-origins", "BEEP_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the API (* for any)")
+	maxConns := "0"
+	str(&maxConns, "postgres-max-conns", "BEEP_POSTGRES_MAX_CONNS", maxConns, "connections each service's pool opens at most (0: the larger of 4 and the number of CPUs)")
 	rate, burst := "50", "100"
 	str(&rate, "rate-limit", "BEEP_RATE_LIMIT", rate, "requests per second allowed to each principal (or client IP)")
 	str(&burst, "rate-burst", "BEEP_RATE_BURST", burst, "requests allowed at once above the rate")
@@ -284,6 +289,9 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	}
 	if cfg.OTLPProtocol != "grpc" && cfg.OTLPProtocol != "http" {
 		return Config{}, fmt.Errorf("-otlp-protocol %q: want grpc or http", cfg.OTLPProtocol)
+	}
+	if cfg.PostgresMaxConns, err = strconv.Atoi(maxConns); err != nil || cfg.PostgresMaxConns < 0 {
+		return Config{}, fmt.Errorf("-postgres-max-conns %q: want 0 or a positive whole number", maxConns)
 	}
 	if cfg.RateBurst, err = strconv.Atoi(burst); err != nil || cfg.RateBurst <= 0 {
 		return Config{}, fmt.Errorf("-rate-burst %q: want a positive whole number", burst)

@@ -48,7 +48,8 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		return nil, fmt.Errorf("setup: %w", err)
 	}
 	rep.SetupSeconds = seconds(time.Since(began))
-	logf("setup: %d users in %d servers in %.1fs", cfg.Users, cfg.Servers, rep.SetupSeconds)
+	rep.JoinRetries = p.joinRetries.Load()
+	logf("setup: %d users in %d servers in %.1fs (%d joins retried)", cfg.Users, cfg.Servers, rep.SetupSeconds, rep.JoinRetries)
 
 	rep.Memory.Before = sample(ctx, base, pid)
 	users := make([]int, 0, cfg.Subscribers+cfg.Outsiders)

@@ -18,6 +18,8 @@ type Report struct {
 	SetupSeconds     float64 `json:"setup_seconds"`
 	SubscribeSeconds float64 `json:"subscribe_seconds"`
 	DrainSeconds     float64 `json:"drain_seconds"`
+	// JoinRetries are joins refused at first and tried again.
+	JoinRetries int64 `json:"join_retries"`
 
 	Subscribers SubscriberCounts `json:"subscribers"`
 	Sends       SendStats        `json:"sends"`

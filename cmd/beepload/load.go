@@ -6,21 +6,25 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
 
 // Run runs one load: it starts Beep if asked, sets the population up,
-// subscribes, sends, drains, checks what each subscriber received, and
-// stops what it started.
-func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
+// subscribes, then for each rate sends, drains and checks what each
+// subscriber received; it stops what it started. One report per rate.
+func Run(ctx context.Context, cfg Config) (reps []*Report, err error) {
 	logf := func(format string, args ...any) {
 		if cfg.Log != nil {
 			fmt.Fprintf(cfg.Log, "beepload: "+format+"\n", args...)
 		}
 	}
 	addr, key, pid, pprofAddr := cfg.Addr, cfg.DevTokenKey, cfg.PID, cfg.PprofAddr
+	engine := "(the running Beep's)"
 	if cfg.Beep.Binary != "" {
 		logf("starting %s (SpiceDB engine %s)", cfg.Beep.Binary, cfg.Beep.Engine)
 		proc, err := cfg.Beep.start(ctx)
@@ -32,14 +36,11 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 				err = stopErr
 			}
 		}()
-		addr, key, pid, pprofAddr = proc.addr, proc.key, proc.pid(), proc.pprofAddr
+		addr, key, pid, pprofAddr, engine = proc.addr, proc.key, proc.pid(), proc.pprofAddr, cfg.Beep.Engine
 	}
 	base := "http://" + addr
-	rep = &Report{Config: cfg.summary(), Machine: machine()}
-	rep.Config.SpiceDBEngine = cfg.Beep.Engine
-	if cfg.Beep.Binary == "" {
-		rep.Config.SpiceDBEngine = "(running Beep)"
-	}
+	var shared Report
+	shared.Machine = machine()
 
 	began := time.Now()
 	c := newBeepClient(base, key, 8)
@@ -47,11 +48,11 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("setup: %w", err)
 	}
-	rep.SetupSeconds = seconds(time.Since(began))
-	rep.JoinRetries = p.joinRetries.Load()
-	logf("setup: %d users in %d servers in %.1fs (%d joins retried)", cfg.Users, cfg.Servers, rep.SetupSeconds, rep.JoinRetries)
+	shared.SetupSeconds = seconds(time.Since(began))
+	shared.JoinRetries = p.joinRetries.Load()
+	logf("setup: %d users in %d servers in %.1fs (%d joins retried)", cfg.Users, cfg.Servers, shared.SetupSeconds, shared.JoinRetries)
 
-	rep.Memory.Before = sample(ctx, base, pid)
+	shared.Memory.Before = sample(ctx, base, pid)
 	users := make([]int, 0, cfg.Subscribers+cfg.Outsiders)
 	for i := range cfg.Subscribers {
 		users = append(users, i)
@@ -62,15 +63,15 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	began = time.Now()
 	subs := subscribe(ctx, base, p, users, cfg.StreamsPerConn, 64)
 	defer subs.stop()
-	rep.SubscribeSeconds = seconds(time.Since(began))
-	rep.Memory.After = sample(ctx, base, pid)
+	shared.SubscribeSeconds = seconds(time.Since(began))
+	shared.Memory.After = sample(ctx, base, pid)
 	for _, s := range subs.all {
 		if s.ready.Load() {
-			rep.Subscribers.Ready++
+			shared.Subscribers.Ready++
 		}
 	}
-	rep.Subscribers.Requested = len(users)
-	logf("subscribed: %d of %d ready in %.1fs", rep.Subscribers.Ready, len(users), rep.SubscribeSeconds)
+	shared.Subscribers.Requested = len(users)
+	logf("subscribed: %d of %d ready in %.1fs", shared.Subscribers.Ready, len(users), shared.SubscribeSeconds)
 
 	// Joins become visible to checks at the lowest consistency within
 	// SpiceDB's revision quantization (5 s): let them settle before sending.
@@ -81,16 +82,36 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 			return nil, ctx.Err()
 		}
 	}
+	for i, rate := range cfg.Rates {
+		rep := shared
+		rep.Config = cfg.summary(rate)
+		rep.Config.SpiceDBEngine = engine
+		phase(ctx, cfg, c, p, subs, &rep, int64(i+1), base, pid, pprofAddr, logf)
+		reps = append(reps, &rep)
+		if ctx.Err() != nil {
+			return reps, ctx.Err()
+		}
+	}
+	return reps, nil
+}
 
+// phase sends at rep's rate, drains, and fills rep in.
+func phase(ctx context.Context, cfg Config, c *beepClient, p *population, subs *subscribers, rep *Report, n int64, base string, pid int, pprofAddr string, logf func(string, ...any)) {
+	subs.next(n)
 	profile := make(chan error, 1)
 	if cfg.CPUProfile != "" {
-		go func() { profile <- cpuProfile(ctx, pprofAddr, cfg.Duration, cfg.CPUProfile) }()
+		path := cfg.CPUProfile
+		if len(cfg.Rates) > 1 {
+			ext := filepath.Ext(path)
+			path = strings.TrimSuffix(path, ext) + "-" + strconv.FormatFloat(rep.Config.Rate, 'f', -1, 64) + ext
+		}
+		go func() { profile <- cpuProfile(ctx, pprofAddr, cfg.Duration, path) }()
 	} else {
 		profile <- nil
 	}
 	cpu0, self0 := cpuSeconds(pid), selfCPUSeconds()
-	logf("sending %.0f msg/s for %s", cfg.Rate, cfg.Duration)
-	sent := send(ctx, c, p, cfg)
+	logf("sending %.0f msg/s for %s", rep.Config.Rate, cfg.Duration)
+	sent := send(ctx, c, p, cfg, rep.Config.Rate, n)
 	rep.CPU.BeepSendPhase, rep.CPU.LoadSendPhase = cpuSeconds(pid)-cpu0, selfCPUSeconds()-self0
 	rep.CPU.SendSeconds = seconds(sent.elapsed)
 
@@ -102,12 +123,15 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	}
 	rep.DrainSeconds = seconds(time.Since(drainStart))
 	rep.Memory.End = sample(ctx, base, pid)
-	subs.stop()
 	if err := <-profile; err != nil {
 		rep.Problems = append(rep.Problems, "CPU profile: "+err.Error())
 	}
+	if n == int64(len(cfg.Rates)) {
+		subs.stop() // the streams' ends are part of the last phase's check
+	}
 	rep.fill(cfg, subs, sent, expected)
-	return rep, nil
+	logf("%.0f msg/s: %.1f sustained, send p99 %.1f ms, delivery p99 %.1f ms, verified %v",
+		rep.Config.Rate, rep.Sends.PerSecond, rep.Sends.Latency.P99, rep.Delivery.Lag.P99, rep.Verified)
 }
 
 // expectedDeliveries is how many of the load's messages the subscribers

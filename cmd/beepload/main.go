@@ -16,12 +16,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -30,13 +32,15 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	reps, err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "beepload:", err)
 		os.Exit(1)
 	}
-	if !rep.Verified {
-		os.Exit(2)
+	for _, rep := range reps {
+		if !rep.Verified {
+			os.Exit(2)
+		}
 	}
 }
 
@@ -60,8 +64,10 @@ type Config struct {
 	// SendersPerServer are the members of each server who send (the owner
 	// first).
 	SendersPerServer int
-	Rate             float64
-	Duration         time.Duration
+	// Rates are the target messages per second of the send phases, one
+	// after the other on the same population and subscribers.
+	Rates    []float64
+	Duration time.Duration
 	// Concurrency bounds the sends in flight.
 	Concurrency int
 	// Drain is how long to wait for the last deliveries after the sends.
@@ -80,24 +86,30 @@ type Config struct {
 	Log io.Writer
 }
 
-// run parses args, runs the load and prints the report to stdout.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*Report, error) {
+// run parses args, runs the load and prints the reports to stdout (as
+// one JSON array with -o json).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) ([]*Report, error) {
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	rep, err := Run(ctx, cfg)
+	reps, err := Run(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.JSON {
-		err = rep.WriteJSON(stdout)
-	} else {
-		err = rep.WriteText(stdout)
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return reps, enc.Encode(reps)
 	}
-	return rep, err
+	for _, rep := range reps {
+		if err := rep.WriteText(stdout); err != nil {
+			return reps, err
+		}
+	}
+	return reps, nil
 }
 
 func parseFlags(args []string, stderr io.Writer) (Config, error) {
@@ -118,7 +130,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&cfg.Subscribers, "subscribers", -1, "live subscribers among the users (S; -1: every user)")
 	fs.IntVar(&cfg.Outsiders, "outsiders", 1, "extra subscribers in no server (they must receive nothing)")
 	fs.IntVar(&cfg.SendersPerServer, "senders-per-server", 1, "members of each server who send")
-	fs.Float64Var(&cfg.Rate, "rate", 100, "target messages per second, all servers together")
+	rates := fs.String("rate", "100", "target messages per second, all servers together; a comma-separated list runs one send phase per rate")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 128, "sends in flight at most")
 	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "how long to wait for the last deliveries")
@@ -133,6 +145,13 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	cfg.Beep.Args = strings.Fields(*beepArgs)
+	for _, r := range strings.Split(*rates, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(r), 64)
+		if err != nil || v <= 0 {
+			return Config{}, fmt.Errorf("-rate %q: want positive numbers, comma-separated", *rates)
+		}
+		cfg.Rates = append(cfg.Rates, v)
+	}
 	switch *out {
 	case "text":
 	case "json":
@@ -160,8 +179,8 @@ func (cfg Config) check() error {
 		return errors.New("-subscribers: at most -users")
 	case cfg.SendersPerServer < 1 || cfg.SendersPerServer*cfg.Servers > cfg.Users:
 		return errors.New("-senders-per-server: at least 1, and senders must be users")
-	case cfg.Rate <= 0 || cfg.Duration <= 0 || cfg.Concurrency < 1 || cfg.StreamsPerConn < 1:
-		return errors.New("-rate, -duration, -concurrency and -streams-per-conn must be positive")
+	case len(cfg.Rates) == 0 || len(cfg.Rates) > 10 || cfg.Duration <= 0 || cfg.Concurrency < 1 || cfg.StreamsPerConn < 1:
+		return errors.New("-rate (1 to 10 rates), -duration, -concurrency and -streams-per-conn must be positive")
 	case cfg.Users > 100000 || cfg.Subscribers+cfg.Outsiders > 50000 || cfg.Duration > 10*time.Minute:
 		return errors.New("bounded: at most 100,000 users, 50,000 subscribers, 10 minutes")
 	case cfg.CPUProfile != "" && cfg.Beep.Binary == "" && cfg.PprofAddr == "":

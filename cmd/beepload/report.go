@@ -85,6 +85,8 @@ type DeliveryStats struct {
 	Received int64 `json:"received"`
 	// PerSecond is deliveries over the send phase and the drain.
 	PerSecond float64 `json:"deliveries_per_second"`
+	// Late are messages of an earlier phase received in this one.
+	Late int64 `json:"late_from_earlier_phase"`
 	// Lag is from the send's start to the receipt.
 	Lag Latency `json:"lag"`
 }
@@ -108,9 +110,9 @@ type CPUStats struct {
 	LoadSendPhase float64 `json:"beepload_cpu_seconds"`
 }
 
-func (cfg Config) summary() ConfigSummary {
+func (cfg Config) summary(rate float64) ConfigSummary {
 	return ConfigSummary{Users: cfg.Users, Servers: cfg.Servers, Subscribers: cfg.Subscribers, Outsiders: cfg.Outsiders,
-		SendersPerServer: cfg.SendersPerServer, Rate: cfg.Rate, DurationSeconds: cfg.Duration.Seconds(),
+		SendersPerServer: cfg.SendersPerServer, Rate: rate, DurationSeconds: cfg.Duration.Seconds(),
 		Concurrency: cfg.Concurrency, StreamsPerConn: cfg.StreamsPerConn}
 }
 
@@ -132,7 +134,8 @@ func (r *Report) fill(cfg Config, subs *subscribers, sent *sends, expected int64
 	r.Sends.Latency = sent.latency.latency()
 	r.Delivery.Expected, r.Delivery.Received = expected, subs.received.Load()
 	r.Delivery.PerSecond = round1(float64(r.Delivery.Received) / (sent.elapsed.Seconds() + r.DrainSeconds))
-	r.Delivery.Lag = subs.lag.latency()
+	r.Delivery.Lag = subs.lag.Load().latency()
+	r.Delivery.Late = subs.late.Load()
 	r.Subscribers.FanOut = round1(float64(cfg.Subscribers) / float64(cfg.Servers))
 	if n := r.Subscribers.Ready; n > 0 {
 		if r.Memory.Before.RSSKiB > 0 && r.Memory.After.RSSKiB > 0 {
@@ -218,8 +221,8 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "            errors: %s\n", strings.Join(codes, ", "))
 	}
 	d := r.Delivery
-	fmt.Fprintf(&b, "deliveries: %d of %d (%.0f/s)  lag p50 %s  p90 %s  p99 %s  max %s\n",
-		d.Received, d.Expected, d.PerSecond, ms(d.Lag.P50), ms(d.Lag.P90), ms(d.Lag.P99), ms(d.Lag.Max))
+	fmt.Fprintf(&b, "deliveries: %d of %d (%.0f/s, %d late from an earlier phase)  lag p50 %s  p90 %s  p99 %s  max %s\n",
+		d.Received, d.Expected, d.PerSecond, d.Late, ms(d.Lag.P50), ms(d.Lag.P90), ms(d.Lag.P99), ms(d.Lag.Max))
 	m := r.Memory
 	fmt.Fprintf(&b, "memory:     RSS %s → %s with %d subscribers (%s at the end): %.1f KiB RSS, %.1f KiB heap per subscriber; goroutines %d → %d\n",
 		mib(m.Before.RSSKiB), mib(m.After.RSSKiB), r.Subscribers.Ready, mib(m.End.RSSKiB), m.PerSubscriberKiB, m.HeapPerSubscriberKiB, m.Before.Goroutines, m.After.Goroutines)

@@ -27,13 +27,13 @@ type sends struct {
 // slot is one message to send.
 type slot struct {
 	server, sender int
-	seq            int64
+	seq, phase     int64
 }
 
-// send posts messages at cfg.Rate for cfg.Duration, spread over the
-// servers in turn, each by one of its senders in turn, with at most
-// cfg.Concurrency in flight.
-func send(ctx context.Context, c *beepClient, p *population, cfg Config) *sends {
+// send posts messages at rate for cfg.Duration, spread over the servers in
+// turn, each by one of its senders in turn, with at most cfg.Concurrency
+// in flight; their content names the phase.
+func send(ctx context.Context, c *beepClient, p *population, cfg Config, rate float64, phase int64) *sends {
 	s := &sends{ok: make([]atomic.Int64, cfg.Servers), failed: make([]atomic.Int64, cfg.Servers), errs: map[connect.Code]int64{}}
 	slots := make(chan slot, cfg.Concurrency)
 	var wg sync.WaitGroup
@@ -52,18 +52,18 @@ func send(ctx context.Context, c *beepClient, p *population, cfg Config) *sends 
 	start := time.Now()
 	tick := time.NewTicker(2 * time.Millisecond)
 	var issued int64
-	total := int64(cfg.Rate * cfg.Duration.Seconds())
+	total := int64(rate * cfg.Duration.Seconds())
 loop:
 	for issued < total {
 		select {
 		case <-ctx.Done():
 			break loop
 		case now := <-tick.C:
-			due := min(int64(cfg.Rate*now.Sub(start).Seconds()), total)
+			due := min(int64(rate*now.Sub(start).Seconds()), total)
 			for ; issued < due; issued++ {
 				j := int(issued % int64(cfg.Servers))
 				round := issued / int64(cfg.Servers)
-				sl := slot{server: j, sender: senders[j][round%int64(len(senders[j]))], seq: issued}
+				sl := slot{server: j, sender: senders[j][round%int64(len(senders[j]))], seq: issued, phase: phase}
 				select {
 				case slots <- sl:
 				default:
@@ -84,7 +84,7 @@ func (s *sends) one(ctx context.Context, chat chatv1connect.ChatServiceClient, p
 	defer cancel()
 	began := time.Now()
 	_, err := chat.SendMessage(ctx, request(p.tokens[sl.sender], "", &chatv1.SendMessageRequest{
-		Conversation: p.servers[sl.server].conversation, Content: content(began, sl.seq)}))
+		Conversation: p.servers[sl.server].conversation, Content: content(began, sl.seq, sl.phase)}))
 	if err != nil {
 		s.failed[sl.server].Add(1)
 		s.errMu.Lock()

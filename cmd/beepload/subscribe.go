@@ -30,11 +30,13 @@ type subscriber struct {
 // subscribers are the live streams of a run.
 type subscribers struct {
 	all []*subscriber
-	lag histogram
-	// received counts the load's messages delivered, all subscribers.
-	received atomic.Int64
-	wg       sync.WaitGroup
-	cancel   context.CancelFunc
+	// phase is the send phase counted; messages of an earlier one are late.
+	phase atomic.Int64
+	lag   atomic.Pointer[histogram]
+	// received counts the phase's messages delivered, all subscribers.
+	received, late atomic.Int64
+	wg             sync.WaitGroup
+	cancel         context.CancelFunc
 }
 
 // subscribe opens a stream for each of users, width at a time, each
@@ -43,6 +45,7 @@ type subscribers struct {
 func subscribe(ctx context.Context, base string, p *population, users []int, perConn, width int) *subscribers {
 	streamCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	ss := &subscribers{cancel: cancel}
+	ss.lag.Store(&histogram{})
 	conns := newBeepClient(base, "", (len(users)+perConn-1)/perConn)
 	clients := make([]chatv1connect.StreamServiceClient, len(conns.pool))
 	for i, h := range conns.pool {
@@ -90,11 +93,15 @@ func (ss *subscribers) follow(ctx context.Context, client chatv1connect.StreamSe
 		if m == nil {
 			continue
 		}
-		sent, ok := sentAt(m.GetContent())
+		sent, phase, ok := parseContent(m.GetContent())
 		if !ok {
 			continue
 		}
-		ss.lag.record(time.Since(sent))
+		if phase != ss.phase.Load() {
+			ss.late.Add(1)
+			continue
+		}
+		ss.lag.Load().record(time.Since(sent))
 		ss.received.Add(1)
 		if j, known := p.channelServer[m.GetConversation()]; known && j == sub.server {
 			sub.own.Add(1)
@@ -112,28 +119,45 @@ func (ss *subscribers) follow(ctx context.Context, client chatv1connect.StreamSe
 	}
 }
 
+// next begins counting phase afresh.
+func (ss *subscribers) next(phase int64) {
+	ss.phase.Store(phase)
+	for _, s := range ss.all {
+		s.own.Store(0)
+		s.foreign.Store(0)
+	}
+	ss.lag.Store(&histogram{})
+	ss.received.Store(0)
+	ss.late.Store(0)
+}
+
 // stop ends every stream and waits for them.
 func (ss *subscribers) stop() {
 	ss.cancel()
 	ss.wg.Wait()
 }
 
-// The load's messages say when they were sent: "beepload <unix ns> <seq>".
+// The load's messages say when they were sent, and in which phase:
+// "beepload <unix ns> <phase> <seq>".
 const contentPrefix = "beepload "
 
-func content(sent time.Time, seq int64) string {
-	return contentPrefix + strconv.FormatInt(sent.UnixNano(), 10) + " " + strconv.FormatInt(seq, 10)
+func content(sent time.Time, seq, phase int64) string {
+	return contentPrefix + strconv.FormatInt(sent.UnixNano(), 10) + " " + strconv.FormatInt(phase, 10) + " " + strconv.FormatInt(seq, 10)
 }
 
-func sentAt(content string) (time.Time, bool) {
+func parseContent(content string) (time.Time, int64, bool) {
 	rest, ok := strings.CutPrefix(content, contentPrefix)
 	if !ok {
-		return time.Time{}, false
+		return time.Time{}, 0, false
 	}
-	ns, _, _ := strings.Cut(rest, " ")
-	n, err := strconv.ParseInt(ns, 10, 64)
-	if err != nil {
-		return time.Time{}, false
+	fields := strings.Fields(rest)
+	if len(fields) != 3 {
+		return time.Time{}, 0, false
 	}
-	return time.Unix(0, n), true
+	ns, err1 := strconv.ParseInt(fields[0], 10, 64)
+	phase, err2 := strconv.ParseInt(fields[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return time.Time{}, 0, false
+	}
+	return time.Unix(0, ns), phase, true
 }

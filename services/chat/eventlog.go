@@ -132,11 +132,15 @@ func (w *waker) notify() {
 
 const eventColumns = `xid::text, id, conversation, audience, zed_token, payload, created_at`
 
+// readCommitted (and heldBack) take a querier: the stream's follower reads
+// on its own connection, the one it listens on, never waiting behind the
+// service's requests for a pooled one.
+//
 // readCommitted reads up to limit events after from, in log order, that no
 // running transaction can precede: those below the oldest transaction still
 // in progress. A reader that goes on from the last of them never skips an
 // event that commits later.
-func readCommitted(ctx context.Context, db *pgxpool.Pool, from position, limit int) ([]logged, error) {
+func readCommitted(ctx context.Context, db querier, from position, limit int) ([]logged, error) {
 	return scanEvents(db.Query(ctx, `SELECT `+eventColumns+` FROM stream_events
 		WHERE (xid, id) > ($1::text::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())
 		ORDER BY xid, id LIMIT $3`, from.xidText(), from.id, limit))
@@ -144,7 +148,7 @@ func readCommitted(ctx context.Context, db *pgxpool.Pool, from position, limit i
 
 // heldBack is whether events after from are committed but not yet
 // readable (a transaction older than them still runs).
-func heldBack(ctx context.Context, db *pgxpool.Pool, from position) (bool, error) {
+func heldBack(ctx context.Context, db querier, from position) (bool, error) {
 	var held bool
 	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM stream_events
 		WHERE (xid, id) > ($1::text::xid8, $2) AND xid >= pg_snapshot_xmin(pg_current_snapshot()))`, from.xidText(), from.id).Scan(&held)

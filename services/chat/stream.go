@@ -171,7 +171,9 @@ func (s *Stream) followOnce(ctx context.Context, from position) error {
 	pending := false // there may be events not read yet
 	idle := 0
 	for {
-		batch, err := readCommitted(ctx, s.db, pos, 500)
+		// On the listening connection: notifications that arrive meanwhile
+		// wait in it for WaitForNotification.
+		batch, err := readCommitted(ctx, conn, pos, 500)
 		if err != nil {
 			return err
 		}
@@ -189,7 +191,7 @@ func (s *Stream) followOnce(ctx context.Context, from position) error {
 		// rather than at the next wake-up.
 		wait := time.Second
 		if pending {
-			held, err := heldBack(ctx, s.db, pos)
+			held, err := heldBack(ctx, conn, pos)
 			if err != nil {
 				return err
 			}

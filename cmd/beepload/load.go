@@ -109,6 +109,7 @@ func phase(ctx context.Context, cfg Config, c *beepClient, p *population, subs *
 	} else {
 		profile <- nil
 	}
+	calls0 := sample(ctx, base, pid).SpiceDB
 	cpu0, self0 := cpuSeconds(pid), selfCPUSeconds()
 	logf("sending %.0f msg/s for %s", rep.Config.Rate, cfg.Duration)
 	sent := send(ctx, c, p, cfg, rep.Config.Rate, n)
@@ -123,6 +124,12 @@ func phase(ctx context.Context, cfg Config, c *beepClient, p *population, subs *
 	}
 	rep.DrainSeconds = seconds(time.Since(drainStart))
 	rep.Memory.End = sample(ctx, base, pid)
+	rep.SpiceDB = SpiceDBCalls{}
+	for name, n := range rep.Memory.End.SpiceDB {
+		if d := n - calls0[name]; d > 0 {
+			rep.SpiceDB[name] = d
+		}
+	}
 	if err := <-profile; err != nil {
 		rep.Problems = append(rep.Problems, "CPU profile: "+err.Error())
 	}

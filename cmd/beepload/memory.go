@@ -17,11 +17,14 @@ type Sample struct {
 	// HeapInuseBytes and Goroutines come from Beep's /metrics (Go's own).
 	HeapInuseBytes int64 `json:"heap_inuse_bytes"`
 	Goroutines     int64 `json:"goroutines"`
+	// SpiceDB counts the in-process SpiceDB's API calls by method, and its
+	// datastore queries ("datastore"), so far.
+	SpiceDB map[string]int64 `json:"-"`
 }
 
 // sample reads pid's resident set and Beep's Go metrics.
 func sample(ctx context.Context, base string, pid int) Sample {
-	var s Sample
+	s := Sample{SpiceDB: map[string]int64{}}
 	if pid > 0 {
 		s.RSSKiB = vmRSS(pid)
 	}
@@ -45,7 +48,15 @@ func sample(ctx context.Context, base string, pid int) Sample {
 		if err != nil {
 			continue
 		}
-		switch name {
+		metric, labels, _ := strings.Cut(name, "{")
+		switch metric {
+		case "grpc_server_handled_total":
+			if _, rest, ok := strings.Cut(labels, `grpc_method="`); ok {
+				method, _, _ := strings.Cut(rest, `"`)
+				s.SpiceDB[method] += int64(v)
+			}
+		case "spicedb_datastore_query_latency_count":
+			s.SpiceDB["datastore"] += int64(v)
 		case "go_memstats_heap_inuse_bytes":
 			s.HeapInuseBytes = int64(v)
 		case "go_goroutines":

@@ -26,6 +26,7 @@ type Report struct {
 	Delivery    DeliveryStats    `json:"delivery"`
 	Memory      MemoryStats      `json:"memory"`
 	CPU         CPUStats         `json:"cpu"`
+	SpiceDB     SpiceDBCalls     `json:"spicedb_calls,omitempty"`
 
 	// Verified: every subscriber received each message of its server once,
 	// and none of another's; every stream lasted the run.
@@ -102,6 +103,10 @@ type MemoryStats struct {
 	// HeapPerSubscriberKiB is the Go heap's.
 	HeapPerSubscriberKiB float64 `json:"heap_per_subscriber_kib"`
 }
+
+// SpiceDBCalls are the in-process SpiceDB's API calls by method, and its
+// datastore queries ("datastore"), during the phase (sends and drain).
+type SpiceDBCalls map[string]int64
 
 // CPUStats are the CPU seconds spent during the send phase.
 type CPUStats struct {
@@ -226,6 +231,18 @@ func (r *Report) WriteText(w io.Writer) error {
 	m := r.Memory
 	fmt.Fprintf(&b, "memory:     RSS %s → %s with %d subscribers (%s at the end): %.1f KiB RSS, %.1f KiB heap per subscriber; goroutines %d → %d\n",
 		mib(m.Before.RSSKiB), mib(m.After.RSSKiB), r.Subscribers.Ready, mib(m.End.RSSKiB), m.PerSubscriberKiB, m.HeapPerSubscriberKiB, m.Before.Goroutines, m.After.Goroutines)
+	if len(r.SpiceDB) > 0 && r.Sends.OK > 0 {
+		names := make([]string, 0, len(r.SpiceDB))
+		for name := range r.SpiceDB {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		var calls []string
+		for _, name := range names {
+			calls = append(calls, fmt.Sprintf("%s %.2f", name, float64(r.SpiceDB[name])/float64(r.Sends.OK)))
+		}
+		fmt.Fprintf(&b, "spicedb:    per message sent: %s\n", strings.Join(calls, ", "))
+	}
 	fmt.Fprintf(&b, "cpu:        during the %.1fs of sends, Beep used %.1f cores, beepload %.1f\n",
 		r.CPU.SendSeconds, r.CPU.BeepSendPhase/max(r.CPU.SendSeconds, 0.001), r.CPU.LoadSendPhase/max(r.CPU.SendSeconds, 0.001))
 	if r.Verified {

@@ -82,6 +82,12 @@ func Run(ctx context.Context, cfg Config) (reps []*Report, err error) {
 			return nil, ctx.Err()
 		}
 	}
+	if cfg.Warmup > 0 {
+		logf("warming up: one message per server")
+		took, got, want := warm(ctx, c, p, subs, cfg, cfg.Warmup)
+		shared.Warmup = WarmupStats{Seconds: seconds(took), Received: got, Expected: want}
+		logf("warm-up: %d of %d deliveries in %.1fs", got, want, shared.Warmup.Seconds)
+	}
 	for i, rate := range cfg.Rates {
 		rep := shared
 		rep.Config = cfg.summary(rate)

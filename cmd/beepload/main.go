@@ -70,6 +70,9 @@ type Config struct {
 	Duration time.Duration
 	// Concurrency bounds the sends in flight.
 	Concurrency int
+	// Warmup bounds the warm-up (one message per server, delivered before
+	// the measured phases); 0 skips it.
+	Warmup time.Duration
 	// Drain is how long to wait for the last deliveries after the sends.
 	Drain time.Duration
 	// StreamsPerConn is how many subscriptions share one HTTP/2 connection.
@@ -133,6 +136,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	rates := fs.String("rate", "100", "target messages per second, all servers together; a comma-separated list runs one send phase per rate")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 128, "sends in flight at most")
+	fs.DurationVar(&cfg.Warmup, "warmup", 5*time.Minute, "wait at most this long for a first message per server to reach every subscriber before measuring (0: no warm-up)")
 	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "how long to wait for the last deliveries")
 	fs.IntVar(&cfg.StreamsPerConn, "streams-per-conn", 100, "subscriptions per HTTP/2 connection")
 	fs.DurationVar(&cfg.Timeout, "timeout", 15*time.Minute, "bound on the whole run")

@@ -18,6 +18,8 @@ type Report struct {
 	SetupSeconds     float64 `json:"setup_seconds"`
 	SubscribeSeconds float64 `json:"subscribe_seconds"`
 	DrainSeconds     float64 `json:"drain_seconds"`
+	// Warmup is the first message of each channel (-warmup).
+	Warmup WarmupStats `json:"warmup"`
 	// JoinRetries are joins refused at first and tried again.
 	JoinRetries int64 `json:"join_retries"`
 
@@ -54,6 +56,14 @@ type Machine struct {
 	GoVersion string `json:"go_version"`
 	OS        string `json:"os"`
 	Host      string `json:"host"`
+}
+
+// WarmupStats are the first message in each server's channel: the
+// stream's visibility cache filled, cold.
+type WarmupStats struct {
+	Seconds  float64 `json:"seconds"`
+	Received int64   `json:"received"`
+	Expected int64   `json:"expected"`
 }
 
 // SubscriberCounts are the streams.
@@ -212,8 +222,8 @@ func (r *Report) WriteText(w io.Writer) error {
 		c.Users, c.Servers, c.Subscribers, c.Outsiders, r.Subscribers.FanOut, c.SendersPerServer)
 	fmt.Fprintf(&b, "  target %.0f msg/s for %.0fs, %d in flight at most; SpiceDB engine %s; %d CPUs, %s\n",
 		c.Rate, c.DurationSeconds, c.Concurrency, c.SpiceDBEngine, r.Machine.CPUs, r.Machine.GoVersion)
-	fmt.Fprintf(&b, "setup %.1fs, subscribing %.1fs (%d of %d ready), drain %.1fs\n",
-		r.SetupSeconds, r.SubscribeSeconds, r.Subscribers.Ready, r.Subscribers.Requested, r.DrainSeconds)
+	fmt.Fprintf(&b, "setup %.1fs, subscribing %.1fs (%d of %d ready), warm-up %.1fs (%d of %d delivered), drain %.1fs\n",
+		r.SetupSeconds, r.SubscribeSeconds, r.Subscribers.Ready, r.Subscribers.Requested, r.Warmup.Seconds, r.Warmup.Received, r.Warmup.Expected, r.DrainSeconds)
 	s := r.Sends
 	fmt.Fprintf(&b, "sends:      %.1f msg/s sustained (%d ok, %d failed, %d missed)  p50 %s  p90 %s  p99 %s  max %s\n",
 		s.PerSecond, s.OK, s.Failed, s.Missed, ms(s.Latency.P50), ms(s.Latency.P90), ms(s.Latency.P99), ms(s.Latency.Max))

@@ -95,3 +95,23 @@ func (s *sends) one(ctx context.Context, chat chatv1connect.ChatServiceClient, p
 	s.latency.record(time.Since(began))
 	s.ok[sl.server].Add(1)
 }
+
+// warm sends one message in each server's channel (phase 0) and waits
+// until every subscriber has it, or timeout: the stream's first message in
+// a channel fills its visibility cache (a CheckBulk of the channel's
+// view_channel for every connected member), which later ones reuse. It
+// returns how long that took and how many of the deliveries arrived.
+func warm(ctx context.Context, c *beepClient, p *population, subs *subscribers, cfg Config, timeout time.Duration) (time.Duration, int64, int64) {
+	subs.next(0)
+	began := time.Now()
+	s := &sends{ok: make([]atomic.Int64, cfg.Servers), failed: make([]atomic.Int64, cfg.Servers), errs: map[connect.Code]int64{}}
+	_ = parallel(ctx, cfg.Servers, min(cfg.Concurrency, 16), func(ctx context.Context, j int) error {
+		s.one(ctx, c.chat(), p, slot{server: j, sender: j, seq: int64(j)})
+		return nil
+	})
+	expected := expectedDeliveries(subs, s)
+	for subs.received.Load() < expected && time.Since(began) < timeout && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(began), subs.received.Load(), expected
+}

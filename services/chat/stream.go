@@ -79,10 +79,16 @@ func newStream(db *pgxpool.Pool, c *authz.Client, log *slog.Logger, cfg StreamCo
 		subs: map[string]map[*subscription]struct{}{}, serversOf: map[string]map[string]struct{}{}, members: map[string]map[string]struct{}{}}
 }
 
-// Handler returns the path and the Connect handler of the stream.
+// Handler returns the path and the Connect handler of the stream. Events
+// under 1 KiB are sent uncompressed even to a client that accepts gzip:
+// most are a few hundred bytes, and gzip's per-message set-up cost more
+// CPU than their delivery.
 func (s *Stream) Handler(opts ...connect.HandlerOption) (string, http.Handler) {
-	return chatv1connect.NewStreamServiceHandler(s, opts...)
+	return chatv1connect.NewStreamServiceHandler(s, append(opts, connect.WithCompressMinBytes(compressMinBytes))...)
 }
+
+// compressMinBytes is the smallest event the stream compresses.
+const compressMinBytes = 1024
 
 // subscription is one session's stream on this instance.
 type subscription struct {

@@ -70,6 +70,8 @@ func (s Spawn) start(ctx context.Context) (*beepProcess, error) {
 	args = append(args, s.Args...)
 	// Not tied to ctx: stop ends it gracefully, then drops its databases.
 	p.cmd = exec.Command(s.Binary, args...)
+	// Should beepload itself be killed, Beep goes with it.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	var logOut io.Writer = p.log
 	if s.LogFile != "" {
 		if p.logFile, err = os.Create(s.LogFile); err != nil {

@@ -75,7 +75,7 @@ func newStream(db *pgxpool.Pool, c *authz.Client, log *slog.Logger, cfg StreamCo
 	if cfg.Buffer <= 0 {
 		cfg.Buffer = 1024
 	}
-	return &Stream{db: db, authz: c, log: log, vis: newVisibility(c), waker: &waker{db: db, log: log}, window: cfg.Window, buffer: cfg.Buffer,
+	return &Stream{db: db, authz: c, log: log, vis: newVisibility(c, log), waker: &waker{db: db, log: log}, window: cfg.Window, buffer: cfg.Buffer,
 		subs: map[string]map[*subscription]struct{}{}, serversOf: map[string]map[string]struct{}{}, members: map[string]map[string]struct{}{}}
 }
 

@@ -36,16 +36,17 @@ func newBeepClient(base, key string, conns int) *beepClient {
 	return c
 }
 
-func (c *beepClient) http() *http.Client {
+// nextHTTP is the next connection's client, in turn.
+func (c *beepClient) nextHTTP() *http.Client {
 	return c.pool[c.next.Add(1)%uint64(len(c.pool))]
 }
 
 func (c *beepClient) community() communityv1connect.CommunityServiceClient {
-	return communityv1connect.NewCommunityServiceClient(c.http(), c.base)
+	return communityv1connect.NewCommunityServiceClient(c.nextHTTP(), c.base)
 }
 
 func (c *beepClient) chat() chatv1connect.ChatServiceClient {
-	return chatv1connect.NewChatServiceClient(c.http(), c.base)
+	return chatv1connect.NewChatServiceClient(c.nextHTTP(), c.base)
 }
 
 // request is msg with user's credentials and, if set, a ZedToken.

@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PACKAGES := github.com/beepchat/beep/...
 BUF := GOWORK=off go tool -modfile=tools/buf/go.mod buf
 
-.PHONY: run test generate check-generated bench build help
+.PHONY: run test generate check-generated bench bench-chat build help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -33,6 +33,16 @@ bench: ## Run the authorization benchmarks (see docs/benchmarks.md)
 	go test -run '^$$' -bench /postgres -benchtime 10s -timeout 60m ./authz/bench/
 	BEEP_BENCH_SERVERS=1000 go test -run '^$$' -bench /memory -benchtime 10s -timeout 60m ./authz/bench/
 
-build: ## Build bin/beep and bin/beepctl
+# The chat load: 10,000 users in 100 servers, all subscribed, three rates.
+BENCH_CHAT ?= -users 10000 -servers 100 -subscribers 10000 -rate 500,1000,2000 -duration 20s
+
+bench-chat: ## Load chat and its stream through the gateway: beepload starts beep (memory engine), reports, stops it (BENCH_CHAT="...", see docs/benchmarks.md)
+	@scripts/ensure-postgres
+	go build -o bin/beep ./cmd/beep
+	go build -o bin/beepload ./cmd/beepload
+	bin/beepload -beep bin/beep -spicedb-engine memory $(BENCH_CHAT)
+
+build: ## Build bin/beep, bin/beepctl and bin/beepload
 	go build -o bin/beep ./cmd/beep
 	go build -o bin/beepctl ./cmd/beepctl
+	go build -o bin/beepload ./cmd/beepload

@@ -29,6 +29,9 @@ type Config struct {
 	HTTPAddr string
 	// PostgresURL is the PostgreSQL server Beep keeps its databases on.
 	PostgresURL string
+	// PostgresMaxConns bounds each service's connection pool (0: pgx's
+	// default, the larger of 4 and the number of CPUs).
+	PostgresMaxConns int
 	// SpiceDBEngine is "postgres" (default) or "memory" (lost at exit).
 	SpiceDBEngine string
 	// SpiceDBGCWindow is how long the postgres engine keeps deleted
@@ -127,6 +130,9 @@ type Config struct {
 	OTLPProtocol string
 	// OTLPInsecure sends traces without TLS.
 	OTLPInsecure bool
+	// PprofAddr, when set, serves net/http/pprof there (a loopback address
+	// only; off by default): for profiling, never in production.
+	PprofAddr string
 	// TraceSampleRatio is the share of new traces kept.
 	TraceSampleRatio float64
 	// spanExporter, set by tests, receives the spans instead.
@@ -214,6 +220,8 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	str(&cfg.DevTokenKey, "dev-token-key", "BEEP_DEV_TOKEN_KEY", "", "accept development tokens signed with this key (16+ bytes; development only)")
 	origins := ""
 	str(&origins, "cors-origins", "BEEP_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the API (* for any)")
+	maxConns := "0"
+	str(&maxConns, "postgres-max-conns", "BEEP_POSTGRES_MAX_CONNS", maxConns, "connections each service's pool opens at most (0: the larger of 4 and the number of CPUs)")
 	rate, burst := "50", "100"
 	str(&rate, "rate-limit", "BEEP_RATE_LIMIT", rate, "requests per second allowed to each principal (or client IP)")
 	str(&burst, "rate-burst", "BEEP_RATE_BURST", burst, "requests allowed at once above the rate")
@@ -249,6 +257,7 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	fs.BoolVar(&cfg.OTLPInsecure, "otlp-insecure", os.Getenv("BEEP_OTLP_INSECURE") == "true", "send traces without TLS ($BEEP_OTLP_INSECURE)")
 	ratio := "1"
 	str(&ratio, "trace-sample-ratio", "BEEP_TRACE_SAMPLE_RATIO", ratio, "share of new traces kept, 0 to 1 (a sampled incoming trace is always kept)")
+	str(&cfg.PprofAddr, "pprof-addr", "BEEP_PPROF_ADDR", "", "serve Go's profiler (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060 (empty: off)")
 	level := "info"
 	str(&level, "log-level", "BEEP_LOG_LEVEL", level, "debug, info, warn or error")
 	str(&cfg.Playground, "playground", "BEEP_PLAYGROUND", playgroundAuto,
@@ -296,11 +305,17 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	if cfg.OTLPProtocol != "grpc" && cfg.OTLPProtocol != "http" {
 		return Config{}, fmt.Errorf("-otlp-protocol %q: want grpc or http", cfg.OTLPProtocol)
 	}
+	if cfg.PostgresMaxConns, err = strconv.Atoi(maxConns); err != nil || cfg.PostgresMaxConns < 0 {
+		return Config{}, fmt.Errorf("-postgres-max-conns %q: want 0 or a positive whole number", maxConns)
+	}
 	if cfg.RateBurst, err = strconv.Atoi(burst); err != nil || cfg.RateBurst <= 0 {
 		return Config{}, fmt.Errorf("-rate-burst %q: want a positive whole number", burst)
 	}
 	if cfg.DevTokenKey != "" && len(cfg.DevTokenKey) < 16 {
 		return Config{}, errors.New("-dev-token-key must be at least 16 bytes")
+	}
+	if err := checkPprofAddr(cfg.PprofAddr); err != nil {
+		return Config{}, err
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return Config{}, fmt.Errorf("-log-level: %w", err)

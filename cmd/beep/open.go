@@ -100,6 +100,9 @@ func openPool(ctx context.Context, cfg Config, name string) (*pgxpool.Pool, erro
 		return nil, err
 	}
 	poolCfg.ConnConfig.Tracer = telemetry.PostgresTracer{Database: name}
+	if cfg.PostgresMaxConns > 0 {
+		poolCfg.MaxConns = int32(cfg.PostgresMaxConns)
+	}
 	return pgxpool.NewWithConfig(ctx, poolCfg)
 }
 

@@ -77,6 +77,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 	if cfg.DevTokenKey != "" && cfg.Role != roleCommunity {
 		log.Warn("development tokens are accepted: never do this in production")
 	}
+	if err := servePprof(ctx, cfg.PprofAddr, log); err != nil {
+		return err
+	}
 	if cfg.Auditor == nil {
 		auditor, closeAudit, err := openAuditLog(cfg.AuditLog, log)
 		if err != nil {

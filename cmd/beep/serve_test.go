@@ -135,6 +135,8 @@ func TestConfigErrors(t *testing.T) {
 		{"-log-level", "loud"},
 		{"-rate-limit", "0"},
 		{"-rate-burst", "x"},
+		{"-pprof-addr", "0.0.0.0:6060"},
+		{"-postgres-max-conns", "-1"},
 		{"stray"},
 	} {
 		if _, err := parseConfig(args, io.Discard); err == nil {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -64,23 +66,25 @@ type logged struct {
 	event *chatv1.StreamEvent
 }
 
-// appendEventSQL records an event (its id and time are the log's) and wakes
-// every reader when the statement's transaction commits.
-const appendEventSQL = `WITH e AS (INSERT INTO stream_events (conversation, audience, zed_token, payload) VALUES ($1, $2, $3, $4) RETURNING 1)
-	SELECT pg_notify('` + eventsChannel + `', '') FROM e`
+// appendEventSQL records an event (its id and time are the log's). It does
+// not NOTIFY: see waker.
+const appendEventSQL = `INSERT INTO stream_events (conversation, audience, zed_token, payload) VALUES ($1, $2, $3, $4)`
 
-// appendEvent records an event on its own.
-func appendEvent(ctx context.Context, db *pgxpool.Pool, conversation string, audience []string, token authz.ZedToken, ev *chatv1.StreamEvent) error {
+// appendEvent records an event on its own, then has w wake every reader.
+func appendEvent(ctx context.Context, db *pgxpool.Pool, w *waker, conversation string, audience []string, token authz.ZedToken, ev *chatv1.StreamEvent) error {
 	payload, err := proto.Marshal(ev)
 	if err != nil {
 		return err
 	}
 	_, err = db.Exec(ctx, appendEventSQL, conversation, audience, string(token), payload)
+	if err == nil {
+		w.wake()
+	}
 	return err
 }
 
 // queueEvent records an event in the transaction of batch b: it exists
-// exactly when the change does.
+// exactly when the change does. Wake the readers once it committed.
 func queueEvent(b *pgx.Batch, conversation string, audience []string, token authz.ZedToken, ev *chatv1.StreamEvent) error {
 	payload, err := proto.Marshal(ev)
 	if err != nil {
@@ -90,13 +94,66 @@ func queueEvent(b *pgx.Batch, conversation string, audience []string, token auth
 	return nil
 }
 
+// waker wakes the log's readers (every instance's) after events were
+// appended: one NOTIFY at a time, from a goroutine of its own, each
+// covering every event committed before it began. A NOTIFY per event, in
+// the event's transaction, serialized the appends: PostgreSQL holds a
+// cluster-wide lock from a notifying transaction's pre-commit through its
+// WAL flush, so such commits go one at a time (on this project's 2-core
+// machine, 436 inserts/s with a NOTIFY against 4,910 without, 16 clients;
+// see docs/benchmarks.md). A wake-up lost (the process dies between the
+// commit and the NOTIFY) delays the event by the readers' one-second poll.
+type waker struct {
+	db  *pgxpool.Pool
+	log *slog.Logger
+
+	mu sync.Mutex
+	// running: a goroutine notifies; pending: again once it is done.
+	running, pending bool
+}
+
+// wake makes sure that a NOTIFY begins after this call.
+func (w *waker) wake() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.running {
+		w.pending = true
+		return
+	}
+	w.running = true
+	go w.notify()
+}
+
+func (w *waker) notify() {
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := w.db.Exec(ctx, `SELECT pg_notify('`+eventsChannel+`', '')`)
+		cancel()
+		if err != nil {
+			w.log.Warn("chat stream: waking the readers (they poll every second meanwhile)", "err", err)
+		}
+		w.mu.Lock()
+		if !w.pending {
+			w.running = false
+			w.mu.Unlock()
+			return
+		}
+		w.pending = false
+		w.mu.Unlock()
+	}
+}
+
 const eventColumns = `xid::text, id, conversation, audience, zed_token, payload, created_at`
 
+// readCommitted (and heldBack) take a querier: the stream's follower reads
+// on its own connection, the one it listens on, never waiting behind the
+// service's requests for a pooled one.
+//
 // readCommitted reads up to limit events after from, in log order, that no
 // running transaction can precede: those below the oldest transaction still
 // in progress. A reader that goes on from the last of them never skips an
 // event that commits later.
-func readCommitted(ctx context.Context, db *pgxpool.Pool, from position, limit int) ([]logged, error) {
+func readCommitted(ctx context.Context, db querier, from position, limit int) ([]logged, error) {
 	return scanEvents(db.Query(ctx, `SELECT `+eventColumns+` FROM stream_events
 		WHERE (xid, id) > ($1::text::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())
 		ORDER BY xid, id LIMIT $3`, from.xidText(), from.id, limit))
@@ -104,7 +161,7 @@ func readCommitted(ctx context.Context, db *pgxpool.Pool, from position, limit i
 
 // heldBack is whether events after from are committed but not yet
 // readable (a transaction older than them still runs).
-func heldBack(ctx context.Context, db *pgxpool.Pool, from position) (bool, error) {
+func heldBack(ctx context.Context, db querier, from position) (bool, error) {
 	var held bool
 	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM stream_events
 		WHERE (xid, id) > ($1::text::xid8, $2) AND xid >= pg_snapshot_xmin(pg_current_snapshot()))`, from.xidText(), from.id).Scan(&held)

@@ -208,7 +208,9 @@ func (s *Service) SendMessage(ctx context.Context, req *connect.Request[chatv1.S
 		return connect.NewResponse(&chatv1.SendMessageResponse{Message: msgs[0], Duplicate: true}), nil
 	}
 	msg := row.proto(p.UserID, nil)
-	// The stream's log has it already, from the same transaction.
+	// The stream's log has it already, from the same transaction: wake
+	// its readers.
+	s.stream.waker.wake()
 	s.publisher.Published(ctx, row.created(tokenOf(req.Header())))
 	return connect.NewResponse(&chatv1.SendMessageResponse{Message: msg}), nil
 }

@@ -91,13 +91,13 @@ func tokenOf(h http.Header) authz.ZedToken {
 func (s *Service) publish(ctx context.Context, e Event) {
 	conv, audience, ev := streamEvent(e)
 	if ev != nil {
-		if err := appendEvent(context.WithoutCancel(ctx), s.db, conv, audience, e.ZedToken, ev); err != nil {
+		if err := appendEvent(context.WithoutCancel(ctx), s.db, s.stream.waker, conv, audience, e.ZedToken, ev); err != nil {
 			s.log.ErrorContext(ctx, "chat stream: recording an event", "kind", e.Kind, "conversation", e.Conversation, "err", err)
 		}
 	}
 	if e.Kind == DMUpdated && len(e.Removed) > 0 {
 		removed := &chatv1.StreamEvent{Event: &chatv1.StreamEvent_DmRemoved{DmRemoved: &chatv1.DMRemoved{Conversation: e.Conversation}}}
-		if err := appendEvent(context.WithoutCancel(ctx), s.db, e.Conversation, e.Removed, e.ZedToken, removed); err != nil {
+		if err := appendEvent(context.WithoutCancel(ctx), s.db, s.stream.waker, e.Conversation, e.Removed, e.ZedToken, removed); err != nil {
 			s.log.ErrorContext(ctx, "chat stream: recording an event", "kind", e.Kind, "conversation", e.Conversation, "err", err)
 		}
 	}

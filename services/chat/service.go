@@ -171,7 +171,7 @@ func (s *Service) internal(ctx context.Context, op string, err error) error {
 	return connect.NewError(connect.CodeInternal, fmt.Errorf("%s failed", op))
 }
 
-// querier is a pool or a transaction.
+// querier is a pool, a transaction or a connection.
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row

@@ -34,6 +34,8 @@ type Stream struct {
 	authz *authz.Client
 	log   *slog.Logger
 	vis   *visibility
+	// waker wakes the log's readers after an append.
+	waker *waker
 	// window is how long events are kept for resuming.
 	window time.Duration
 	// buffer is how many events a subscriber may fall behind by.
@@ -77,14 +79,21 @@ func newStream(db *pgxpool.Pool, c *authz.Client, log *slog.Logger, cfg StreamCo
 	if cfg.Buffer <= 0 {
 		cfg.Buffer = 1024
 	}
-	return &Stream{db: db, authz: c, log: log, vis: newVisibility(c), window: cfg.Window, buffer: cfg.Buffer, metrics: newStreamMetrics(cfg.Metrics),
-		subs: map[string]map[*subscription]struct{}{}, serversOf: map[string]map[string]struct{}{}, members: map[string]map[string]struct{}{}}
+	return &Stream{db: db, authz: c, log: log, vis: newVisibility(c, log), waker: &waker{db: db, log: log}, window: cfg.Window, buffer: cfg.Buffer,
+		metrics: newStreamMetrics(cfg.Metrics),
+		subs:    map[string]map[*subscription]struct{}{}, serversOf: map[string]map[string]struct{}{}, members: map[string]map[string]struct{}{}}
 }
 
-// Handler returns the path and the Connect handler of the stream.
+// Handler returns the path and the Connect handler of the stream. Events
+// under 1 KiB are sent uncompressed even to a client that accepts gzip:
+// most are a few hundred bytes, and gzip's per-message set-up cost more
+// CPU than their delivery.
 func (s *Stream) Handler(opts ...connect.HandlerOption) (string, http.Handler) {
-	return chatv1connect.NewStreamServiceHandler(s, opts...)
+	return chatv1connect.NewStreamServiceHandler(s, append(opts, connect.WithCompressMinBytes(compressMinBytes))...)
 }
+
+// compressMinBytes is the smallest event the stream compresses.
+const compressMinBytes = 1024
 
 // subscription is one session's stream on this instance.
 type subscription struct {
@@ -177,7 +186,9 @@ func (s *Stream) followOnce(ctx context.Context, from position) error {
 	pending := false // there may be events not read yet
 	idle := 0
 	for {
-		batch, err := readCommitted(ctx, s.db, pos, 500)
+		// On the listening connection: notifications that arrive meanwhile
+		// wait in it for WaitForNotification.
+		batch, err := readCommitted(ctx, conn, pos, 500)
 		if err != nil {
 			return err
 		}
@@ -195,7 +206,7 @@ func (s *Stream) followOnce(ctx context.Context, from position) error {
 		// rather than at the next wake-up.
 		wait := time.Second
 		if pending {
-			held, err := heldBack(ctx, s.db, pos)
+			held, err := heldBack(ctx, conn, pos)
 			if err != nil {
 				return err
 			}

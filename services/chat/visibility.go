@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"sync"
 
@@ -20,6 +21,7 @@ import (
 // fails closed: an error delivers to nobody.
 type visibility struct {
 	authz *authz.Client
+	log   *slog.Logger
 
 	mu sync.Mutex
 	// watching is true while the Watch runs: only then is the cache used.
@@ -38,8 +40,8 @@ type visibility struct {
 	dmMembers map[string][]string
 }
 
-func newVisibility(c *authz.Client) *visibility {
-	return &visibility{authz: c, decisions: map[string]map[string]bool{}, byServer: map[string]map[string]struct{}{},
+func newVisibility(c *authz.Client, log *slog.Logger) *visibility {
+	return &visibility{authz: c, log: log, decisions: map[string]map[string]bool{}, byServer: map[string]map[string]struct{}{},
 		serverOf: map[string]string{}, dmMembers: map[string][]string{}}
 }
 
@@ -131,6 +133,11 @@ func (v *visibility) ask(ctx context.Context, typ, id, perm string, users []stri
 		}
 		decisions, err := v.authz.CheckBulk(ctx, checks, consistency)
 		if err != nil {
+			if ctx.Err() == nil {
+				// Failing closed drops the event for all of users: say so.
+				v.log.WarnContext(ctx, "chat stream: a visibility check failed; the event reaches none of these users",
+					"conversation", typ+":"+id, "permission", perm, "users", len(users), "err", err)
+			}
 			return nil
 		}
 		for i, d := range decisions {

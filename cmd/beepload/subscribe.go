@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+
+	chatv1 "github.com/beepchat/beep/gen/beep/chat/v1"
+	"github.com/beepchat/beep/gen/beep/chat/v1/chatv1connect"
+)
+
+// subscriber is one live stream and what it received.
+type subscriber struct {
+	user   int
+	server int // -1: an outsider
+	// own are the load's messages of its server's channel; foreign, those of
+	// any other server (which it must never receive).
+	own, foreign atomic.Int64
+	ready        atomic.Bool
+	// err is why the stream ended before the run stopped it.
+	err error
+}
+
+// subscribers are the live streams of a run.
+type subscribers struct {
+	all []*subscriber
+	// phase is the send phase counted; messages of an earlier one are late.
+	phase atomic.Int64
+	lag   atomic.Pointer[histogram]
+	// received counts the phase's messages delivered, all subscribers.
+	received, late atomic.Int64
+	wg             sync.WaitGroup
+	cancel         context.CancelFunc
+}
+
+// subscribe opens a stream for each of users, width at a time, each
+// HTTP/2 connection carrying perConn of them, and returns once all are
+// ready (or failed).
+func subscribe(ctx context.Context, base string, p *population, users []int, perConn, width int) *subscribers {
+	streamCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	ss := &subscribers{cancel: cancel}
+	ss.lag.Store(&histogram{})
+	conns := newBeepClient(base, "", (len(users)+perConn-1)/perConn)
+	clients := make([]chatv1connect.StreamServiceClient, len(conns.pool))
+	for i, h := range conns.pool {
+		clients[i] = chatv1connect.NewStreamServiceClient(h, base)
+	}
+	sem := make(chan struct{}, width)
+	var readyWG sync.WaitGroup
+	for k, u := range users {
+		sub := &subscriber{user: u, server: p.serverOf[u]}
+		ss.all = append(ss.all, sub)
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			sub.err = ctx.Err()
+			continue
+		}
+		readyWG.Add(1)
+		ss.wg.Go(func() {
+			ss.follow(streamCtx, clients[k/perConn], p, sub, func() { <-sem; readyWG.Done() })
+		})
+	}
+	readyWG.Wait()
+	return ss
+}
+
+// follow reads sub's stream until the run stops it; ready is called once,
+// when it is live or has failed.
+func (ss *subscribers) follow(ctx context.Context, client chatv1connect.StreamServiceClient, p *population, sub *subscriber, ready func()) {
+	once := sync.OnceFunc(ready)
+	defer once()
+	stream, err := client.Subscribe(ctx, request(p.tokens[sub.user], "", &chatv1.SubscribeRequest{}))
+	if err != nil {
+		sub.err = err
+		return
+	}
+	defer stream.Close()
+	for stream.Receive() {
+		ev := stream.Msg()
+		if ev.GetReady() != nil {
+			sub.ready.Store(true)
+			once()
+			continue
+		}
+		m := ev.GetMessageCreated().GetMessage()
+		if m == nil {
+			continue
+		}
+		sent, phase, ok := parseContent(m.GetContent())
+		if !ok {
+			continue
+		}
+		if phase != ss.phase.Load() {
+			ss.late.Add(1)
+			continue
+		}
+		ss.lag.Load().record(time.Since(sent))
+		ss.received.Add(1)
+		if j, known := p.channelServer[m.GetConversation()]; known && j == sub.server {
+			sub.own.Add(1)
+		} else {
+			sub.foreign.Add(1)
+		}
+	}
+	if err := stream.Err(); err != nil && ctx.Err() == nil {
+		sub.err = err
+	} else if err == nil && ctx.Err() == nil {
+		sub.err = errors.New("the stream ended")
+	}
+	if connect.CodeOf(sub.err) == connect.CodeCanceled && ctx.Err() != nil {
+		sub.err = nil
+	}
+}
+
+// next begins counting phase afresh.
+func (ss *subscribers) next(phase int64) {
+	ss.phase.Store(phase)
+	for _, s := range ss.all {
+		s.own.Store(0)
+		s.foreign.Store(0)
+	}
+	ss.lag.Store(&histogram{})
+	ss.received.Store(0)
+	ss.late.Store(0)
+}
+
+// stop ends every stream and waits for them.
+func (ss *subscribers) stop() {
+	ss.cancel()
+	ss.wg.Wait()
+}
+
+// The load's messages say when they were sent, and in which phase:
+// "beepload <unix ns> <phase> <seq>".
+const contentPrefix = "beepload "
+
+func content(sent time.Time, seq, phase int64) string {
+	return contentPrefix + strconv.FormatInt(sent.UnixNano(), 10) + " " + strconv.FormatInt(phase, 10) + " " + strconv.FormatInt(seq, 10)
+}
+
+func parseContent(content string) (time.Time, int64, bool) {
+	rest, ok := strings.CutPrefix(content, contentPrefix)
+	if !ok {
+		return time.Time{}, 0, false
+	}
+	fields := strings.Fields(rest)
+	if len(fields) != 3 {
+		return time.Time{}, 0, false
+	}
+	ns, err1 := strconv.ParseInt(fields[0], 10, 64)
+	phase, err2 := strconv.ParseInt(fields[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return time.Time{}, 0, false
+	}
+	return time.Unix(0, ns), phase, true
+}

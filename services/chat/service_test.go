@@ -43,6 +43,8 @@ type harness struct {
 	// instance starts another instance of the service on the same
 	// database and returns its stream's client.
 	instance func() chatv1connect.StreamServiceClient
+	// stopSpiceDB stops the authorization graph, as an outage would.
+	stopSpiceDB func()
 }
 
 // recorder is a Publisher that keeps what it is told.
@@ -142,6 +144,7 @@ func start(t *testing.T) *harness {
 	h.chat = chatv1connect.NewChatServiceClient(chatSrv.Client(), chatSrv.URL)
 	h.stream = chatv1connect.NewStreamServiceClient(chatSrv.Client(), chatSrv.URL)
 	h.erasure = chatv1connect.NewChatErasureServiceClient(chatSrv.Client(), chatSrv.URL)
+	h.stopSpiceDB = func() { _ = spice.Close() }
 	h.instance = func() chatv1connect.StreamServiceClient {
 		_, srv := instance(nil)
 		return chatv1connect.NewStreamServiceClient(srv.Client(), srv.URL)

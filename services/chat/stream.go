@@ -253,36 +253,71 @@ func (s *Stream) prune(ctx context.Context) {
 	}
 }
 
+// retries are the waits before asking again who may receive an event,
+// when the graph could not say (an error, a deadline).
+var retries = []time.Duration{200 * time.Millisecond, time.Second}
+
 // dispatch hands a batch of events, in log order, to the subscribers here.
+// When the graph cannot say who may receive an event, even after retries,
+// the event reaches nobody (the fan-out fails closed), and those who might
+// have received it get a Resync instead, which carries nothing: they fetch
+// the conversation again, under their own permissions.
 func (s *Stream) dispatch(ctx context.Context, batch []logged) {
 	for _, e := range batch {
 		s.dispatching.Lock()
-		s.deliver(e, s.recipients(ctx, e))
+		users, candidates, err := s.recipients(ctx, e)
+		for _, wait := range retries {
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+			users, candidates, err = s.recipients(ctx, e)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				s.metrics.undecided.Inc()
+				s.log.WarnContext(ctx, "chat stream: who may receive an event could not be decided; its possible recipients are told to resync",
+					"event", e.pos.String(), "conversation", e.conversation, "told", len(candidates), "err", err)
+			}
+			s.deliver(logged{pos: e.pos, event: &chatv1.StreamEvent{At: timestamppb.Now(), Event: &chatv1.StreamEvent_Resync{Resync: &chatv1.Resync{}}}}, candidates)
+		} else {
+			s.deliver(e, users)
+		}
 		s.dispatching.Unlock()
 		s.metrics.dispatched(e.event.At.AsTime())
 	}
 }
 
-// recipients are the users connected here who may receive e.
-func (s *Stream) recipients(ctx context.Context, e logged) []string {
+// recipients are the users connected here who may receive e; when that
+// cannot be decided, an error, and who might have received it (if known).
+func (s *Stream) recipients(ctx context.Context, e logged) (users, candidates []string, err error) {
 	if e.audience != nil {
-		return s.connected(e.audience)
+		return s.connected(e.audience), nil, nil
 	}
-	return s.vis.allowed(ctx, e.conversation, permView, s.candidates(ctx, e.conversation, e.token), e.token)
+	if candidates, err = s.candidates(ctx, e.conversation, e.token); err != nil {
+		return nil, nil, err
+	}
+	users, err = s.vis.allowed(ctx, e.conversation, permView, candidates, e.token)
+	return users, candidates, err
 }
 
 // candidates are the users connected here who might see conv: the people
 // of a DM, the members of a channel's or thread's server (as the stream
 // was last told: someone who just joined receives the server's events
 // from their SERVER_CHANGE_JOINED on).
-func (s *Stream) candidates(ctx context.Context, conv string, token authz.ZedToken) []string {
+func (s *Stream) candidates(ctx context.Context, conv string, token authz.ZedToken) ([]string, error) {
 	if strings.HasPrefix(conv, string(authz.TypeDmChannel)+":") {
-		return s.connected(s.vis.members(ctx, conv, token))
+		members, err := s.vis.members(ctx, conv, token)
+		return s.connected(members), err
 	}
-	if server := s.vis.server(ctx, conv); server != "" {
-		return s.membersOf(server)
+	server, err := s.vis.server(ctx, conv)
+	if server == "" || err != nil {
+		return nil, err
 	}
-	return nil
+	return s.membersOf(server), nil
 }
 
 // connected keeps the users who have a session here.
@@ -502,7 +537,11 @@ func (s *Stream) replay(ctx context.Context, user string, from, through position
 			if e.audience != nil {
 				ok = contains(e.audience, user)
 			} else {
-				ok = len(s.vis.allowed(ctx, e.conversation, permHistory, []string{user}, e.token)) == 1
+				allowed, err := s.vis.allowed(ctx, e.conversation, permHistory, []string{user}, e.token)
+				if err != nil {
+					return err
+				}
+				ok = len(allowed) == 1
 			}
 			if !ok {
 				continue
@@ -574,7 +613,11 @@ func (s *Stream) typed(ctx context.Context, payload string) {
 		return
 	}
 	var users []string
-	for _, u := range s.recipients(ctx, logged{conversation: t.Conversation}) {
+	recipients, _, err := s.recipients(ctx, logged{conversation: t.Conversation})
+	if err != nil {
+		return // ephemeral: not worth a retry
+	}
+	for _, u := range recipients {
 		if u != t.UserId {
 			users = append(users, u)
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	chatv1 "github.com/beepchat/beep/gen/beep/chat/v1"
 	"github.com/beepchat/beep/gen/beep/chat/v1/chatv1connect"
@@ -228,6 +229,33 @@ func TestStreamCacheFollowsTheWatch(t *testing.T) {
 	h.sendLatest(t, "ann", ch(w.general), "for everyone")
 	if got := bob.messagesUntil(t, "for everyone"); len(got) != 1 {
 		t.Fatalf("after the Watch reported the removal bob received %q", got)
+	}
+}
+
+// TestStreamResyncsWhenTheGraphCannotSay: when SpiceDB cannot answer who
+// may receive an event, nobody receives it (fail closed), and those who
+// might have are told to resync, with nothing of the event.
+func TestStreamResyncsWhenTheGraphCannotSay(t *testing.T) {
+	h := start(t)
+	w := setUp(t, h)
+	bob := subscribe(t, h.stream, "bob", "")
+	h.send(t, "ann", w.token, ch(w.general), "before the outage") // the stream learns #general's server
+	bob.next(t, created("before the outage"))
+
+	h.stopSpiceDB()
+	// An event another instance recorded meanwhile (this one cannot send:
+	// its checks need SpiceDB too).
+	payload, err := proto.Marshal(&chatv1.StreamEvent{Event: &chatv1.StreamEvent_MessageCreated{MessageCreated: &chatv1.MessageCreated{
+		Message: &chatv1.Message{Id: "01900000-0000-7000-8000-000000000000", Conversation: ch(w.general), AuthorId: "ann", Content: "during the outage"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.db.Exec(t.Context(), `INSERT INTO stream_events (conversation, payload) VALUES ($1, $2)`, ch(w.general), payload); err != nil {
+		t.Fatal(err)
+	}
+	ev := bob.next(t, func(ev *chatv1.StreamEvent) bool { return ev.GetResync() != nil || ev.GetMessageCreated() != nil })
+	if ev.GetResync() == nil {
+		t.Fatalf("with SpiceDB down bob received %v", ev)
 	}
 }
 

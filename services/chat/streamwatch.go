@@ -58,7 +58,7 @@ func (s *Stream) changed(ctx context.Context, change authz.Change) {
 		case r.Relation.Name == "server" && r.Subject.Object.Type == authz.TypeServer:
 			s.vis.learn(r.Resource().String(), r.Subject.Object.ID)
 		case r.Relation.ResourceType == authz.TypeThread && r.Relation.Name == "parent":
-			if server := s.vis.server(ctx, string(authz.TypeChannel)+":"+r.Subject.Object.ID); server != "" {
+			if server, _ := s.vis.server(ctx, string(authz.TypeChannel)+":"+r.Subject.Object.ID); server != "" {
 				s.vis.learn(r.Resource().String(), server)
 			}
 		}
@@ -80,8 +80,8 @@ func (s *Stream) changed(ctx context.Context, change authz.Change) {
 			servers = append(servers, obj.ID)
 			notices = append(notices, serverNotice{server: obj.ID, update: u})
 		default:
-			server := s.vis.server(ctx, obj.String())
-			if server == "" {
+			server, err := s.vis.server(ctx, obj.String())
+			if server == "" || err != nil {
 				everything = true
 				continue
 			}

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -53,9 +54,9 @@ const checkChunk = 100
 // revision, which is past both the token and what the Watch reported, so
 // a revocation (or a grant) the writer had seen counts before the Watch
 // reports it. The others are decided from the cache.
-func (v *visibility) allowed(ctx context.Context, conv, perm string, candidates []string, token authz.ZedToken) []string {
+func (v *visibility) allowed(ctx context.Context, conv, perm string, candidates []string, token authz.ZedToken) ([]string, error) {
 	if len(candidates) == 0 {
-		return nil
+		return nil, nil
 	}
 	typ, id, _ := strings.Cut(conv, ":")
 	if token != "" {
@@ -64,8 +65,9 @@ func (v *visibility) allowed(ctx context.Context, conv, perm string, candidates 
 	return v.cached(ctx, conv, typ, id, perm, candidates)
 }
 
-// cached answers from the cache, asking the graph for what it lacks.
-func (v *visibility) cached(ctx context.Context, conv, typ, id, perm string, candidates []string) []string {
+// cached answers from the cache, asking the graph for what it lacks (and
+// keeping its answers: never a failure).
+func (v *visibility) cached(ctx context.Context, conv, typ, id, perm string, candidates []string) ([]string, error) {
 	key := conv + "#" + perm
 	v.mu.Lock()
 	if !v.watching {
@@ -84,15 +86,17 @@ func (v *visibility) cached(ctx context.Context, conv, typ, id, perm string, can
 	gen, watched := v.gen, v.watched
 	v.mu.Unlock()
 	if len(missing) == 0 {
-		return out
+		return out, nil
 	}
-	granted := v.ask(ctx, typ, id, perm, missing, authz.AtLeastAsFresh(watched))
-	if granted == nil && ctx.Err() != nil {
-		return out
+	granted, err := v.ask(ctx, typ, id, perm, missing, authz.AtLeastAsFresh(watched))
+	if err != nil {
+		return nil, err
 	}
 	server := ""
 	if typ != string(authz.TypeDmChannel) {
-		server = v.server(ctx, conv)
+		if server, err = v.server(ctx, conv); err != nil {
+			return nil, err
+		}
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -118,11 +122,11 @@ func (v *visibility) cached(ctx context.Context, conv, typ, id, perm string, can
 			v.byServer[server][key] = struct{}{}
 		}
 	}
-	return append(out, granted...)
+	return append(out, granted...), nil
 }
 
 // ask asks the graph, in chunks; on any error nobody is allowed.
-func (v *visibility) ask(ctx context.Context, typ, id, perm string, users []string, consistency authz.Consistency) []string {
+func (v *visibility) ask(ctx context.Context, typ, id, perm string, users []string, consistency authz.Consistency) ([]string, error) {
 	p := authz.Permission{ResourceType: authz.ObjectType(typ), Name: perm}
 	var out []string
 	for start := 0; start < len(users); start += checkChunk {
@@ -133,12 +137,7 @@ func (v *visibility) ask(ctx context.Context, typ, id, perm string, users []stri
 		}
 		decisions, err := v.authz.CheckBulk(ctx, checks, consistency)
 		if err != nil {
-			if ctx.Err() == nil {
-				// Failing closed drops the event for all of users: say so.
-				v.log.WarnContext(ctx, "chat stream: a visibility check failed; the event reaches none of these users",
-					"conversation", typ+":"+id, "permission", perm, "users", len(users), "err", err)
-			}
-			return nil
+			return nil, fmt.Errorf("%s of %d users on %s:%s: %w", perm, len(users), typ, id, err)
 		}
 		for i, d := range decisions {
 			if d.Allowed {
@@ -146,32 +145,34 @@ func (v *visibility) ask(ctx context.Context, typ, id, perm string, users []stri
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
-// server is the server a channel or thread is in ("" if it cannot be told).
-func (v *visibility) server(ctx context.Context, conv string) string {
+// server is the server a channel, thread, category or role is in ("" if
+// the graph has none: it was deleted).
+func (v *visibility) server(ctx context.Context, conv string) (string, error) {
 	v.mu.Lock()
 	s, ok := v.serverOf[conv]
 	v.mu.Unlock()
 	if ok {
-		return s
+		return s, nil
 	}
 	typ, id, _ := strings.Cut(conv, ":")
+	var err error
 	switch authz.ObjectType(typ) {
 	case authz.TypeThread:
-		parent := v.readSubject(ctx, authz.TypeThread, id, "parent")
-		if parent == "" {
-			return ""
+		parent, err := v.readSubject(ctx, authz.TypeThread, id, "parent")
+		if parent == "" || err != nil {
+			return "", err
 		}
-		s = v.server(ctx, string(authz.TypeChannel)+":"+parent)
+		s, err = v.server(ctx, string(authz.TypeChannel)+":"+parent)
 	case authz.TypeChannel, authz.TypeCategory, authz.TypeRole:
-		s = v.readSubject(ctx, authz.ObjectType(typ), id, "server")
+		s, err = v.readSubject(ctx, authz.ObjectType(typ), id, "server")
 	}
 	if s != "" {
 		v.learn(conv, s)
 	}
-	return s
+	return s, err
 }
 
 // learn remembers that object (an immutable fact) is in server.
@@ -184,40 +185,37 @@ func (v *visibility) learn(object, server string) {
 // readSubject is the id of the subject of object's relation ("" if none),
 // read fully consistent: the object may have been made a moment ago, and
 // the answer is kept for good.
-func (v *visibility) readSubject(ctx context.Context, typ authz.ObjectType, id, relation string) string {
+func (v *visibility) readSubject(ctx context.Context, typ authz.ObjectType, id, relation string) (string, error) {
 	for r, err := range v.authz.ReadRelationships(ctx, authz.Filter{ResourceType: typ, ResourceID: id, Relation: relation}, authz.FullyConsistent()) {
 		if err != nil {
-			return ""
+			return "", err
 		}
-		return r.Subject.Object.ID
+		return r.Subject.Object.ID, nil
 	}
-	return ""
+	return "", nil
 }
 
-// members are the people of a DM, as the graph has them: at least as
-// fresh as token when one is given (a DM made a moment ago), else as
-// watched.
-func (v *visibility) members(ctx context.Context, dm string, token authz.ZedToken) []string {
+// members are the people of a DM, as the graph has them: fully
+// consistent when the event has a token (a DM made a moment ago) or the
+// Watch is down, else as watched.
+func (v *visibility) members(ctx context.Context, dm string, token authz.ZedToken) ([]string, error) {
 	v.mu.Lock()
 	m, ok := v.dmMembers[dm]
 	watching, gen, watched := v.watching, v.gen, v.watched
 	v.mu.Unlock()
 	if ok && watching && token == "" {
-		return m
+		return m, nil
 	}
 	_, id, _ := strings.Cut(dm, ":")
 	consistency := authz.AtLeastAsFresh(watched)
-	switch {
-	case token != "":
-		// Newer than what is cached, or as new: keeping it is safe, since
-		// any later change still invalidates it.
-		consistency = authz.AtLeastAsFresh(token)
-	case !watching:
+	if token != "" || !watching {
+		// The newest revision: past what is cached, so keeping it is
+		// safe (any later change still invalidates it).
 		consistency = authz.FullyConsistent()
 	}
 	subjects, err := v.authz.LookupSubjects(ctx, authz.DmChannel.ViewChannel, id, authz.TypeUser, consistency)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	m = make([]string, 0, len(subjects.Found))
 	for _, f := range subjects.Found {
@@ -230,7 +228,7 @@ func (v *visibility) members(ctx context.Context, dm string, token authz.ZedToke
 		v.dmMembers[dm] = m
 	}
 	v.mu.Unlock()
-	return m
+	return m, nil
 }
 
 // started: the Watch runs from revision at; nothing cached before is kept.

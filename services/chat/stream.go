@@ -52,6 +52,8 @@ type Stream struct {
 	// among the connected members of its server.
 	serversOf map[string]map[string]struct{} // user -> server ids
 	members   map[string]map[string]struct{} // server id -> users
+	// firehoses receive every event dispatched, unfiltered (feed.go).
+	firehoses map[*firehose]struct{}
 }
 
 var _ chatv1connect.StreamServiceHandler = (*Stream)(nil)
@@ -121,6 +123,7 @@ func (s *Stream) Run(ctx context.Context) error {
 				sub.end(connect.NewError(connect.CodeUnavailable, errors.New("the stream is shutting down: reconnect")))
 			}
 		}
+		s.endFirehosesLocked(connect.NewError(connect.CodeUnavailable, errors.New("the stream is shutting down: follow again")))
 		s.mu.Unlock()
 	}()
 	var wg sync.WaitGroup
@@ -239,6 +242,7 @@ func (s *Stream) dispatch(ctx context.Context, batch []logged) {
 	for _, e := range batch {
 		s.dispatching.Lock()
 		s.deliver(e, s.recipients(ctx, e))
+		s.toFirehoses(e)
 		s.dispatching.Unlock()
 	}
 }

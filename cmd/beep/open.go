@@ -13,11 +13,13 @@ import (
 	"github.com/beepchat/beep/authz"
 	"github.com/beepchat/beep/authz/connectauthz"
 	"github.com/beepchat/beep/authz/inprocess"
+	"github.com/beepchat/beep/gen/beep/chat/v1/chatv1connect"
 	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
 	"github.com/beepchat/beep/internal/database"
 	"github.com/beepchat/beep/internal/telemetry"
 	"github.com/beepchat/beep/services/chat"
 	"github.com/beepchat/beep/services/community"
+	"github.com/beepchat/beep/services/notification"
 	"github.com/beepchat/beep/services/user"
 )
 
@@ -165,6 +167,33 @@ func openChat(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger
 	go func() {
 		if err := svc.Stream().Run(ctx); err != nil {
 			log.Error("chat stream stopped", "err", err)
+		}
+	}()
+	return svc, pool, nil
+}
+
+// openNotification opens the notification service's database and the
+// service, which follows the chat service's internal feed at chatURL over
+// client (through its generated client, as the notification service). It
+// consumes the feed in the background until ctx ends (one instance of a
+// deployment at a time).
+func openNotification(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger, chatURL string, client *http.Client, signer *connectauthz.Signer) (*notification.Service, *pgxpool.Pool, error) {
+	feed, err := newServiceClient(chatv1connect.NewEventFeedServiceClient, chatURL, client, signer)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := openPool(ctx, cfg, cfg.NotificationDatabase)
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, err := notification.New(ctx, notification.Config{DB: pool, Authz: c, Log: log.With("service", "notification"), Feed: feed})
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	go func() {
+		if err := svc.Run(ctx); err != nil {
+			log.Error("notification feed stopped", "err", err)
 		}
 	}()
 	return svc, pool, nil

@@ -41,6 +41,9 @@ type harness struct {
 	// instance starts another instance of the service on the same
 	// database and returns its stream's client.
 	instance func() chatv1connect.StreamServiceClient
+	// feed is the internal event feed's client, signing the context's
+	// principal (feed_test.go).
+	feed chatv1connect.EventFeedServiceClient
 }
 
 // recorder is a Publisher that keeps what it is told.
@@ -126,6 +129,7 @@ func start(t *testing.T) *harness {
 		mux := http.NewServeMux()
 		mux.Handle(svc.Handler(checks))
 		mux.Handle(svc.Stream().Handler(checks))
+		mux.Handle(svc.Feed().Handler(checks))
 		srv := httptest.NewServer(testAuthentication(mux))
 		t.Cleanup(srv.Close)
 		return svc, srv
@@ -135,6 +139,7 @@ func start(t *testing.T) *harness {
 	h.url = chatSrv.URL
 	h.chat = chatv1connect.NewChatServiceClient(chatSrv.Client(), chatSrv.URL)
 	h.stream = chatv1connect.NewStreamServiceClient(chatSrv.Client(), chatSrv.URL)
+	h.feed = chatv1connect.NewEventFeedServiceClient(chatSrv.Client(), chatSrv.URL, connect.WithInterceptors(connectauthz.Forward(signer)))
 	h.instance = func() chatv1connect.StreamServiceClient {
 		_, srv := instance(nil)
 		return chatv1connect.NewStreamServiceClient(srv.Client(), srv.URL)

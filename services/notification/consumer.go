@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,10 +77,14 @@ func (s *Service) lead(ctx context.Context) error {
 	leading.Add(1)
 	defer leading.Add(-1)
 	ctx, cancel := context.WithCancelCause(ctx)
+	var pinger sync.WaitGroup
+	defer pinger.Wait() // before the connection closes (deferred first)
 	defer cancel(nil)
 	// The lead is lost with the session: stop consuming as soon as the
 	// lock's connection fails.
+	pinger.Add(1)
 	go func() {
+		defer pinger.Done()
 		t := time.NewTicker(s.retry)
 		defer t.Stop()
 		for {

@@ -315,8 +315,8 @@ func TestRestart(t *testing.T) {
 	}
 }
 
-// TestOneConsumer: of two instances, one consumes; when it stops, the
-// other takes over.
+// TestOneConsumer: of two instances, one consumes; when it stops, or its
+// session dies, the other takes over.
 func TestOneConsumer(t *testing.T) {
 	h := start(t)
 	w := setUp(t, h)
@@ -333,7 +333,22 @@ func TestOneConsumer(t *testing.T) {
 	if n := notification.Leading(); n != 1 {
 		t.Fatalf("%d instances consume after the first stopped, want 1", n)
 	}
-	if got := h.inbox(t, "bob"); len(got) != 2 {
-		t.Fatalf("bob has %d notifications, want 2", len(got))
+	// The holder's session dies (its connection is cut): it stops, and an
+	// instance takes the lead again.
+	var killed int
+	if err := h.db.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("cutting the lead's session: %d sessions, %v", killed, err)
+	}
+	third := h.send(t, "ann", w.token, ch(w.general), "<@bob> three", "")
+	h.waitFor(t, "bob", third.Id)
+	// The former holder notices at its next ping.
+	for deadline := time.Now().Add(5 * time.Second); notification.Leading() != 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d instances consume after the lead's session died, want 1", notification.Leading())
+		}
+	}
+	if got := h.inbox(t, "bob"); len(got) != 3 {
+		t.Fatalf("bob has %d notifications, want 3", len(got))
 	}
 }

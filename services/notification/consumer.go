@@ -123,12 +123,15 @@ func (s *Service) follow(ctx context.Context) error {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	stream, err := s.feed.Follow(ctx, connect.NewRequest(&chatv1.FollowRequest{After: after}))
 	if err != nil {
+		cancel()
 		return err
 	}
-	defer stream.Close()
+	defer func() {
+		cancel()
+		_ = stream.Close()
+	}()
 	for stream.Receive() {
 		msg := stream.Msg()
 		if start := msg.GetStart(); start != nil {

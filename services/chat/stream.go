@@ -252,14 +252,15 @@ func (s *Stream) recipients(ctx context.Context, e logged) []string {
 	if e.audience != nil {
 		return s.connected(e.audience)
 	}
-	return s.vis.allowed(ctx, e.conversation, permView, s.candidates(ctx, e.conversation), e.token)
+	return s.vis.allowed(ctx, e.conversation, permView, s.candidates(ctx, e.conversation, e.token), e.token)
 }
 
 // candidates are the users connected here who might see conv: the people
-// of a DM, the members of a channel's or thread's server.
-func (s *Stream) candidates(ctx context.Context, conv string) []string {
+// of a DM (at least as fresh as token, when set: a DM made a moment ago),
+// the members of a channel's or thread's server.
+func (s *Stream) candidates(ctx context.Context, conv string, token authz.ZedToken) []string {
 	if strings.HasPrefix(conv, string(authz.TypeDmChannel)+":") {
-		return s.connected(s.vis.members(ctx, conv))
+		return s.connected(s.vis.members(ctx, conv, token))
 	}
 	server := s.vis.server(ctx, conv)
 	if server == "" {

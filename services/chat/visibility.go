@@ -178,18 +178,22 @@ func (v *visibility) readSubject(ctx context.Context, typ authz.ObjectType, id, 
 	return ""
 }
 
-// members are the people of a DM, as the graph has them.
-func (v *visibility) members(ctx context.Context, dm string) []string {
+// members are the people of a DM, as the graph has them; with a token,
+// at least as fresh as it (bypassing the cache, which may predate it).
+func (v *visibility) members(ctx context.Context, dm string, token authz.ZedToken) []string {
 	v.mu.Lock()
 	m, ok := v.dmMembers[dm]
 	watching, gen, watched := v.watching, v.gen, v.watched
 	v.mu.Unlock()
-	if ok && watching {
+	if ok && watching && token == "" {
 		return m
 	}
 	_, id, _ := strings.Cut(dm, ":")
 	consistency := authz.AtLeastAsFresh(watched)
-	if !watching {
+	switch {
+	case token != "":
+		consistency = authz.AtLeastAsFresh(token)
+	case !watching:
 		consistency = authz.FullyConsistent()
 	}
 	subjects, err := v.authz.LookupSubjects(ctx, authz.DmChannel.ViewChannel, id, authz.TypeUser, consistency)

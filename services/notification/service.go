@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -225,7 +226,58 @@ func (s *Service) ListNotifications(ctx context.Context, req *connect.Request[no
 		out.Notifications = out.Notifications[:size]
 		out.NextPageToken = out.Notifications[size-1].Id
 	}
+	// Those of conversations the caller no longer sees are left out (the
+	// page may be shorter; the next one goes on from where this one read).
+	convs := make([]string, 0, len(out.Notifications))
+	for _, n := range out.Notifications {
+		convs = append(convs, n.Conversation)
+	}
+	visible, err := s.visible(ctx, p, convs, freshness(req.Header()))
+	if err != nil {
+		return nil, s.internal(ctx, "list notifications", err)
+	}
+	kept := out.Notifications[:0]
+	for _, n := range out.Notifications {
+		if visible[n.Conversation] {
+			kept = append(kept, n)
+		}
+	}
+	out.Notifications = kept
 	return connect.NewResponse(out), nil
+}
+
+// freshness is the consistency of the caller's checks: at least as fresh
+// as the ZedToken they sent.
+func freshness(h http.Header) authz.Consistency {
+	return authz.AtLeastAsFresh(authz.ZedToken(h.Get(connectauthz.TokenHeader)))
+}
+
+// visible is which of convs the caller views now.
+func (s *Service) visible(ctx context.Context, p authz.Principal, convs []string, consistency authz.Consistency) (map[string]bool, error) {
+	out := map[string]bool{}
+	var distinct []string
+	for _, c := range convs {
+		if _, seen := out[c]; !seen {
+			out[c] = false
+			distinct = append(distinct, c)
+		}
+	}
+	for start := 0; start < len(distinct); start += checkChunk {
+		chunk := distinct[start:min(start+checkChunk, len(distinct))]
+		checks := make([]authz.Check, len(chunk))
+		for i, c := range chunk {
+			typ, id, _ := strings.Cut(c, ":")
+			checks[i] = authz.Check{Subject: p.Subject(), Permission: authz.Permission{ResourceType: authz.ObjectType(typ), Name: "view_channel"}, ResourceID: id}
+		}
+		decisions, err := s.authz.CheckBulk(ctx, checks, consistency)
+		if err != nil {
+			return nil, err
+		}
+		for i, d := range decisions {
+			out[chunk[i]] = d.Allowed
+		}
+	}
+	return out, nil
 }
 
 // MarkNotificationsRead marks the caller's notifications read: those
@@ -275,7 +327,7 @@ func (s *Service) MarkNotificationsRead(ctx context.Context, req *connect.Reques
 }
 
 // GetNotificationCounts counts the caller's unread notifications.
-func (s *Service) GetNotificationCounts(ctx context.Context, _ *connect.Request[notificationv1.GetNotificationCountsRequest]) (*connect.Response[notificationv1.GetNotificationCountsResponse], error) {
+func (s *Service) GetNotificationCounts(ctx context.Context, req *connect.Request[notificationv1.GetNotificationCountsRequest]) (*connect.Response[notificationv1.GetNotificationCountsResponse], error) {
 	p, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -285,16 +337,35 @@ func (s *Service) GetNotificationCounts(ctx context.Context, _ *connect.Request[
 	if err != nil {
 		return nil, s.internal(ctx, "count notifications", err)
 	}
-	defer rows.Close()
-	out := &notificationv1.GetNotificationCountsResponse{}
-	servers := map[string]*notificationv1.ServerCount{}
+	var counts []*notificationv1.ConversationCount
 	for rows.Next() {
 		c := &notificationv1.ConversationCount{}
 		var n int64
 		if err := rows.Scan(&c.Conversation, &c.ServerId, &n); err != nil {
+			rows.Close()
 			return nil, s.internal(ctx, "count notifications", err)
 		}
 		c.Unread = uint32(n)
+		counts = append(counts, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, s.internal(ctx, "count notifications", err)
+	}
+	convs := make([]string, len(counts))
+	for i, c := range counts {
+		convs[i] = c.Conversation
+	}
+	visible, err := s.visible(ctx, p, convs, freshness(req.Header()))
+	if err != nil {
+		return nil, s.internal(ctx, "count notifications", err)
+	}
+	out := &notificationv1.GetNotificationCountsResponse{}
+	servers := map[string]*notificationv1.ServerCount{}
+	for _, c := range counts {
+		if !visible[c.Conversation] {
+			continue // a conversation the caller no longer sees
+		}
 		out.Conversations = append(out.Conversations, c)
 		out.Total += c.Unread
 		if c.ServerId == "" {
@@ -307,9 +378,6 @@ func (s *Service) GetNotificationCounts(ctx context.Context, _ *connect.Request[
 			out.Servers = append(out.Servers, sc)
 		}
 		sc.Unread += c.Unread
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.internal(ctx, "count notifications", err)
 	}
 	return connect.NewResponse(out), nil
 }
@@ -342,8 +410,7 @@ func (s *Service) SetMute(ctx context.Context, req *connect.Request[notification
 	if target.Type == authz.TypeServer {
 		perm = authz.Server.View
 	}
-	consistency := authz.AtLeastAsFresh(authz.ZedToken(req.Header().Get(connectauthz.TokenHeader)))
-	d, err := s.authz.Check(ctx, authz.Check{Subject: p.Subject(), Permission: perm, ResourceID: target.ID}, consistency)
+	d, err := s.authz.Check(ctx, authz.Check{Subject: p.Subject(), Permission: perm, ResourceID: target.ID}, freshness(req.Header()))
 	if err != nil {
 		return nil, s.internal(ctx, "set mute", err)
 	}

@@ -352,3 +352,24 @@ func TestOneConsumer(t *testing.T) {
 		t.Fatalf("bob has %d notifications, want 3", len(got))
 	}
 }
+
+// TestLeftConversationsAreNotListed: once dee leaves the server, the
+// notifications she got there are neither listed nor counted.
+func TestLeftConversationsAreNotListed(t *testing.T) {
+	h := start(t)
+	w := setUp(t, h)
+	ctx := t.Context()
+	m := h.send(t, "ann", w.token, ch(w.general), "<@dee> and <@bob>", "")
+	h.waitFor(t, "dee", m.Id)
+	left := must(h.community.LeaveServer(ctx, as("dee", w.token, &communityv1.LeaveServerRequest{ServerId: w.server}))).Msg.ZedToken
+	list := must(h.notification.ListNotifications(ctx, as("dee", left, &notificationv1.ListNotificationsRequest{}))).Msg
+	if len(list.Notifications) != 0 {
+		t.Fatalf("dee, gone, lists %v", list.Notifications)
+	}
+	if c := must(h.notification.GetNotificationCounts(ctx, as("dee", left, &notificationv1.GetNotificationCountsRequest{}))).Msg; c.Total != 0 || len(c.Conversations) != 0 {
+		t.Fatalf("dee, gone, counts %v", c)
+	}
+	if inbox := h.waitFor(t, "bob", m.Id); len(inbox) != 1 {
+		t.Fatalf("bob's inbox: %v", inbox)
+	}
+}

@@ -227,12 +227,14 @@ func (s *Service) ListNotifications(ctx context.Context, req *connect.Request[no
 		out.NextPageToken = out.Notifications[size-1].Id
 	}
 	// Those of conversations the caller no longer sees are left out (the
-	// page may be shorter; the next one goes on from where this one read).
+	// page may be shorter; the next one goes on from where this one read),
+	// asked fully consistent: a notification is never hidden because a
+	// revision older than its conversation was read.
 	convs := make([]string, 0, len(out.Notifications))
 	for _, n := range out.Notifications {
 		convs = append(convs, n.Conversation)
 	}
-	visible, err := s.visible(ctx, p, convs, freshness(req.Header()))
+	visible, err := s.visible(ctx, p, convs, authz.FullyConsistent())
 	if err != nil {
 		return nil, s.internal(ctx, "list notifications", err)
 	}
@@ -356,7 +358,7 @@ func (s *Service) GetNotificationCounts(ctx context.Context, req *connect.Reques
 	for i, c := range counts {
 		convs[i] = c.Conversation
 	}
-	visible, err := s.visible(ctx, p, convs, freshness(req.Header()))
+	visible, err := s.visible(ctx, p, convs, authz.FullyConsistent()) // as in ListNotifications
 	if err != nil {
 		return nil, s.internal(ctx, "count notifications", err)
 	}

@@ -137,8 +137,8 @@ func TestSuppressed(t *testing.T) {
 	h := start(t)
 	w := setUp(t, h)
 	ctx := t.Context()
-	must(h.notification.SetMute(ctx, as("bob", "", &notificationv1.SetMuteRequest{Target: ch(w.general), Muted: true})))
-	must(h.notification.SetMute(ctx, as("carl", "", &notificationv1.SetMuteRequest{Target: "server:" + w.server, Muted: true})))
+	must(h.notification.SetMute(ctx, as("bob", w.token, &notificationv1.SetMuteRequest{Target: ch(w.general), Muted: true})))
+	must(h.notification.SetMute(ctx, as("carl", w.token, &notificationv1.SetMuteRequest{Target: "server:" + w.server, Muted: true})))
 	zed := h.block(t, "dee", "ann")
 	// bob muted #general: its thread too.
 	muted := h.send(t, "ann", zed, ch(w.general), "<@bob> <@carl> <@dee>", "")
@@ -160,8 +160,8 @@ func TestSuppressed(t *testing.T) {
 		t.Fatalf("bob's mutes: %v", mutes)
 	}
 	// Unmuted, bob hears again; carl mutes for a moment only.
-	must(h.notification.SetMute(ctx, as("bob", "", &notificationv1.SetMuteRequest{Target: ch(w.general), Muted: false})))
-	must(h.notification.SetMute(ctx, as("carl", "", &notificationv1.SetMuteRequest{Target: "server:" + w.server, Muted: true,
+	must(h.notification.SetMute(ctx, as("bob", w.token, &notificationv1.SetMuteRequest{Target: ch(w.general), Muted: false})))
+	must(h.notification.SetMute(ctx, as("carl", w.token, &notificationv1.SetMuteRequest{Target: "server:" + w.server, Muted: true,
 		Until: timestamppb.New(time.Now().Add(300 * time.Millisecond))})))
 	time.Sleep(400 * time.Millisecond)
 	heard := h.send(t, "ann", zed, ch(w.general), "<@bob> <@carl>", "")

@@ -193,3 +193,25 @@ func TestFeedRefusesPeopleAndOtherServices(t *testing.T) {
 		}
 	}
 }
+
+// TestFeedSaysWhatWasPruned: following from a position the log no longer
+// keeps starts with FeedStart.missed, then goes on from the oldest kept.
+func TestFeedSaysWhatWasPruned(t *testing.T) {
+	h := start(t)
+	w := setUp(t, h)
+	h.send(t, "ann", w.token, ch(w.general), "kept")
+	if _, err := h.db.Exec(t.Context(), `INSERT INTO stream_pruned (xid, id) VALUES ('2'::xid8, 2)
+		ON CONFLICT (one) DO UPDATE SET xid = excluded.xid, id = excluded.id`); err != nil {
+		t.Fatal(err)
+	}
+	feed := follow(t, h, "1.1")
+	if !feed.start.Missed {
+		t.Fatal("a follow from before what was pruned was not told it missed events")
+	}
+	if got, _ := feed.messages(t, 1); got[0] != "kept" {
+		t.Fatalf("after the gap: %q", got)
+	}
+	if again := follow(t, h, "2.2"); again.start.Missed {
+		t.Fatal("a follow from the pruned position itself was told it missed events")
+	}
+}

@@ -132,8 +132,8 @@ func (x *SubscribeRequest) GetResumeAfter() string {
 }
 
 // StreamEvent is one event. Events that are kept (messages, reactions, pins,
-// read states, DMs) have an id to resume after; ephemeral ones (typing, the
-// structural changes) have none.
+// read states, DMs, notifications) have an id to resume after; ephemeral
+// ones (typing, the structural changes) have none.
 type StreamEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`

@@ -16,8 +16,9 @@ import (
 // the gateway of the all-in-one process: ann mentions bob; bob's stream
 // carries the NotificationCreated live, his inbox lists it and counts it
 // per server and channel, and he marks it read; carl, mentioned in a
-// channel he cannot see, gets nothing; the chat service's internal feed is
-// not reachable through the gateway.
+// channel he cannot see, gets nothing; the chat service's internal feed
+// and the notification service's internal API are not reachable through
+// the gateway.
 func TestNotificationsThroughTheGateway(t *testing.T) {
 	inst, _, stop := start(t, isolated(t, "-dev-token-key", devKey)...)
 	defer stop()
@@ -97,6 +98,10 @@ func TestNotificationsThroughTheGateway(t *testing.T) {
 		map[string]any{"userId": "bob", "conversation": general})
 	if code != http.StatusNotFound {
 		t.Fatalf("the gateway routed the internal feed: %d %v", code, out)
+	}
+	if code, out := jsonCall(t, http.MethodPost, base+"/beep.notification.v1.ErasureService/EraseUser", http.Header{"Authorization": {"Bearer " + ann}},
+		map[string]any{"userId": "bob"}); code != http.StatusNotFound {
+		t.Fatalf("the gateway routed the notification service's internal API: %d %v", code, out)
 	}
 	if code, body := get(t, base+"/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz: %d %s", code, body)

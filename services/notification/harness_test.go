@@ -39,10 +39,13 @@ type harness struct {
 	chat         chatv1connect.ChatServiceClient
 	stream       chatv1connect.StreamServiceClient
 	notification notificationv1connect.NotificationServiceClient
-	chatURL      string
-	url          string // the notification service's HTTP server
-	signer       *connectauthz.Signer
-	db           *pgxpool.Pool
+	// erasure is the internal ErasureService's client, signing the
+	// context's principal.
+	erasure notificationv1connect.ErasureServiceClient
+	chatURL string
+	url     string // the notification service's HTTP server
+	signer  *connectauthz.Signer
+	db      *pgxpool.Pool
 	// newInstance makes another instance of the notification service on
 	// the same database, not running.
 	newInstance func() *notification.Service
@@ -141,10 +144,12 @@ func start(t *testing.T) *harness {
 	svc := h.newInstance()
 	mux := http.NewServeMux()
 	mux.Handle(svc.Handler(checks))
+	mux.Handle(svc.InternalHandler(checks))
 	srv := httptest.NewServer(testAuthentication(mux))
 	t.Cleanup(srv.Close)
 	h.url = srv.URL
 	h.notification = notificationv1connect.NewNotificationServiceClient(srv.Client(), srv.URL)
+	h.erasure = notificationv1connect.NewErasureServiceClient(srv.Client(), srv.URL, forward)
 	h.start = func() { h.stop = run(t, h.newInstance().Run) }
 	h.stop = run(t, svc.Run)
 	return h

@@ -118,3 +118,59 @@ func TestFeedIsForTheNotificationServiceOnly(t *testing.T) {
 		t.Fatalf("delivering a typing event: %v, want invalid_argument", err)
 	}
 }
+
+// TestErasureIsForTheUserServiceOnly: every RPC of the internal
+// ErasureService, read from its descriptor, is refused to anonymous
+// callers, to people and to another Beep service; the user service erases
+// a person's notifications, mutes, and the notifications of their messages.
+func TestErasureIsForTheUserServiceOnly(t *testing.T) {
+	h := start(t)
+	w := setUp(t, h)
+	service := notificationv1.File_beep_notification_v1_erasure_proto.Services().ByName("ErasureService")
+	for i := range service.Methods().Len() {
+		m := service.Methods().Get(i)
+		if got := requirement(t, m).GetService(); got != "user" {
+			t.Fatalf("%s requires service %q, want user", m.Name(), got)
+		}
+		if m.Name() != "EraseUser" {
+			t.Fatalf("a new RPC %s: call it here", m.Name())
+		}
+		for _, c := range []struct {
+			name string
+			p    *authz.Principal
+			want connect.Code
+		}{
+			{"anonymous", nil, connect.CodeUnauthenticated},
+			{"the person", &authz.Principal{UserID: "bob"}, connect.CodePermissionDenied},
+			{"the notification service", &authz.Principal{Service: "notification"}, connect.CodePermissionDenied},
+		} {
+			ctx := t.Context()
+			if c.p != nil {
+				ctx = authz.WithPrincipal(ctx, *c.p)
+			}
+			if _, err := h.erasure.EraseUser(ctx, connect.NewRequest(&notificationv1.EraseUserRequest{UserId: "bob"})); connect.CodeOf(err) != c.want {
+				t.Errorf("%s, %s: %v, want %v", m.Name(), c.name, err, c.want)
+			}
+		}
+	}
+	ctx := t.Context()
+	mine := h.send(t, "ann", w.token, ch(w.general), "<@bob>", "")
+	h.waitFor(t, "bob", mine.Id)
+	byBob := h.send(t, "bob", w.token, ch(w.general), "<@carl>", "")
+	h.waitFor(t, "carl", byBob.Id)
+	must(h.notification.SetMute(ctx, as("bob", w.token, &notificationv1.SetMuteRequest{Target: "server:" + w.server, Muted: true})))
+	erased := must(h.erasure.EraseUser(authz.WithPrincipal(ctx, authz.ServicePrincipal("user")), connect.NewRequest(&notificationv1.EraseUserRequest{UserId: "bob"}))).Msg
+	if erased.NotificationsRemoved != 2 || erased.MutesRemoved != 1 {
+		t.Fatalf("erased: %v, want bob's notification, carl's of bob's message and bob's mute", erased)
+	}
+	if got := h.inbox(t, "bob"); len(got) != 0 {
+		t.Fatalf("bob's inbox after erasure: %v", got)
+	}
+	if got := about(h.inbox(t, "carl"), byBob.Id); len(got) != 0 {
+		t.Fatalf("carl's notification of bob's message stays: %v", got)
+	}
+	again := must(h.erasure.EraseUser(authz.WithPrincipal(ctx, authz.ServicePrincipal("user")), connect.NewRequest(&notificationv1.EraseUserRequest{UserId: "bob"}))).Msg
+	if again.NotificationsRemoved != 0 || again.MutesRemoved != 0 {
+		t.Fatalf("erasing again: %v", again)
+	}
+}

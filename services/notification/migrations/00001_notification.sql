@@ -16,8 +16,10 @@ CREATE UNIQUE INDEX notifications_once ON notifications (user_id, message_id, ki
 -- The inbox, newest first; the unread ones, counted.
 CREATE INDEX notifications_inbox ON notifications (user_id, id DESC);
 CREATE INDEX notifications_unread ON notifications (user_id, conversation) WHERE read_at IS NULL;
--- A deleted message takes its notifications with it.
+-- A deleted message takes its notifications with it; an erased account,
+-- those of its messages.
 CREATE INDEX notifications_message ON notifications (message_id);
+CREATE INDEX notifications_author ON notifications (author_id);
 
 -- What each person muted: a server or a conversation, until a time or
 -- until unmuted.

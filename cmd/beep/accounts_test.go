@@ -27,13 +27,15 @@ func TestThreeWaysInAndOneOut(t *testing.T) {
 	base := "http://" + addr
 	google := googleStandIn(t, base, "beep-google")
 	databases := map[string]string{
-		"community": pgtest.NewDatabaseName(t, "beep_e2e_community"),
-		"user":      pgtest.NewDatabaseName(t, "beep_e2e_user"),
-		"chat":      pgtest.NewDatabaseName(t, "beep_e2e_chat"),
-		"spicedb":   pgtest.NewDatabaseName(t, "beep_e2e_spicedb"),
+		"community":    pgtest.NewDatabaseName(t, "beep_e2e_community"),
+		"user":         pgtest.NewDatabaseName(t, "beep_e2e_user"),
+		"chat":         pgtest.NewDatabaseName(t, "beep_e2e_chat"),
+		"notification": pgtest.NewDatabaseName(t, "beep_e2e_notification"),
+		"spicedb":      pgtest.NewDatabaseName(t, "beep_e2e_spicedb"),
 	}
 	inst, logs, stop := start(t, "-postgres-url", pgtest.AdminURL(), "-http-addr", addr, "-spicedb-grpc-addr", "127.0.0.1:0",
-		"-community-database", databases["community"], "-user-database", databases["user"], "-chat-database", databases["chat"], "-spicedb-database", databases["spicedb"],
+		"-community-database", databases["community"], "-user-database", databases["user"], "-chat-database", databases["chat"],
+		"-notification-database", databases["notification"], "-spicedb-database", databases["spicedb"],
 		"-kratos-bin", bin, "-kratos-dsn", "memory", "-kratos-public-addr", freeAddr(t), "-kratos-admin-addr", kratosAdmin,
 		"-session-cache-ttl", "0s", "-spicedb-gc-window", "10s",
 		"-google-issuer", google.URL, "-google-client-id", "beep-google", "-google-client-secret", "google-secret",
@@ -105,6 +107,18 @@ func TestThreeWaysInAndOneOut(t *testing.T) {
 	rpc(annClient, "beep.chat.v1.ChatService/MarkRead", map[string]any{"conversation": general, "messageId": said["message"].(map[string]any)["id"]}, http.StatusOK)
 	dm := rpc(annClient, "beep.chat.v1.ChatService/OpenDM", map[string]any{"userId": bob}, http.StatusOK)
 	rpc(annClient, "beep.chat.v1.ChatService/SendMessage", map[string]any{"conversation": dm["dmChannel"].(map[string]any)["conversation"], "content": "psst"}, http.StatusOK)
+	// Each was mentioned by the other: a notification apiece.
+	for _, c := range []*http.Client{annClient, bobClient} {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			listed := rpc(c, "beep.notification.v1.NotificationService/ListNotifications", map[string]any{}, http.StatusOK)
+			if n, _ := listed["notifications"].([]any); len(n) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no notification of the mention within 10s: %v", listed)
+			}
+		}
+	}
 	// ann's data export includes what Kratos keeps of her.
 	export := rpc(annClient, "beep.user.v1.UserService/ExportMyData", map[string]any{}, http.StatusOK)
 	if traits, _ := export["identity"].(map[string]any)["traits"].(map[string]any); traits["email"] != "ann@example.org" {

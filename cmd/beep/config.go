@@ -22,7 +22,8 @@ import (
 // environment variable; a flag given on the command line wins.
 type Config struct {
 	// Role is what this process runs: "all" (every component, the
-	// default), or one component: "community", "user", "chat" or "gateway".
+	// default), or one component: "community", "user", "chat",
+	// "notification" or "gateway".
 	Role string
 	// HTTPAddr is the process's port: the public API for all and gateway,
 	// the service's own API for a service; /healthz, /readyz, /metrics.
@@ -62,8 +63,15 @@ type Config struct {
 	UserURL string
 	// ChatDatabase is the chat service's database on PostgresURL's server.
 	ChatDatabase string
-	// ChatURL is where a gateway alone reaches the chat service.
+	// ChatURL is where a gateway alone, or the notification service
+	// alone, reaches the chat service.
 	ChatURL string
+	// NotificationDatabase is the notification service's database on
+	// PostgresURL's server.
+	NotificationDatabase string
+	// NotificationURL is where a gateway alone reaches the notification
+	// service.
+	NotificationURL string
 	// InternalKey signs the principal the gateway passes to the services;
 	// every process of a deployment shares it. Random for "all".
 	InternalKey []byte
@@ -161,14 +169,17 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 			cfg.InternalKey = make([]byte, 32)
 			_, _ = rand.Read(cfg.InternalKey)
 		}
-	case roleCommunity, roleUser, roleChat, roleGateway:
+	case roleCommunity, roleUser, roleChat, roleNotification, roleGateway:
 		if len(cfg.InternalKey) < connectauthz.MinKeyBytes {
 			return cfg, fmt.Errorf("beep serve %s needs -internal-key (at least %d bytes), the same in every process", role, connectauthz.MinKeyBytes)
 		}
 		if (role == roleGateway || role == roleUser || role == roleChat) && cfg.CommunityURL == "" {
 			return cfg, fmt.Errorf("beep serve %s needs -community-url", role)
 		}
-		for _, u := range []struct{ flag, value string }{{"community-url", cfg.CommunityURL}, {"user-url", cfg.UserURL}, {"chat-url", cfg.ChatURL}} {
+		if role == roleNotification && cfg.ChatURL == "" {
+			return cfg, fmt.Errorf("beep serve %s needs -chat-url", role)
+		}
+		for _, u := range []struct{ flag, value string }{{"community-url", cfg.CommunityURL}, {"user-url", cfg.UserURL}, {"chat-url", cfg.ChatURL}, {"notification-url", cfg.NotificationURL}} {
 			if u.value == "" {
 				continue
 			}
@@ -177,7 +188,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 			}
 		}
 	default:
-		return cfg, fmt.Errorf("unknown role %q: want all, community, user, chat or gateway", role)
+		return cfg, fmt.Errorf("unknown role %q: want all, community, user, chat, notification or gateway", role)
 	}
 	return cfg, nil
 }
@@ -211,7 +222,9 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	str(&cfg.UserURL, "user-url", "BEEP_USER_URL", "", "the user service, for a gateway alone (e.g. http://user:8080)")
 	str(&cfg.CommunityURL, "community-url", "BEEP_COMMUNITY_URL", "", "the community service, for a gateway, the user service or the chat service alone (e.g. http://community:8080)")
 	str(&cfg.ChatDatabase, "chat-database", "BEEP_CHAT_DATABASE", "beep_chat", "PostgreSQL database of the chat service (created if absent)")
-	str(&cfg.ChatURL, "chat-url", "BEEP_CHAT_URL", "", "the chat service, for a gateway alone (e.g. http://chat:8080)")
+	str(&cfg.ChatURL, "chat-url", "BEEP_CHAT_URL", "", "the chat service, for a gateway or the notification service alone (e.g. http://chat:8080)")
+	str(&cfg.NotificationDatabase, "notification-database", "BEEP_NOTIFICATION_DATABASE", "beep_notification", "PostgreSQL database of the notification service (created if absent)")
+	str(&cfg.NotificationURL, "notification-url", "BEEP_NOTIFICATION_URL", "", "the notification service, for a gateway alone (e.g. http://notification:8080)")
 	internalKey := ""
 	str(&internalKey, "internal-key", "BEEP_INTERNAL_KEY", "", "key signing the principal between gateway and services (32+ bytes, shared; random when all run in one process)")
 	admins := ""

@@ -50,8 +50,12 @@ func TestDistributedMode(t *testing.T) {
 	chats, _, stopChats := start(t, append([]string{"chat"}, isolated(t, "-spicedb-endpoint", spice.Addr(), "-spicedb-insecure",
 		"-spicedb-preshared-key", spiceKey, "-internal-key", internalKey, "-community-url", "http://"+community.HTTPAddr)...)...)
 	defer stopChats()
+	notifications, _, stopNotifications := start(t, append([]string{"notification"}, isolated(t, "-spicedb-endpoint", spice.Addr(), "-spicedb-insecure",
+		"-spicedb-preshared-key", spiceKey, "-internal-key", internalKey, "-chat-url", "http://"+chats.HTTPAddr)...)...)
+	defer stopNotifications()
 	gw, _, stopGateway := start(t, "gateway", "-http-addr", "127.0.0.1:0", "-community-url", "http://"+community.HTTPAddr,
-		"-user-url", "http://"+users.HTTPAddr, "-chat-url", "http://"+chats.HTTPAddr, "-internal-key", internalKey, "-dev-token-key", devKey)
+		"-user-url", "http://"+users.HTTPAddr, "-chat-url", "http://"+chats.HTTPAddr, "-notification-url", "http://"+notifications.HTTPAddr,
+		"-internal-key", internalKey, "-dev-token-key", devKey)
 	defer stopGateway()
 	if code, body := get(t, "http://"+gw.HTTPAddr+"/readyz"); code != http.StatusOK {
 		t.Fatalf("gateway /readyz: %d %s", code, body)
@@ -165,6 +169,36 @@ func TestDistributedMode(t *testing.T) {
 		t.Fatalf("ann's export through the split services: %d %v", code, export)
 	}
 
+	// The notification service, alone, follows the chat service's feed over
+	// TCP: ann mentions bob in a server he joined; his inbox has it.
+	code, loud := jsonCall(t, http.MethodPost, "http://"+gw.HTTPAddr+"/beep.community.v1.CommunityService/CreateServer",
+		http.Header{"Authorization": {"Bearer " + ann}}, map[string]any{"name": "Loud", "public": true})
+	if code != http.StatusOK {
+		t.Fatalf("CreateServer: %d %v", code, loud)
+	}
+	code, joined := jsonCall(t, http.MethodPost, "http://"+gw.HTTPAddr+"/beep.community.v1.CommunityService/JoinServer",
+		http.Header{"Authorization": {"Bearer " + bob}, "Beep-Zed-Token": {loud["zedToken"].(string)}}, map[string]any{"serverId": loud["server"].(map[string]any)["id"]})
+	if code != http.StatusOK {
+		t.Fatalf("JoinServer: %d %v", code, joined)
+	}
+	code, sent = jsonCall(t, http.MethodPost, "http://"+gw.HTTPAddr+"/beep.chat.v1.ChatService/SendMessage",
+		http.Header{"Authorization": {"Bearer " + ann}, "Beep-Zed-Token": {joined["zedToken"].(string)}},
+		map[string]any{"conversation": "channel:" + loud["generalChannel"].(map[string]any)["id"].(string), "content": "<@bob> split too"})
+	if code != http.StatusOK {
+		t.Fatalf("SendMessage: %d %v", code, sent)
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		code, inbox := jsonCall(t, http.MethodPost, "http://"+gw.HTTPAddr+"/beep.notification.v1.NotificationService/ListNotifications",
+			http.Header{"Authorization": {"Bearer " + bob}}, map[string]any{})
+		if list, _ := inbox["notifications"].([]any); code == http.StatusOK && len(list) == 1 &&
+			list[0].(map[string]any)["messageId"] == sent["message"].(map[string]any)["id"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's inbox through the split services: %d %v", code, inbox)
+		}
+	}
+
 	// At the community port itself: the principal must be signed with the
 	// deployment's key.
 	direct := communityv1connect.NewCommunityServiceClient(http2Client(), "http://"+community.HTTPAddr)
@@ -246,6 +280,8 @@ func TestSplitRolesNeedTheirConfiguration(t *testing.T) {
 		{"gateway", "-internal-key", key, "-community-url", "http://community:8080", "-user-url", "https://user:8080"},
 		{"user", "-internal-key", key, "-community-url", "http:///no-host"},
 		{"chat", "-internal-key", key},
+		{"notification", "-internal-key", key},
+		{"gateway", "-internal-key", key, "-community-url", "http://community:8080", "-notification-url", "notification:8080"},
 		{"gateway", "-internal-key", key, "-community-url", "http://community:8080", "-chat-url", "chat:8080"},
 	} {
 		if _, err := parseConfig(args, io.Discard); err == nil {

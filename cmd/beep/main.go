@@ -2,7 +2,7 @@
 //
 //	beep [serve] [flags]        run every component in one process (the default)
 //	beep serve all [flags]      the same
-//	beep serve ROLE [flags]     run one component: community, user or gateway (the distributed mode)
+//	beep serve ROLE [flags]     run one component: community, user, chat, notification or gateway (the distributed mode)
 //	beep devtoken -user ID      print a development token (see -dev-token-key)
 //	beep reconcile [-check]     compare SpiceDB with the databases, or converge it
 //	beep version                print the version

@@ -16,10 +16,12 @@ import (
 	"github.com/beepchat/beep/authz/inprocess"
 	"github.com/beepchat/beep/gen/beep/chat/v1/chatv1connect"
 	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
+	"github.com/beepchat/beep/gen/beep/notification/v1/notificationv1connect"
 	"github.com/beepchat/beep/internal/database"
 	"github.com/beepchat/beep/internal/telemetry"
 	"github.com/beepchat/beep/services/chat"
 	"github.com/beepchat/beep/services/community"
+	"github.com/beepchat/beep/services/notification"
 	"github.com/beepchat/beep/services/user"
 )
 
@@ -128,7 +130,7 @@ func openCommunity(ctx context.Context, cfg Config, c *authz.Client, log *slog.L
 // the community service at communityURL over client through its generated
 // clients, and Kratos' admin API through ids (nil without Kratos). It
 // resumes pending account deletions in the background until ctx ends.
-func openUser(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger, communityURL string, client *http.Client, signer *connectauthz.Signer, ids user.Identities, chatAt *serviceAt) (*user.Service, *pgxpool.Pool, error) {
+func openUser(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger, communityURL string, client *http.Client, signer *connectauthz.Signer, ids user.Identities, chatAt, notificationAt *serviceAt) (*user.Service, *pgxpool.Pool, error) {
 	community, err := newServiceClient(communityv1connect.NewCommunityServiceClient, communityURL, client, signer)
 	if err != nil {
 		return nil, nil, err
@@ -145,12 +147,20 @@ func openUser(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger
 	} else {
 		log.Warn("no chat service (-chat-url): deleted accounts' messages stay in it")
 	}
+	var notificationErasure notificationv1connect.ErasureServiceClient
+	if notificationAt != nil {
+		if notificationErasure, err = newServiceClient(notificationv1connect.NewErasureServiceClient, notificationAt.url, notificationAt.client, signer); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		log.Warn("no notification service (-notification-url): deleted accounts' notifications stay in it")
+	}
 	pool, err := openPool(ctx, cfg, cfg.UserDatabase)
 	if err != nil {
 		return nil, nil, err
 	}
 	svc, err := user.New(ctx, user.Config{DB: pool, Authz: c, Log: log.With("service", "user"), Community: community, Erasure: erasure,
-		ChatErasure: chatErasure, Identities: ids, DeletionGrace: cfg.SessionCacheTTL + deletionMargin})
+		ChatErasure: chatErasure, NotificationErasure: notificationErasure, Identities: ids, DeletionGrace: cfg.SessionCacheTTL + deletionMargin})
 	if err != nil {
 		pool.Close()
 		return nil, nil, err
@@ -190,6 +200,33 @@ func openChat(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger
 	go func() {
 		if err := svc.Stream().Run(ctx); err != nil {
 			log.Error("chat stream stopped", "err", err)
+		}
+	}()
+	return svc, pool, nil
+}
+
+// openNotification opens the notification service's database and the
+// service, which follows the chat service's internal feed at chatURL over
+// client (through its generated client, as the notification service). It
+// consumes the feed in the background until ctx ends (one instance of a
+// deployment at a time).
+func openNotification(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger, chatURL string, client *http.Client, signer *connectauthz.Signer) (*notification.Service, *pgxpool.Pool, error) {
+	feed, err := newServiceClient(chatv1connect.NewEventFeedServiceClient, chatURL, client, signer)
+	if err != nil {
+		return nil, nil, err
+	}
+	pool, err := openPool(ctx, cfg, cfg.NotificationDatabase)
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, err := notification.New(ctx, notification.Config{DB: pool, Authz: c, Log: log.With("service", "notification"), Feed: feed})
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	go func() {
+		if err := svc.Run(ctx); err != nil {
+			log.Error("notification feed stopped", "err", err)
 		}
 	}()
 	return svc, pool, nil

@@ -17,6 +17,7 @@ import (
 	"github.com/beepchat/beep/gen/beep/admin/v1/adminv1connect"
 	"github.com/beepchat/beep/gen/beep/chat/v1/chatv1connect"
 	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
+	"github.com/beepchat/beep/gen/beep/notification/v1/notificationv1connect"
 	"github.com/beepchat/beep/gen/beep/user/v1/userv1connect"
 	"github.com/beepchat/beep/internal/accesstoken"
 	"github.com/beepchat/beep/services/admin"
@@ -42,7 +43,10 @@ const (
 	roleCommunity = "community"
 	roleUser      = "user"
 	roleChat      = "chat"
-	roleGateway   = "gateway"
+	// roleNotification runs the notification service, which follows the
+	// chat service's feed (-chat-url).
+	roleNotification = "notification"
+	roleGateway      = "gateway"
 )
 
 // Where the services' RPCs live.
@@ -51,6 +55,8 @@ const (
 	userPath      = "/" + userv1connect.UserServiceName + "/"
 	chatPath      = "/" + chatv1connect.ChatServiceName + "/"
 	streamPath    = "/" + chatv1connect.StreamServiceName + "/"
+	// The chat service's internal feed (beside it) is never routed.
+	notificationPath = "/" + notificationv1connect.NotificationServiceName + "/"
 )
 
 // serve runs Beep in cfg.Role until ctx ends.
@@ -98,6 +104,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- *Inst
 		return p.serveUser(ctx)
 	case roleChat:
 		return p.serveChat(ctx)
+	case roleNotification:
+		return p.serveNotification(ctx)
 	}
 	return p.serveAll(ctx)
 }
@@ -138,6 +146,13 @@ func (p process) serveGateway(ctx context.Context) error {
 			// The stream lives beside the chat service.
 			upstream{chatv1connect.StreamServiceName, streamPath, chatBase, tcpClient()})
 	}
+	if cfg.NotificationURL != "" {
+		notificationBase, err := parseServiceURL("notification-url", cfg.NotificationURL)
+		if err != nil {
+			return err
+		}
+		upstreams = append(upstreams, upstream{notificationv1connect.NotificationServiceName, notificationPath, notificationBase, tcpClient()})
+	}
 	gw, err := newGateway(ctx, cfg, log, metrics, signer, &identity{publicURL: cfg.KratosURL}, upstreams...)
 	if err != nil {
 		return err
@@ -171,7 +186,7 @@ func (p process) serveCommunity(ctx context.Context) error {
 	// The admin service, beside the community service on its port: it
 	// reports what this process reaches.
 	probes := []statusProbe{selfProbe(roleCommunity, "this process, with the admin service"), spicedbProbe(c.inst.Authz, cfg)}
-	for _, other := range []struct{ name, flag, url string }{{roleUser, "user-url", cfg.UserURL}, {roleChat, "chat-url", cfg.ChatURL}} {
+	for _, other := range []struct{ name, flag, url string }{{roleUser, "user-url", cfg.UserURL}, {roleChat, "chat-url", cfg.ChatURL}, {roleNotification, "notification-url", cfg.NotificationURL}} {
 		if base, err := parseServiceURL(other.flag, other.url); other.url != "" && err == nil {
 			probes = append(probes, upstreamProbe(other.name, upstream{other.name, "", base, tcpClient()}))
 		}
@@ -202,7 +217,14 @@ func (p process) serveUser(ctx context.Context) error {
 		}
 		chatAt = &serviceAt{cfg.ChatURL, tcpClient()}
 	}
-	svc, pool, err := openUser(ctx, cfg, inst.Authz, log, cfg.CommunityURL, tcpClient(), signer, identities(cfg.KratosAdminURL), chatAt)
+	var notificationAt *serviceAt
+	if cfg.NotificationURL != "" {
+		if _, err := parseServiceURL("notification-url", cfg.NotificationURL); err != nil {
+			return err
+		}
+		notificationAt = &serviceAt{cfg.NotificationURL, tcpClient()}
+	}
+	svc, pool, err := openUser(ctx, cfg, inst.Authz, log, cfg.CommunityURL, tcpClient(), signer, identities(cfg.KratosAdminURL), chatAt, notificationAt)
 	if err != nil {
 		return err
 	}
@@ -238,7 +260,34 @@ func (p process) serveChat(ctx context.Context) error {
 	}
 	checks := connectauthz.New(inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer), connectauthz.WithAudit(cfg.Auditor))
 	return serveOn(ctx, lis, cfg, log, serviceHost(chatv1connect.ChatServiceName, svc, checks, readiness(inst.Authz, pool), metrics, rpcTracing,
-		namedService{chatv1connect.StreamServiceName, svc.Stream()}, namedService{chatv1connect.ChatErasureServiceName, svc.Erasure()}), inst, ready)
+		namedService{chatv1connect.StreamServiceName, svc.Stream()}, namedService{chatv1connect.ChatErasureServiceName, svc.Erasure()},
+		// Internal: for the notification service, never routed by the gateway.
+		namedService{chatv1connect.EventFeedServiceName, svc.Feed()}), inst, ready)
+}
+
+// serveNotification runs the notification service alone, on its own port;
+// it follows the chat service's feed at -chat-url.
+func (p process) serveNotification(ctx context.Context) error {
+	cfg, log, metrics, signer, rpcTracing, ready := p.cfg, p.log, p.metrics, p.signer, p.rpcTracing, p.ready
+	inst := &Instance{}
+	closeAuthz, err := openAuthz(ctx, cfg, log, inst)
+	if closeAuthz != nil {
+		defer closeAuthz()
+	}
+	if err != nil {
+		return err
+	}
+	svc, pool, err := openNotification(ctx, cfg, inst.Authz, log, cfg.ChatURL, tcpClient(), signer)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	lis, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	checks := connectauthz.New(inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer), connectauthz.WithAudit(cfg.Auditor))
+	return serveOn(ctx, lis, cfg, log, serviceHost(notificationv1connect.NotificationServiceName, svc, checks, readiness(inst.Authz, pool), metrics, rpcTracing), inst, ready)
 }
 
 // serveAll runs every component in this process: the services behind the
@@ -295,10 +344,20 @@ func (p process) serveAll(ctx context.Context) error {
 	defer chatPool.Close()
 	chatHTTP, stopChat := serveInMemory(roleChat,
 		serviceHost(chatv1connect.ChatServiceName, chat, checks, readiness(c.inst.Authz, chatPool), metrics, rpcTracing,
-			namedService{chatv1connect.StreamServiceName, chat.Stream()}, namedService{chatv1connect.ChatErasureServiceName, chat.Erasure()}))
+			namedService{chatv1connect.StreamServiceName, chat.Stream()}, namedService{chatv1connect.ChatErasureServiceName, chat.Erasure()},
+			namedService{chatv1connect.EventFeedServiceName, chat.Feed()}))
 	defer stopChat()
+	notifications, notificationPool, err := openNotification(ctx, cfg, c.inst.Authz, log, "http://"+roleChat, chatHTTP, signer)
+	if err != nil {
+		public.Close()
+		return err
+	}
+	defer notificationPool.Close()
+	notificationHTTP, stopNotification := serveInMemory(roleNotification,
+		serviceHost(notificationv1connect.NotificationServiceName, notifications, checks, readiness(c.inst.Authz, notificationPool), metrics, rpcTracing))
+	defer stopNotification()
 	users, userPool, err := openUser(ctx, cfg, c.inst.Authz, log, "http://"+roleCommunity, communityHTTP, signer, identities(id.adminURL),
-		&serviceAt{"http://" + roleChat, chatHTTP})
+		&serviceAt{"http://" + roleChat, chatHTTP}, &serviceAt{"http://" + roleNotification, notificationHTTP})
 	if err != nil {
 		public.Close()
 		return err
@@ -325,6 +384,7 @@ func (p process) serveAll(ctx context.Context) error {
 		{userv1connect.UserServiceName, userPath, &url.URL{Scheme: "http", Host: roleUser}, userHTTP},
 		{chatv1connect.ChatServiceName, chatPath, &url.URL{Scheme: "http", Host: roleChat}, chatHTTP},
 		{chatv1connect.StreamServiceName, streamPath, &url.URL{Scheme: "http", Host: roleChat}, chatHTTP},
+		{notificationv1connect.NotificationServiceName, notificationPath, &url.URL{Scheme: "http", Host: roleNotification}, notificationHTTP},
 		{adminv1connect.AuthzAdminServiceName, adminPath, &url.URL{Scheme: "http", Host: roleAdmin}, adminHTTP},
 	}
 	gw, err := newGateway(ctx, cfg, log, metrics, signer, id, upstreams...)

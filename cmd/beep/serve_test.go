@@ -38,6 +38,7 @@ func isolated(t *testing.T, extra ...string) []string {
 		"-community-database", pgtest.NewDatabaseName(t, "beep_serve_community"),
 		"-user-database", pgtest.NewDatabaseName(t, "beep_serve_user"),
 		"-chat-database", pgtest.NewDatabaseName(t, "beep_serve_chat"),
+		"-notification-database", pgtest.NewDatabaseName(t, "beep_serve_notification"),
 		"-http-addr", "127.0.0.1:0",
 		// Any free port: tests run side by side.
 		"-spicedb-grpc-addr", "127.0.0.1:0"}, extra...)

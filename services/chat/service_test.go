@@ -45,6 +45,9 @@ type harness struct {
 	instance func() chatv1connect.StreamServiceClient
 	// stopSpiceDB stops the authorization graph, as an outage would.
 	stopSpiceDB func()
+	// feed is the internal event feed's client, signing the context's
+	// principal (feed_test.go).
+	feed chatv1connect.EventFeedServiceClient
 }
 
 // recorder is a Publisher that keeps what it is told.
@@ -134,6 +137,7 @@ func start(t *testing.T) *harness {
 		mux.Handle(svc.Handler(checks))
 		mux.Handle(svc.Stream().Handler(checks))
 		mux.Handle(svc.Erasure().Handler(checks))
+		mux.Handle(svc.Feed().Handler(checks))
 		srv := httptest.NewServer(testAuthentication(mux))
 		t.Cleanup(srv.Close)
 		return svc, srv
@@ -145,6 +149,7 @@ func start(t *testing.T) *harness {
 	h.stream = chatv1connect.NewStreamServiceClient(chatSrv.Client(), chatSrv.URL)
 	h.erasure = chatv1connect.NewChatErasureServiceClient(chatSrv.Client(), chatSrv.URL)
 	h.stopSpiceDB = func() { _ = spice.Close() }
+	h.feed = chatv1connect.NewEventFeedServiceClient(chatSrv.Client(), chatSrv.URL, connect.WithInterceptors(connectauthz.Forward(signer)))
 	h.instance = func() chatv1connect.StreamServiceClient {
 		_, srv := instance(nil)
 		return chatv1connect.NewStreamServiceClient(srv.Client(), srv.URL)

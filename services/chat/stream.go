@@ -56,6 +56,8 @@ type Stream struct {
 	// among the connected members of its server.
 	serversOf map[string]map[string]struct{} // user -> server ids
 	members   map[string]map[string]struct{} // server id -> users
+	// firehoses receive every event dispatched, unfiltered (feed.go).
+	firehoses map[*firehose]struct{}
 }
 
 var _ chatv1connect.StreamServiceHandler = (*Stream)(nil)
@@ -138,6 +140,7 @@ func (s *Stream) Run(ctx context.Context) error {
 				sub.end(connect.NewError(connect.CodeUnavailable, errors.New("the stream is shutting down: reconnect")))
 			}
 		}
+		s.endFirehosesLocked(connect.NewError(connect.CodeUnavailable, errors.New("the stream is shutting down: follow again")))
 		s.mu.Unlock()
 	}()
 	var wg sync.WaitGroup
@@ -286,6 +289,7 @@ func (s *Stream) dispatch(ctx context.Context, batch []logged) {
 		} else {
 			s.deliver(e, users)
 		}
+		s.toFirehoses(e)
 		s.dispatching.Unlock()
 		s.metrics.dispatched(e.event.At.AsTime())
 	}

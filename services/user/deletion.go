@@ -14,6 +14,7 @@ import (
 	"github.com/beepchat/beep/authz"
 	chatv1 "github.com/beepchat/beep/gen/beep/chat/v1"
 	communityv1 "github.com/beepchat/beep/gen/beep/community/v1"
+	notificationv1 "github.com/beepchat/beep/gen/beep/notification/v1"
 	userv1 "github.com/beepchat/beep/gen/beep/user/v1"
 )
 
@@ -34,6 +35,10 @@ const (
 	// the author forgotten, reactions, read states, DMs), through its
 	// internal API.
 	stepChat = "chat"
+	// stepNotification erases the user's notifications and mutes, and the
+	// notifications of their messages, through the notification service's
+	// internal API.
+	stepNotification = "notification"
 	// stepProfile deletes this service's rows: the profile, the blocks the
 	// user made and those made of them.
 	stepProfile = "profile"
@@ -206,6 +211,15 @@ func (s *Service) pass(ctx context.Context, userID string) (outcome, error) {
 		}
 	}
 	if err := s.stepDone(stepChat); err != nil {
+		return out, err
+	}
+
+	if s.notificationErasure != nil {
+		if _, err := s.notificationErasure.EraseUser(ctx, connect.NewRequest(&notificationv1.EraseUserRequest{UserId: userID})); err != nil {
+			return out, fmt.Errorf("%s: %w", stepNotification, err)
+		}
+	}
+	if err := s.stepDone(stepNotification); err != nil {
 		return out, err
 	}
 

@@ -26,6 +26,7 @@ import (
 	"github.com/beepchat/beep/gen/beep/chat/v1/chatv1connect"
 	communityv1 "github.com/beepchat/beep/gen/beep/community/v1"
 	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
+	"github.com/beepchat/beep/gen/beep/notification/v1/notificationv1connect"
 	userv1 "github.com/beepchat/beep/gen/beep/user/v1"
 	"github.com/beepchat/beep/gen/beep/user/v1/userv1connect"
 	"github.com/beepchat/beep/services/user/migrations"
@@ -45,6 +46,9 @@ type Service struct {
 	// chatErasure erases a user from the chat service; nil when the chat
 	// service is not deployed with this one.
 	chatErasure chatv1connect.ChatErasureServiceClient
+	// notificationErasure erases a user from the notification service; nil
+	// when it is not deployed with this one.
+	notificationErasure notificationv1connect.ErasureServiceClient
 	// identities is Kratos' admin API; nil when accounts are not Kratos'.
 	identities Identities
 	// grace is how long after the identity is deleted a credential may
@@ -85,6 +89,9 @@ type Config struct {
 	// the principal likewise. Optional: without it (no chat service in the
 	// deployment), erasures skip the chat step.
 	ChatErasure chatv1connect.ChatErasureServiceClient
+	// NotificationErasure is the notification service's internal erasure
+	// client, likewise optional.
+	NotificationErasure notificationv1connect.ErasureServiceClient
 	// Identities is Kratos' admin API. Optional: without it, accounts are
 	// not Kratos' (an external OIDC issuer's, or development tokens).
 	Identities Identities
@@ -100,7 +107,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := migrations.Up(ctx, cfg.DB); err != nil {
 		return nil, err
 	}
-	return &Service{db: cfg.DB, authz: cfg.Authz, log: cfg.Log, community: cfg.Community, erasure: cfg.Erasure, chatErasure: cfg.ChatErasure,
+	return &Service{db: cfg.DB, authz: cfg.Authz, log: cfg.Log, community: cfg.Community, erasure: cfg.Erasure, chatErasure: cfg.ChatErasure, notificationErasure: cfg.NotificationErasure,
 		identities: cfg.Identities, grace: cfg.DeletionGrace}, nil
 }
 

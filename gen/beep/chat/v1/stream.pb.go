@@ -132,8 +132,8 @@ func (x *SubscribeRequest) GetResumeAfter() string {
 }
 
 // StreamEvent is one event. Events that are kept (messages, reactions, pins,
-// read states, DMs) have an id to resume after; ephemeral ones (typing, the
-// structural changes) have none.
+// read states, DMs, notifications) have an id to resume after; ephemeral
+// ones (typing, the structural changes) have none.
 type StreamEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -154,6 +154,7 @@ type StreamEvent struct {
 	//	*StreamEvent_DmRemoved
 	//	*StreamEvent_Typing
 	//	*StreamEvent_ServerChanged
+	//	*StreamEvent_NotificationCreated
 	Event         isStreamEvent_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -336,6 +337,15 @@ func (x *StreamEvent) GetServerChanged() *ServerChanged {
 	return nil
 }
 
+func (x *StreamEvent) GetNotificationCreated() *NotificationCreated {
+	if x != nil {
+		if x, ok := x.Event.(*StreamEvent_NotificationCreated); ok {
+			return x.NotificationCreated
+		}
+	}
+	return nil
+}
+
 type isStreamEvent_Event interface {
 	isStreamEvent_Event()
 }
@@ -396,6 +406,10 @@ type StreamEvent_ServerChanged struct {
 	ServerChanged *ServerChanged `protobuf:"bytes,23,opt,name=server_changed,json=serverChanged,proto3,oneof"`
 }
 
+type StreamEvent_NotificationCreated struct {
+	NotificationCreated *NotificationCreated `protobuf:"bytes,24,opt,name=notification_created,json=notificationCreated,proto3,oneof"`
+}
+
 func (*StreamEvent_Ready) isStreamEvent_Event() {}
 
 func (*StreamEvent_Resync) isStreamEvent_Event() {}
@@ -423,6 +437,8 @@ func (*StreamEvent_DmRemoved) isStreamEvent_Event() {}
 func (*StreamEvent_Typing) isStreamEvent_Event() {}
 
 func (*StreamEvent_ServerChanged) isStreamEvent_Event() {}
+
+func (*StreamEvent_NotificationCreated) isStreamEvent_Event() {}
 
 // Ready is the first event of a stream (after a Resync, if any, and the
 // replayed events): from here on, events are live.
@@ -1046,6 +1062,88 @@ func (x *ServerChanged) GetObject() string {
 	return ""
 }
 
+// NotificationCreated: the caller was mentioned or replied to (made by the
+// notification service, see beep.notification.v1). Kept and replayed like
+// the others, for its recipient alone.
+type NotificationCreated struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	NotificationId string                 `protobuf:"bytes,1,opt,name=notification_id,json=notificationId,proto3" json:"notification_id,omitempty"`
+	// "mention" or "reply".
+	Kind         string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Conversation string `protobuf:"bytes,3,opt,name=conversation,proto3" json:"conversation,omitempty"`
+	// The server of a channel or thread; empty for a DM.
+	ServerId string `protobuf:"bytes,4,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
+	// The message, as it was sent.
+	Message       *Message `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotificationCreated) Reset() {
+	*x = NotificationCreated{}
+	mi := &file_beep_chat_v1_stream_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotificationCreated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotificationCreated) ProtoMessage() {}
+
+func (x *NotificationCreated) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_chat_v1_stream_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotificationCreated.ProtoReflect.Descriptor instead.
+func (*NotificationCreated) Descriptor() ([]byte, []int) {
+	return file_beep_chat_v1_stream_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *NotificationCreated) GetNotificationId() string {
+	if x != nil {
+		return x.NotificationId
+	}
+	return ""
+}
+
+func (x *NotificationCreated) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *NotificationCreated) GetConversation() string {
+	if x != nil {
+		return x.Conversation
+	}
+	return ""
+}
+
+func (x *NotificationCreated) GetServerId() string {
+	if x != nil {
+		return x.ServerId
+	}
+	return ""
+}
+
+func (x *NotificationCreated) GetMessage() *Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
 type SendTypingRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Conversation  string                 `protobuf:"bytes,1,opt,name=conversation,proto3" json:"conversation,omitempty"`
@@ -1055,7 +1153,7 @@ type SendTypingRequest struct {
 
 func (x *SendTypingRequest) Reset() {
 	*x = SendTypingRequest{}
-	mi := &file_beep_chat_v1_stream_proto_msgTypes[14]
+	mi := &file_beep_chat_v1_stream_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1165,7 @@ func (x *SendTypingRequest) String() string {
 func (*SendTypingRequest) ProtoMessage() {}
 
 func (x *SendTypingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_beep_chat_v1_stream_proto_msgTypes[14]
+	mi := &file_beep_chat_v1_stream_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1178,7 @@ func (x *SendTypingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendTypingRequest.ProtoReflect.Descriptor instead.
 func (*SendTypingRequest) Descriptor() ([]byte, []int) {
-	return file_beep_chat_v1_stream_proto_rawDescGZIP(), []int{14}
+	return file_beep_chat_v1_stream_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SendTypingRequest) GetConversation() string {
@@ -1098,7 +1196,7 @@ type SendTypingResponse struct {
 
 func (x *SendTypingResponse) Reset() {
 	*x = SendTypingResponse{}
-	mi := &file_beep_chat_v1_stream_proto_msgTypes[15]
+	mi := &file_beep_chat_v1_stream_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1110,7 +1208,7 @@ func (x *SendTypingResponse) String() string {
 func (*SendTypingResponse) ProtoMessage() {}
 
 func (x *SendTypingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_beep_chat_v1_stream_proto_msgTypes[15]
+	mi := &file_beep_chat_v1_stream_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1123,7 +1221,7 @@ func (x *SendTypingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendTypingResponse.ProtoReflect.Descriptor instead.
 func (*SendTypingResponse) Descriptor() ([]byte, []int) {
-	return file_beep_chat_v1_stream_proto_rawDescGZIP(), []int{15}
+	return file_beep_chat_v1_stream_proto_rawDescGZIP(), []int{16}
 }
 
 var File_beep_chat_v1_stream_proto protoreflect.FileDescriptor
@@ -1132,7 +1230,7 @@ const file_beep_chat_v1_stream_proto_rawDesc = "" +
 	"\n" +
 	"\x19beep/chat/v1/stream.proto\x12\fbeep.chat.v1\x1a\x1bbeep/authz/v1/options.proto\x1a\x17beep/chat/v1/chat.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"5\n" +
 	"\x10SubscribeRequest\x12!\n" +
-	"\fresume_after\x18\x01 \x01(\tR\vresumeAfter\"\xda\a\n" +
+	"\fresume_after\x18\x01 \x01(\tR\vresumeAfter\"\xb2\b\n" +
 	"\vStreamEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12+\n" +
@@ -1152,7 +1250,8 @@ const file_beep_chat_v1_stream_proto_rawDesc = "" +
 	"\n" +
 	"dm_removed\x18\x15 \x01(\v2\x17.beep.chat.v1.DMRemovedH\x00R\tdmRemoved\x12.\n" +
 	"\x06typing\x18\x16 \x01(\v2\x14.beep.chat.v1.TypingH\x00R\x06typing\x12D\n" +
-	"\x0eserver_changed\x18\x17 \x01(\v2\x1b.beep.chat.v1.ServerChangedH\x00R\rserverChangedB\a\n" +
+	"\x0eserver_changed\x18\x17 \x01(\v2\x1b.beep.chat.v1.ServerChangedH\x00R\rserverChanged\x12V\n" +
+	"\x14notification_created\x18\x18 \x01(\v2!.beep.chat.v1.NotificationCreatedH\x00R\x13notificationCreatedB\a\n" +
 	"\x05event\":\n" +
 	"\x05Ready\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x18\n" +
@@ -1192,7 +1291,13 @@ const file_beep_chat_v1_stream_proto_rawDesc = "" +
 	"\rServerChanged\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\x122\n" +
 	"\x06change\x18\x02 \x01(\x0e2\x1a.beep.chat.v1.ServerChangeR\x06change\x12\x16\n" +
-	"\x06object\x18\x03 \x01(\tR\x06object\"7\n" +
+	"\x06object\x18\x03 \x01(\tR\x06object\"\xc4\x01\n" +
+	"\x13NotificationCreated\x12'\n" +
+	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\"\n" +
+	"\fconversation\x18\x03 \x01(\tR\fconversation\x12\x1b\n" +
+	"\tserver_id\x18\x04 \x01(\tR\bserverId\x12/\n" +
+	"\amessage\x18\x05 \x01(\v2\x15.beep.chat.v1.MessageR\amessage\"7\n" +
 	"\x11SendTypingRequest\x12\"\n" +
 	"\fconversation\x18\x01 \x01(\tR\fconversation\"\x14\n" +
 	"\x12SendTypingResponse*\xb5\x01\n" +
@@ -1224,7 +1329,7 @@ func file_beep_chat_v1_stream_proto_rawDescGZIP() []byte {
 }
 
 var file_beep_chat_v1_stream_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_beep_chat_v1_stream_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_beep_chat_v1_stream_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_beep_chat_v1_stream_proto_goTypes = []any{
 	(ServerChange)(0),             // 0: beep.chat.v1.ServerChange
 	(*SubscribeRequest)(nil),      // 1: beep.chat.v1.SubscribeRequest
@@ -1241,16 +1346,17 @@ var file_beep_chat_v1_stream_proto_goTypes = []any{
 	(*DMRemoved)(nil),             // 12: beep.chat.v1.DMRemoved
 	(*Typing)(nil),                // 13: beep.chat.v1.Typing
 	(*ServerChanged)(nil),         // 14: beep.chat.v1.ServerChanged
-	(*SendTypingRequest)(nil),     // 15: beep.chat.v1.SendTypingRequest
-	(*SendTypingResponse)(nil),    // 16: beep.chat.v1.SendTypingResponse
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
-	(*Message)(nil),               // 18: beep.chat.v1.Message
-	(*Emoji)(nil),                 // 19: beep.chat.v1.Emoji
-	(*ReadState)(nil),             // 20: beep.chat.v1.ReadState
-	(*DMChannel)(nil),             // 21: beep.chat.v1.DMChannel
+	(*NotificationCreated)(nil),   // 15: beep.chat.v1.NotificationCreated
+	(*SendTypingRequest)(nil),     // 16: beep.chat.v1.SendTypingRequest
+	(*SendTypingResponse)(nil),    // 17: beep.chat.v1.SendTypingResponse
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*Message)(nil),               // 19: beep.chat.v1.Message
+	(*Emoji)(nil),                 // 20: beep.chat.v1.Emoji
+	(*ReadState)(nil),             // 21: beep.chat.v1.ReadState
+	(*DMChannel)(nil),             // 22: beep.chat.v1.DMChannel
 }
 var file_beep_chat_v1_stream_proto_depIdxs = []int32{
-	17, // 0: beep.chat.v1.StreamEvent.at:type_name -> google.protobuf.Timestamp
+	18, // 0: beep.chat.v1.StreamEvent.at:type_name -> google.protobuf.Timestamp
 	3,  // 1: beep.chat.v1.StreamEvent.ready:type_name -> beep.chat.v1.Ready
 	4,  // 2: beep.chat.v1.StreamEvent.resync:type_name -> beep.chat.v1.Resync
 	5,  // 3: beep.chat.v1.StreamEvent.message_created:type_name -> beep.chat.v1.MessageCreated
@@ -1265,21 +1371,23 @@ var file_beep_chat_v1_stream_proto_depIdxs = []int32{
 	12, // 12: beep.chat.v1.StreamEvent.dm_removed:type_name -> beep.chat.v1.DMRemoved
 	13, // 13: beep.chat.v1.StreamEvent.typing:type_name -> beep.chat.v1.Typing
 	14, // 14: beep.chat.v1.StreamEvent.server_changed:type_name -> beep.chat.v1.ServerChanged
-	18, // 15: beep.chat.v1.MessageCreated.message:type_name -> beep.chat.v1.Message
-	18, // 16: beep.chat.v1.MessageUpdated.message:type_name -> beep.chat.v1.Message
-	19, // 17: beep.chat.v1.ReactionEvent.emoji:type_name -> beep.chat.v1.Emoji
-	20, // 18: beep.chat.v1.ReadStateUpdated.read_state:type_name -> beep.chat.v1.ReadState
-	21, // 19: beep.chat.v1.DMUpdated.dm_channel:type_name -> beep.chat.v1.DMChannel
-	0,  // 20: beep.chat.v1.ServerChanged.change:type_name -> beep.chat.v1.ServerChange
-	1,  // 21: beep.chat.v1.StreamService.Subscribe:input_type -> beep.chat.v1.SubscribeRequest
-	15, // 22: beep.chat.v1.StreamService.SendTyping:input_type -> beep.chat.v1.SendTypingRequest
-	2,  // 23: beep.chat.v1.StreamService.Subscribe:output_type -> beep.chat.v1.StreamEvent
-	16, // 24: beep.chat.v1.StreamService.SendTyping:output_type -> beep.chat.v1.SendTypingResponse
-	23, // [23:25] is the sub-list for method output_type
-	21, // [21:23] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	15, // 15: beep.chat.v1.StreamEvent.notification_created:type_name -> beep.chat.v1.NotificationCreated
+	19, // 16: beep.chat.v1.MessageCreated.message:type_name -> beep.chat.v1.Message
+	19, // 17: beep.chat.v1.MessageUpdated.message:type_name -> beep.chat.v1.Message
+	20, // 18: beep.chat.v1.ReactionEvent.emoji:type_name -> beep.chat.v1.Emoji
+	21, // 19: beep.chat.v1.ReadStateUpdated.read_state:type_name -> beep.chat.v1.ReadState
+	22, // 20: beep.chat.v1.DMUpdated.dm_channel:type_name -> beep.chat.v1.DMChannel
+	0,  // 21: beep.chat.v1.ServerChanged.change:type_name -> beep.chat.v1.ServerChange
+	19, // 22: beep.chat.v1.NotificationCreated.message:type_name -> beep.chat.v1.Message
+	1,  // 23: beep.chat.v1.StreamService.Subscribe:input_type -> beep.chat.v1.SubscribeRequest
+	16, // 24: beep.chat.v1.StreamService.SendTyping:input_type -> beep.chat.v1.SendTypingRequest
+	2,  // 25: beep.chat.v1.StreamService.Subscribe:output_type -> beep.chat.v1.StreamEvent
+	17, // 26: beep.chat.v1.StreamService.SendTyping:output_type -> beep.chat.v1.SendTypingResponse
+	25, // [25:27] is the sub-list for method output_type
+	23, // [23:25] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_beep_chat_v1_stream_proto_init() }
@@ -1303,6 +1411,7 @@ func file_beep_chat_v1_stream_proto_init() {
 		(*StreamEvent_DmRemoved)(nil),
 		(*StreamEvent_Typing)(nil),
 		(*StreamEvent_ServerChanged)(nil),
+		(*StreamEvent_NotificationCreated)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1310,7 +1419,7 @@ func file_beep_chat_v1_stream_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_beep_chat_v1_stream_proto_rawDesc), len(file_beep_chat_v1_stream_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -120,6 +120,25 @@ type process struct {
 	ready      chan<- *Instance
 }
 
+// checks is the interceptor every service of the process is served with:
+// each RPC's declared permission checked, the gateway's principal verified,
+// refusals counted and audited.
+func (p process) checks(c *authz.Client) *connectauthz.Interceptor {
+	return connectauthz.New(c, p.log, connectauthz.WithMetrics(p.metrics), connectauthz.WithSigner(p.signer), connectauthz.WithAudit(p.cfg.Auditor))
+}
+
+// optionalService is where another service alone listens, from its -*-url
+// flag (nil when the flag is empty).
+func optionalService(flag, raw string) (*serviceAt, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	if _, err := parseServiceURL(flag, raw); err != nil {
+		return nil, err
+	}
+	return &serviceAt{raw, tcpClient()}, nil
+}
+
 // serveGateway runs the gateway alone, forwarding over TCP.
 func (p process) serveGateway(ctx context.Context) error {
 	cfg, log, metrics, signer, ready := p.cfg, p.log, p.metrics, p.signer, p.ready
@@ -167,7 +186,7 @@ func (p process) serveGateway(ctx context.Context) error {
 
 // serveCommunity runs the community service alone, on its own port.
 func (p process) serveCommunity(ctx context.Context) error {
-	cfg, log, metrics, signer, rpcTracing, ready := p.cfg, p.log, p.metrics, p.signer, p.rpcTracing, p.ready
+	cfg, log, metrics, rpcTracing, ready := p.cfg, p.log, p.metrics, p.rpcTracing, p.ready
 	c, err := open(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -193,7 +212,7 @@ func (p process) serveCommunity(ctx context.Context) error {
 	}
 	adm := admin.New(admin.Config{Authz: c.inst.Authz, Log: log.With("service", "admin"), Reconciler: c.community,
 		Status: deploymentStatus(func() []statusProbe { return probes })})
-	checks := connectauthz.New(c.inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer), connectauthz.WithAudit(cfg.Auditor))
+	checks := p.checks(c.inst.Authz)
 	host := serviceHost(communityv1connect.CommunityServiceName, c.community, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing,
 		namedService{adminv1connect.AuthzAdminServiceName, adm})
 	return serveOn(ctx, lis, cfg, log, host, c.inst, ready)
@@ -210,19 +229,13 @@ func (p process) serveUser(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var chatAt *serviceAt
-	if cfg.ChatURL != "" {
-		if _, err := parseServiceURL("chat-url", cfg.ChatURL); err != nil {
-			return err
-		}
-		chatAt = &serviceAt{cfg.ChatURL, tcpClient()}
+	chatAt, err := optionalService("chat-url", cfg.ChatURL)
+	if err != nil {
+		return err
 	}
-	var notificationAt *serviceAt
-	if cfg.NotificationURL != "" {
-		if _, err := parseServiceURL("notification-url", cfg.NotificationURL); err != nil {
-			return err
-		}
-		notificationAt = &serviceAt{cfg.NotificationURL, tcpClient()}
+	notificationAt, err := optionalService("notification-url", cfg.NotificationURL)
+	if err != nil {
+		return err
 	}
 	svc, pool, err := openUser(ctx, cfg, inst.Authz, log, cfg.CommunityURL, tcpClient(), signer, identities(cfg.KratosAdminURL), chatAt, notificationAt)
 	if err != nil {
@@ -233,7 +246,7 @@ func (p process) serveUser(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	checks := connectauthz.New(inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer), connectauthz.WithAudit(cfg.Auditor))
+	checks := p.checks(inst.Authz)
 	return serveOn(ctx, lis, cfg, log, serviceHost(userv1connect.UserServiceName, svc, checks, readiness(inst.Authz, pool), metrics, rpcTracing), inst, ready)
 }
 
@@ -258,7 +271,7 @@ func (p process) serveChat(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	checks := connectauthz.New(inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer), connectauthz.WithAudit(cfg.Auditor))
+	checks := p.checks(inst.Authz)
 	return serveOn(ctx, lis, cfg, log, serviceHost(chatv1connect.ChatServiceName, svc, checks, readiness(inst.Authz, pool), metrics, rpcTracing,
 		namedService{chatv1connect.StreamServiceName, svc.Stream()}, namedService{chatv1connect.ChatErasureServiceName, svc.Erasure()},
 		// Internal: for the notification service, never routed by the gateway.
@@ -286,7 +299,7 @@ func (p process) serveNotification(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	checks := connectauthz.New(inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer), connectauthz.WithAudit(cfg.Auditor))
+	checks := p.checks(inst.Authz)
 	return serveOn(ctx, lis, cfg, log, serviceHost(notificationv1connect.NotificationServiceName, svc, checks, readiness(inst.Authz, pool), metrics, rpcTracing), inst, ready)
 }
 
@@ -314,7 +327,7 @@ func (p process) serveAll(ctx context.Context) error {
 	if err := local.grant(ctx, c.inst.Authz, log); err != nil {
 		return err
 	}
-	checks := connectauthz.New(c.inst.Authz, log, connectauthz.WithMetrics(metrics), connectauthz.WithSigner(signer), connectauthz.WithAudit(cfg.Auditor))
+	checks := p.checks(c.inst.Authz)
 	communityHTTP, stopCommunity := serveInMemory(roleCommunity,
 		serviceHost(communityv1connect.CommunityServiceName, c.community, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing))
 	defer stopCommunity()

@@ -63,14 +63,11 @@ func (s *Stream) registerFirehose(f *firehose, after position) (position, error)
 	defer s.dispatching.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.running {
-		return position{}, connect.NewError(connect.CodeUnavailable, errors.New("the stream is not running yet; try again"))
+	through, skip, err := s.joinPointLocked(after)
+	if err != nil {
+		return position{}, err
 	}
-	through := s.dispatched
-	f.skipThrough = through
-	if after.after(through) {
-		f.skipThrough = after
-	}
+	f.skipThrough = skip
 	if s.firehoses == nil {
 		s.firehoses = map[*firehose]struct{}{}
 	}

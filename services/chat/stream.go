@@ -438,6 +438,21 @@ func (s *Stream) Subscribe(ctx context.Context, req *connect.Request[chatv1.Subs
 	}
 }
 
+// joinPointLocked is where a reader joining now (between two dispatched
+// events, both locks held) starts: the events after through reach it
+// live, and it skips those up to skip (through, or resumeAfter when that
+// was seen through another instance, further ahead than this one).
+func (s *Stream) joinPointLocked(resumeAfter position) (through, skip position, err error) {
+	if !s.running {
+		return position{}, position{}, connect.NewError(connect.CodeUnavailable, errors.New("the stream is not running yet; try again"))
+	}
+	through, skip = s.dispatched, s.dispatched
+	if resumeAfter.after(through) {
+		skip = resumeAfter
+	}
+	return through, skip, nil
+}
+
 // register adds sub, its user seeing servers; events after the returned
 // position reach it live.
 func (s *Stream) register(sub *subscription, resumeAfter position, servers []string) (position, error) {
@@ -445,15 +460,11 @@ func (s *Stream) register(sub *subscription, resumeAfter position, servers []str
 	defer s.dispatching.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.running {
-		return position{}, connect.NewError(connect.CodeUnavailable, errors.New("the stream is not running yet; try again"))
+	through, skip, err := s.joinPointLocked(resumeAfter)
+	if err != nil {
+		return position{}, err
 	}
-	through := s.dispatched
-	sub.skipThrough = through
-	if resumeAfter.after(through) {
-		// Seen through another instance, further ahead than this one.
-		sub.skipThrough = resumeAfter
-	}
+	sub.skipThrough = skip
 	if s.subs[sub.user] == nil {
 		s.subs[sub.user] = map[*subscription]struct{}{}
 	}

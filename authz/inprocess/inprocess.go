@@ -134,7 +134,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		dialCreds = credentials.NewTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
 	}
 
-	serverCfg := server.NewConfigWithOptionsAndDefaults(
+	serverOpts := []server.ConfigOption{
 		server.WithDatastoreConfig(*datastore.NewConfigWithOptionsAndDefaults(dsOpts...)),
 		server.WithPresharedSecureKey(key),
 		server.WithGRPCServer(grpcCfg),
@@ -149,8 +149,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		// The Watch on PostgreSQL looks for new revisions at this pace
 		// (100 ms is its floor): the chat stream invalidates what it
 		// caches within it.
-		server.WithWatchHeartbeat(100*time.Millisecond),
-	)
+		server.WithWatchHeartbeat(100 * time.Millisecond),
+	}
+	if cfg.Engine == Memory {
+		serverOpts = append(serverOpts, (&writeTurns{}).options()...)
+	}
+	serverCfg := server.NewConfigWithOptionsAndDefaults(serverOpts...)
 	runCtx, cancel := context.WithCancel(context.Background())
 	runnable, err := serverCfg.Complete(runCtx)
 	if err != nil {

@@ -49,8 +49,7 @@ func Run(ctx context.Context, cfg Config) (reps []*Report, err error) {
 		return nil, fmt.Errorf("setup: %w", err)
 	}
 	shared.SetupSeconds = seconds(time.Since(began))
-	shared.JoinRetries = p.joinRetries.Load()
-	logf("setup: %d users in %d servers in %.1fs (%d joins retried)", cfg.Users, cfg.Servers, shared.SetupSeconds, shared.JoinRetries)
+	logf("setup: %d users in %d servers in %.1fs", cfg.Users, cfg.Servers, shared.SetupSeconds)
 
 	shared.Memory.Before = sample(ctx, base, pid)
 	users := make([]int, 0, cfg.Subscribers+cfg.Outsiders)

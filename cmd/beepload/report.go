@@ -20,8 +20,6 @@ type Report struct {
 	DrainSeconds     float64 `json:"drain_seconds"`
 	// Warmup is the first message of each channel (-warmup).
 	Warmup WarmupStats `json:"warmup"`
-	// JoinRetries are joins refused at first and tried again.
-	JoinRetries int64 `json:"join_retries"`
 
 	Subscribers SubscriberCounts `json:"subscribers"`
 	Sends       SendStats        `json:"sends"`

@@ -71,8 +71,6 @@ type population struct {
 	channelServer map[string]int
 	// settled is when the last setup write was made.
 	settled time.Time
-	// joinRetries are joins refused at first (see setup).
-	joinRetries atomic.Int64
 }
 
 // server is one server and its channel.
@@ -118,25 +116,11 @@ func setup(ctx context.Context, c *beepClient, cfg Config) (*population, error) 
 	err = parallel(ctx, cfg.Users-cfg.Servers, 16, func(ctx context.Context, k int) error {
 		i := cfg.Servers + k
 		s := p.servers[p.serverOf[i]]
-		// Even with the server's ZedToken, the join check is sometimes
-		// refused for a few seconds while servers are made concurrently
-		// (seen on the memory engine): try again, within SpiceDB's 5 s
-		// quantization window and a bit.
-		for attempt := 0; ; attempt++ {
-			_, err := c.community().JoinServer(ctx, request(p.tokens[i], s.zed, &communityv1.JoinServerRequest{ServerId: s.id}))
-			if err == nil || connect.CodeOf(err) != connect.CodePermissionDenied || attempt == 8 {
-				if err != nil {
-					return fmt.Errorf("JoinServer: %w", err)
-				}
-				return nil
-			}
-			p.joinRetries.Add(1)
-			select {
-			case <-time.After(time.Second):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+		_, err := c.community().JoinServer(ctx, request(p.tokens[i], s.zed, &communityv1.JoinServerRequest{ServerId: s.id}))
+		if err != nil {
+			return fmt.Errorf("JoinServer: %w", err)
 		}
+		return nil
 	})
 	p.settled = time.Now()
 	return p, err

@@ -328,9 +328,7 @@ func (p process) serveAll(ctx context.Context) error {
 		return err
 	}
 	checks := p.checks(c.inst.Authz)
-	communityHTTP, stopCommunity := serveInMemory(roleCommunity,
-		serviceHost(communityv1connect.CommunityServiceName, c.community, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing))
-	defer stopCommunity()
+	communityHTTP := serveInMemory(serviceHost(communityv1connect.CommunityServiceName, c.community, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing))
 	public, err := listen(cfg)
 	if err != nil {
 		return err
@@ -355,20 +353,16 @@ func (p process) serveAll(ctx context.Context) error {
 		return err
 	}
 	defer chatPool.Close()
-	chatHTTP, stopChat := serveInMemory(roleChat,
-		serviceHost(chatv1connect.ChatServiceName, chat, checks, readiness(c.inst.Authz, chatPool), metrics, rpcTracing,
-			namedService{chatv1connect.StreamServiceName, chat.Stream()}, namedService{chatv1connect.ChatErasureServiceName, chat.Erasure()},
-			namedService{chatv1connect.EventFeedServiceName, chat.Feed()}))
-	defer stopChat()
+	chatHTTP := serveInMemory(serviceHost(chatv1connect.ChatServiceName, chat, checks, readiness(c.inst.Authz, chatPool), metrics, rpcTracing,
+		namedService{chatv1connect.StreamServiceName, chat.Stream()}, namedService{chatv1connect.ChatErasureServiceName, chat.Erasure()},
+		namedService{chatv1connect.EventFeedServiceName, chat.Feed()}))
 	notifications, notificationPool, err := openNotification(ctx, cfg, c.inst.Authz, log, "http://"+roleChat, chatHTTP, signer)
 	if err != nil {
 		public.Close()
 		return err
 	}
 	defer notificationPool.Close()
-	notificationHTTP, stopNotification := serveInMemory(roleNotification,
-		serviceHost(notificationv1connect.NotificationServiceName, notifications, checks, readiness(c.inst.Authz, notificationPool), metrics, rpcTracing))
-	defer stopNotification()
+	notificationHTTP := serveInMemory(serviceHost(notificationv1connect.NotificationServiceName, notifications, checks, readiness(c.inst.Authz, notificationPool), metrics, rpcTracing))
 	users, userPool, err := openUser(ctx, cfg, c.inst.Authz, log, "http://"+roleCommunity, communityHTTP, signer, identities(id.adminURL),
 		&serviceAt{"http://" + roleChat, chatHTTP}, &serviceAt{"http://" + roleNotification, notificationHTTP})
 	if err != nil {
@@ -376,9 +370,7 @@ func (p process) serveAll(ctx context.Context) error {
 		return err
 	}
 	defer userPool.Close()
-	userHTTP, stopUser := serveInMemory(roleUser,
-		serviceHost(userv1connect.UserServiceName, users, checks, readiness(c.inst.Authz, userPool), metrics, rpcTracing))
-	defer stopUser()
+	userHTTP := serveInMemory(serviceHost(userv1connect.UserServiceName, users, checks, readiness(c.inst.Authz, userPool), metrics, rpcTracing))
 	// The admin service reports every service the gateway forwards to.
 	var upstreams []upstream
 	adm := admin.New(admin.Config{Authz: c.inst.Authz, Log: log.With("service", "admin"), Reconciler: c.community,
@@ -389,9 +381,7 @@ func (p process) serveAll(ctx context.Context) error {
 			}
 			return probes
 		})})
-	adminHTTP, stopAdmin := serveInMemory(roleAdmin,
-		serviceHost(adminv1connect.AuthzAdminServiceName, adm, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing))
-	defer stopAdmin()
+	adminHTTP := serveInMemory(serviceHost(adminv1connect.AuthzAdminServiceName, adm, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing))
 	upstreams = []upstream{
 		{communityv1connect.CommunityServiceName, communityPath, &url.URL{Scheme: "http", Host: roleCommunity}, communityHTTP},
 		{userv1connect.UserServiceName, userPath, &url.URL{Scheme: "http", Host: roleUser}, userHTTP},

@@ -2,30 +2,15 @@ package memnet_test
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"testing"
-	"time"
-
-	"golang.org/x/net/nettest"
 
 	"github.com/beepchat/beep/internal/memnet"
 )
-
-func serve(t testing.TB) *memnet.Listener {
-	t.Helper()
-	l := memnet.Listen("test")
-	srv := &http.Server{Protocols: unencryptedHTTP2(), Handler: grpcLike()}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return l
-}
 
 // grpcLike answers with a body and a trailer, as gRPC does.
 func grpcLike() http.Handler {
@@ -42,29 +27,10 @@ func unencryptedHTTP2() *http.Protocols {
 	return protocols
 }
 
-// TestConnIsANetConn runs x/net's conformance suite for net.Conn on both
-// ends of a connection made by Dial and Accept: I/O, close, deadlines,
-// concurrent calls.
-func TestConnIsANetConn(t *testing.T) {
-	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
-		l := memnet.Listen("conformance")
-		accepted := make(chan net.Conn, 1)
-		go func() {
-			c, _ := l.Accept()
-			accepted <- c
-		}()
-		c1, err = l.DialContext(context.Background(), "tcp", "x")
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		c2 = <-accepted
-		return c1, c2, func() { _ = c1.Close(); _ = c2.Close(); _ = l.Close() }, nil
-	})
-}
-
-func TestConcurrentRequestsOverHTTP2(t *testing.T) {
-	l := serve(t)
-	client := l.Client()
+// TestConcurrentRequests: requests at once through one HandlerClient each
+// get their own answer and trailer.
+func TestConcurrentRequests(t *testing.T) {
+	client := memnet.HandlerClient(grpcLike())
 	var wg sync.WaitGroup
 	errs := make(chan error, 50)
 	for i := range 50 {
@@ -91,126 +57,10 @@ func TestConcurrentRequestsOverHTTP2(t *testing.T) {
 	}
 }
 
-// TestConcurrentDials: every dial gets its own connection to one accepted
-// peer, whatever the interleaving.
-func TestConcurrentDials(t *testing.T) {
-	l := memnet.Listen("echo")
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
-		}
-	}()
-	var wg sync.WaitGroup
-	errs := make(chan error, 100)
-	for i := range 100 {
-		wg.Go(func() {
-			c, err := l.DialContext(t.Context(), "tcp", "x")
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer c.Close()
-			want := bytes.Repeat([]byte{byte(i)}, 100_000+i) // several buffers' worth would block a synchronous pipe
-			go func() { _, _ = c.Write(want) }()
-			got := make([]byte, len(want))
-			if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, want) {
-				errs <- fmt.Errorf("dial %d: echoed %d bytes wrong: %v", i, len(got), err)
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-}
-
-func TestClosedListenerRefuses(t *testing.T) {
-	l := memnet.Listen("closed")
-	accepting := make(chan error, 1)
-	go func() { _, err := l.Accept(); accepting <- err }()
-	_ = l.Close()
-	if err := <-accepting; !errors.Is(err, memnet.ErrClosed) {
-		t.Fatalf("accept waiting when closed: %v", err)
-	}
-	if _, err := l.DialContext(context.Background(), "tcp", "x"); !errors.Is(err, memnet.ErrClosed) {
-		t.Fatalf("dial after close: %v", err)
-	}
-	if _, err := l.Accept(); !errors.Is(err, memnet.ErrClosed) {
-		t.Fatalf("accept after close: %v", err)
-	}
-	if _, err := l.Client().Get("http://closed/"); err == nil {
-		t.Fatal("an HTTP request reached a closed listener")
-	}
-}
-
-// TestCloseLikeTCP: the peer of a closed end reads what was written, then
-// io.EOF, and cannot write; the closed end itself says net.ErrClosed.
-func TestCloseLikeTCP(t *testing.T) {
-	a, b := memnet.Pipe(nil, nil)
-	if _, err := a.Write([]byte("last words")); err != nil {
-		t.Fatal(err)
-	}
-	_ = a.Close()
-	if got, err := io.ReadAll(b); string(got) != "last words" || err != nil {
-		t.Fatalf("the peer read %q, %v", got, err)
-	}
-	if _, err := b.Write([]byte("x")); !errors.Is(err, io.ErrClosedPipe) {
-		t.Fatalf("writing to a closed peer: %v", err)
-	}
-	if _, err := a.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("reading a closed end: %v", err)
-	}
-	if err := a.Close(); err == nil {
-		t.Fatal("closing twice succeeded")
-	}
-}
-
-// TestDeadlines: blocked reads and writes end at their deadline with a
-// timeout error, and a later deadline makes the connection usable again.
-func TestDeadlines(t *testing.T) {
-	a, b := memnet.Pipe(nil, nil)
-	defer a.Close()
-	defer b.Close()
-	timeout := func(err error) bool {
-		var ne net.Error
-		return errors.Is(err, os.ErrDeadlineExceeded) && errors.As(err, &ne) && ne.Timeout()
-	}
-	deadline := time.Now().Add(20 * time.Millisecond)
-	_ = a.SetReadDeadline(deadline)
-	if _, err := a.Read(make([]byte, 1)); !timeout(err) || time.Now().Before(deadline) {
-		t.Fatalf("read returned %v, %v before its deadline", err, time.Until(deadline))
-	}
-	_ = a.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
-	n, err := a.Write(make([]byte, 1<<20)) // more than b buffers: blocks
-	if !timeout(err) || n == 0 || n >= 1<<20 {
-		t.Fatalf("write past its deadline: %d bytes, %v", n, err)
-	}
-	_ = a.SetDeadline(time.Time{})
-	go func() { _, _ = io.CopyN(io.Discard, b, int64(n)); _, _ = b.Write([]byte("!")) }()
-	got := make([]byte, 1)
-	if _, err := a.Read(got); err != nil || got[0] != '!' {
-		t.Fatalf("read after clearing the deadline: %q, %v", got, err)
-	}
-}
-
-func TestDialHonoursContext(t *testing.T) {
-	l := memnet.Listen("nobody accepts")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if _, err := l.DialContext(ctx, "tcp", "x"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("dial without accept: %v", err)
-	}
-}
-
-// BenchmarkHop is the cost of reaching a handler over HTTP/2: called
-// directly, through memnet (the all-in-one process), through loopback TCP
-// (the distributed mode on one machine).
+// BenchmarkHop is what reaching a service costs, on a handler that answers
+// at once (a 64-byte request, a gRPC-like body and trailer): called
+// directly, through HandlerClient (the all-in-one binary), and over
+// loopback TCP with HTTP/2 (split on one machine).
 func BenchmarkHop(b *testing.B) {
 	handler := grpcLike()
 	b.Run("direct", func(b *testing.B) {
@@ -219,8 +69,8 @@ func BenchmarkHop(b *testing.B) {
 			handler.ServeHTTP(discard{h: http.Header{}}, req)
 		}
 	})
-	b.Run("memnet", func(b *testing.B) {
-		benchmarkClient(b, serve(b).Client(), "http://memnet")
+	b.Run("handler", func(b *testing.B) {
+		benchmarkClient(b, memnet.HandlerClient(handler), "http://handler")
 	})
 	b.Run("tcp", func(b *testing.B) {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")

@@ -132,6 +132,10 @@ func (s *Service) follow(ctx context.Context) error {
 		cancel()
 		_ = stream.Close()
 	}()
+	var (
+		saved   = time.Now() // when the cursor was last written
+		unsaved string       // handled, changing nothing, the cursor not moved yet
+	)
 	for stream.Receive() {
 		msg := stream.Msg()
 		if start := msg.GetStart(); start != nil {
@@ -140,10 +144,28 @@ func (s *Service) follow(ctx context.Context) error {
 			}
 			continue
 		}
-		if e := msg.GetEvent(); e != nil {
-			if err := s.handle(ctx, e); err != nil {
+		e := msg.GetEvent()
+		if e == nil {
+			continue
+		}
+		stored, err := s.handle(ctx, e)
+		if err != nil {
+			return err
+		}
+		if stored {
+			saved, unsaved = time.Now(), ""
+			continue
+		}
+		// Most events (a message that mentions nobody) change nothing
+		// here: their position is written at most once per cursorEvery,
+		// not in a transaction each. After a restart the consumer handles
+		// those events again, which changes nothing again.
+		unsaved = e.GetEvent().GetId()
+		if time.Since(saved) >= cursorEvery {
+			if err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error { return advance(ctx, tx, unsaved) }); err != nil {
 				return err
 			}
+			saved, unsaved = time.Now(), ""
 		}
 	}
 	if err := stream.Err(); err != nil {
@@ -184,11 +206,16 @@ type made struct {
 	n    *notificationv1.Notification
 }
 
+// cursorEvery is how often, at most, the consumer writes its cursor for
+// events that change nothing.
+const cursorEvery = time.Second
+
 // handle handles one event of the feed: a new message notifies, a deleted
 // one takes its notifications away; the cursor moves in the same
-// transaction. An error (the graph unavailable) leaves the cursor: the
+// transaction. It stores nothing (stored is false) for an event that
+// changes nothing. An error (the graph unavailable) leaves the cursor: the
 // event is handled again when the feed is followed again.
-func (s *Service) handle(ctx context.Context, e *chatv1.FeedEvent) error {
+func (s *Service) handle(ctx context.Context, e *chatv1.FeedEvent) (stored bool, err error) {
 	ev := e.GetEvent()
 	var (
 		notes []made
@@ -200,7 +227,10 @@ func (s *Service) handle(ctx context.Context, e *chatv1.FeedEvent) error {
 		msg = ev.GetMessageCreated().GetMessage()
 		var err error
 		if notes, err = s.notifications(ctx, e, msg); err != nil {
-			return err
+			return false, err
+		}
+		if len(notes) == 0 {
+			return false, nil
 		}
 		apply = func(tx pgx.Tx) error {
 			kept := notes[:0]
@@ -228,21 +258,22 @@ func (s *Service) handle(ctx context.Context, e *chatv1.FeedEvent) error {
 			return err
 		}
 	}
-	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		if apply != nil {
-			if err := apply(tx); err != nil {
-				return err
-			}
+	if apply == nil {
+		return false, nil
+	}
+	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if err := apply(tx); err != nil {
+			return err
 		}
 		return advance(ctx, tx, ev.GetId())
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, m := range notes {
 		s.deliver(ctx, m, msg)
 	}
-	return nil
+	return true, nil
 }
 
 func kindName(k notificationv1.NotificationKind) string {

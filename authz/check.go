@@ -32,7 +32,27 @@ type Decision struct {
 
 // Check answers one check. On any error the decision is the zero Decision
 // (not allowed) and the error matches ErrUnavailable or ErrInvalid.
+//
+// At MinimizeLatency, while [Client.CacheDecisions] runs, the answer may
+// come from its cache.
 func (c *Client) Check(ctx context.Context, check Check, consistency Consistency) (Decision, error) {
+	if consistency.mode == minimizeLatency {
+		if ds := c.cache.Load(); ds != nil {
+			d, hit, ask, gen, keep := ds.lookup(check)
+			if hit {
+				return d, nil
+			}
+			d, err := c.check(ctx, check, ask)
+			if err == nil && keep {
+				ds.keep(check, d, gen)
+			}
+			return d, err
+		}
+	}
+	return c.check(ctx, check, consistency)
+}
+
+func (c *Client) check(ctx context.Context, check Check, consistency Consistency) (Decision, error) {
 	req, err := checkRequest(check, consistency)
 	if err != nil {
 		return Decision{}, err

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
@@ -28,6 +29,8 @@ type Client struct {
 	watch       v1.WatchServiceClient
 	timeout     time.Duration
 	conn        *grpc.ClientConn // owned when created by Dial
+	// cache, while CacheDecisions runs.
+	cache atomic.Pointer[decisions]
 }
 
 // Option configures a Client.

@@ -30,8 +30,9 @@ type Config struct {
 	HTTPAddr string
 	// PostgresURL is the PostgreSQL server Beep keeps its databases on.
 	PostgresURL string
-	// PostgresMaxConns bounds each service's connection pool (0: pgx's
-	// default, the larger of 4 and the number of CPUs).
+	// PostgresMaxConns bounds each service's connection pool (0: 16 for
+	// chat; for the others pgx's default, the larger of 4 and the number
+	// of CPUs).
 	PostgresMaxConns int
 	// SpiceDBEngine is "postgres" (default) or "memory" (lost at exit).
 	SpiceDBEngine string
@@ -108,6 +109,10 @@ type Config struct {
 	SMTPURL string
 	// SessionCacheTTL is how long the gateway reuses a session's whoami.
 	SessionCacheTTL time.Duration
+	// DecisionCacheTTL is how long an authorization answer asked without a
+	// ZedToken is reused, SpiceDB's Watch emptying the cache at every
+	// change (authz.Client.CacheDecisions); 0: not cached.
+	DecisionCacheTTL time.Duration
 	// GoogleClientID and GoogleClientSecret, when set, offer "Sign in with
 	// Google" (Kratos' OIDC) with the issuer GoogleIssuer.
 	GoogleClientID, GoogleClientSecret, GoogleIssuer string
@@ -234,7 +239,7 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	origins := ""
 	str(&origins, "cors-origins", "BEEP_CORS_ORIGINS", "", "comma-separated browser origins allowed to call the API (* for any)")
 	maxConns := "0"
-	str(&maxConns, "postgres-max-conns", "BEEP_POSTGRES_MAX_CONNS", maxConns, "connections each service's pool opens at most (0: the larger of 4 and the number of CPUs)")
+	str(&maxConns, "postgres-max-conns", "BEEP_POSTGRES_MAX_CONNS", maxConns, "connections each service's pool opens at most (0: 16 for chat, the larger of 4 and the number of CPUs for the others)")
 	rate, burst := "50", "100"
 	str(&rate, "rate-limit", "BEEP_RATE_LIMIT", rate, "requests per second allowed to each principal (or client IP)")
 	str(&burst, "rate-burst", "BEEP_RATE_BURST", burst, "requests allowed at once above the rate")
@@ -264,6 +269,8 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	skew := "30s"
 	str(&skew, "oidc-clock-skew", "BEEP_OIDC_CLOCK_SKEW", skew, "tolerance on access tokens' expiry and issue times")
 	sessionTTL := "10s"
+	decisionTTL := "2s"
+	str(&decisionTTL, "decision-cache-ttl", "BEEP_DECISION_CACHE_TTL", decisionTTL, "how long an authorization answer asked without a ZedToken is reused; SpiceDB's Watch empties the cache at every change to the graph (0: no cache)")
 	str(&sessionTTL, "session-cache-ttl", "BEEP_SESSION_CACHE_TTL", sessionTTL, "how long the gateway trusts a verified session before asking Kratos again (a revoked session works at most this long)")
 	str(&cfg.OTLPEndpoint, "otlp-endpoint", "BEEP_OTLP_ENDPOINT", "", "OTLP collector host:port receiving traces (empty: traces are not exported)")
 	str(&cfg.OTLPProtocol, "otlp-protocol", "BEEP_OTLP_PROTOCOL", "grpc", "OTLP protocol: grpc or http")
@@ -311,6 +318,9 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	}
 	if cfg.SessionCacheTTL, err = time.ParseDuration(sessionTTL); err != nil || cfg.SessionCacheTTL < 0 {
 		return Config{}, fmt.Errorf("-session-cache-ttl %q: want a duration such as 10s", sessionTTL)
+	}
+	if cfg.DecisionCacheTTL, err = time.ParseDuration(decisionTTL); err != nil || cfg.DecisionCacheTTL < 0 {
+		return Config{}, fmt.Errorf("-decision-cache-ttl %q: want a duration such as 2s (0: no cache)", decisionTTL)
 	}
 	if cfg.TraceSampleRatio, err = strconv.ParseFloat(ratio, 64); err != nil || cfg.TraceSampleRatio < 0 || cfg.TraceSampleRatio > 1 {
 		return Config{}, fmt.Errorf("-trace-sample-ratio %q: want a number from 0 to 1", ratio)

@@ -115,10 +115,11 @@ func phase(ctx context.Context, cfg Config, c *beepClient, p *population, subs *
 		profile <- nil
 	}
 	calls0 := sample(ctx, base, pid).SpiceDB
-	cpu0, self0 := cpuSeconds(pid), selfCPUSeconds()
+	cpu0, self0, pg0, all0 := cpuSeconds(pid), selfCPUSeconds(), postgresCPUSeconds(), machineCPUSeconds()
 	logf("sending %.0f msg/s for %s", rep.Config.Rate, cfg.Duration)
 	sent := send(ctx, c, p, cfg, rep.Config.Rate, n)
 	rep.CPU.BeepSendPhase, rep.CPU.LoadSendPhase = cpuSeconds(pid)-cpu0, selfCPUSeconds()-self0
+	rep.CPU.PostgresSendPhase, rep.CPU.MachineSendPhase = postgresCPUSeconds()-pg0, machineCPUSeconds()-all0
 	rep.CPU.SendSeconds = seconds(sent.elapsed)
 
 	// The last deliveries.
@@ -182,6 +183,53 @@ func cpuProfile(ctx context.Context, pprofAddr string, d time.Duration, path str
 		return err
 	}
 	return f.Close()
+}
+
+// postgresCPUSeconds is the CPU time the machine's PostgreSQL processes
+// have used (those alive now: its backends live as long as the pools'
+// connections).
+func postgresCPUSeconds() float64 {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var total float64
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(comm)) == "postgres" {
+			total += cpuSeconds(pid)
+		}
+	}
+	return total
+}
+
+// machineCPUSeconds is the CPU time all of the machine's CPUs have spent
+// busy (not idle or waiting on I/O) since boot.
+func machineCPUSeconds() float64 {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	fields := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(fields) < 8 || fields[0] != "cpu" {
+		return 0
+	}
+	var busy uint64
+	for i, f := range fields[1:] {
+		n, err := strconv.ParseUint(f, 10, 64)
+		if err != nil {
+			return 0
+		}
+		if i != 3 && i != 4 && i < 8 { // not idle, not iowait; no guest time (counted in user)
+			busy += n
+		}
+	}
+	const clockTicks = 100
+	return float64(busy) / clockTicks
 }
 
 // cpuSeconds is the CPU time pid has used (user and system; 0 if unknown).

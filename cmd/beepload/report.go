@@ -121,6 +121,11 @@ type CPUStats struct {
 	SendSeconds   float64 `json:"send_phase_seconds"`
 	BeepSendPhase float64 `json:"beep_cpu_seconds"`
 	LoadSendPhase float64 `json:"beepload_cpu_seconds"`
+	// PostgresSendPhase is what every PostgreSQL process of the machine
+	// used (the server is shared: Beep's queries and anything else's).
+	PostgresSendPhase float64 `json:"postgres_cpu_seconds"`
+	// MachineSendPhase is what the whole machine used (all CPUs, /proc/stat).
+	MachineSendPhase float64 `json:"machine_cpu_seconds"`
 }
 
 func (cfg Config) summary(rate float64) ConfigSummary {
@@ -251,8 +256,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "spicedb:    per message sent: %s\n", strings.Join(calls, ", "))
 	}
-	fmt.Fprintf(&b, "cpu:        during the %.1fs of sends, Beep used %.1f cores, beepload %.1f\n",
-		r.CPU.SendSeconds, r.CPU.BeepSendPhase/max(r.CPU.SendSeconds, 0.001), r.CPU.LoadSendPhase/max(r.CPU.SendSeconds, 0.001))
+	per := func(s float64) float64 { return s / max(r.CPU.SendSeconds, 0.001) }
+	fmt.Fprintf(&b, "cpu:        during the %.1fs of sends, Beep used %.2f cores, PostgreSQL %.2f, beepload %.2f; the machine %.2f of %d\n",
+		r.CPU.SendSeconds, per(r.CPU.BeepSendPhase), per(r.CPU.PostgresSendPhase), per(r.CPU.LoadSendPhase), per(r.CPU.MachineSendPhase), r.Machine.CPUs)
 	if r.Verified {
 		b.WriteString("verified:   every subscriber received each message of its server once, and nothing else\n")
 	} else {

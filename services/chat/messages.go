@@ -229,8 +229,25 @@ func (s *Service) insert(ctx context.Context, author string, c conversation, con
 	if nonce != "" {
 		noncePtr = &nonce
 	}
-	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+	// Two round trips: the transaction's reads, opened by its BEGIN, then
+	// its writes, closed by its COMMIT; against four with BEGIN and COMMIT
+	// on their own. Anything that stops short of the COMMIT is rolled back.
+	conn, err := s.db.Acquire(ctx)
+	if err != nil {
+		return messageRow{}, false, err
+	}
+	defer conn.Release()
+	committed := false
+	defer func() {
+		if !committed {
+			// Harmless when no transaction is open; a broken connection is
+			// dropped by the pool on release.
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	err = func() error {
 		b := &pgx.Batch{}
+		b.Queue(`BEGIN`)
 		b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, c.String())
 		b.Queue(`SELECT last_id FROM conversations WHERE conv_type = $1 AND conv_id = $2`, string(c.typ), c.id)
 		if noncePtr != nil {
@@ -239,15 +256,17 @@ func (s *Service) insert(ctx context.Context, author string, c conversation, con
 		if replyTo != nil {
 			b.Queue(`SELECT EXISTS (SELECT 1 FROM messages WHERE id = $1 AND conv_type = $2 AND conv_id = $3)`, *replyTo, string(c.typ), c.id)
 		}
-		results := tx.SendBatch(ctx, b)
+		results := conn.SendBatch(ctx, b)
 		var (
 			last, earlier uuid.UUID
 			found         bool
 			replyExists   = true
 		)
 		err := func() error {
-			if _, err := results.Exec(); err != nil {
-				return err
+			for range 2 { // BEGIN, the lock
+				if _, err := results.Exec(); err != nil {
+					return err
+				}
 			}
 			if err := results.QueryRow().Scan(&last); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 				return err
@@ -272,7 +291,7 @@ func (s *Service) insert(ctx context.Context, author string, c conversation, con
 		}
 		if found {
 			row.id, duplicate = earlier, true
-			return nil
+			return nil // nothing written: rolled back
 		}
 		if !replyExists {
 			return invalid("reply_to_id: no such message in this conversation")
@@ -296,8 +315,13 @@ func (s *Service) insert(ctx context.Context, author string, c conversation, con
 		if err := queueEvent(b, conv, audience, token, ev); err != nil {
 			return err
 		}
-		return tx.SendBatch(ctx, b).Close()
-	})
+		b.Queue(`COMMIT`)
+		if err := conn.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		committed = true
+		return nil
+	}()
 	return row, duplicate, err
 }
 

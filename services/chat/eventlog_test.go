@@ -1,6 +1,7 @@
 package chat_test
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/beepchat/beep/authz"
 	chatv1 "github.com/beepchat/beep/gen/beep/chat/v1"
 	"github.com/beepchat/beep/services/chat"
 )
@@ -259,5 +261,117 @@ func TestMessageChangesAreLoggedWithThem(t *testing.T) {
 	}
 	if !slices.Equal(live, want[1:]) {
 		t.Fatalf("carl received %v, want %v", live, want[1:])
+	}
+}
+
+// TestDMChangesAreLoggedOnceCommitted: a DM change's events carry the
+// ZedToken of the write that brings SpiceDB to it, so they are logged
+// when that write is done. A process that dies in between (the simulated
+// crash) leaves them pending, not lost: the reconciler logs them, once,
+// with its token, and they reach the stream then. A DM change that fails
+// at its commit logs nothing.
+func TestDMChangesAreLoggedOnceCommitted(t *testing.T) {
+	h := start(t)
+	ctx := t.Context()
+	created := must(h.chat.CreateGroupDM(ctx, as("ann", "", &chatv1.CreateGroupDMRequest{UserIds: []string{"bob", "carl"}}))).Msg
+	id, conv := created.DmChannel.Id, created.DmChannel.Conversation
+	ofDM := func(ev *chatv1.StreamEvent) bool {
+		return ev.GetDmUpdated().GetDmChannel().GetConversation() == conv || ev.GetDmRemoved().GetConversation() == conv
+	}
+	if rows := logged(t, h, ofDM); len(rows) != 1 || rows[0].kind != "dm_updated" || rows[0].token != created.ZedToken ||
+		!slices.Equal(rows[0].audience, []string{"ann", "bob", "carl"}) {
+		t.Fatalf("the log after the group was made: %+v", rows)
+	}
+	dina, carl := subscribe(t, h.stream, "dina", ""), subscribe(t, h.stream, "carl", "")
+	h.events.take()
+
+	crash := errors.New("crash")
+	h.svc.SetAfterCommit(func() error { return crash })
+	if _, err := h.chat.AddGroupDMMember(ctx, as("ann", created.ZedToken, &chatv1.AddGroupDMMemberRequest{DmChannelId: id, UserId: "dina"})); err == nil {
+		t.Fatal("the simulated crash did not stop the change")
+	}
+	if _, err := h.chat.RemoveGroupDMMember(ctx, as("ann", created.ZedToken, &chatv1.RemoveGroupDMMemberRequest{DmChannelId: id, UserId: "carl"})); err == nil {
+		t.Fatal("the simulated crash did not stop the change")
+	}
+	h.svc.SetAfterCommit(nil)
+	if rows := logged(t, h, ofDM); len(rows) != 1 {
+		t.Fatalf("%d events logged before SpiceDB holds the changes", len(rows))
+	}
+	if got := h.events.take(); len(got) != 0 {
+		t.Fatalf("the publisher was told of %d changes SpiceDB does not hold", len(got))
+	}
+	select {
+	case ev := <-dina.events:
+		t.Fatalf("dina received %v before SpiceDB holds the change", ev)
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	if n, err := h.svc.ReconcileDirty(ctx, 0); err != nil || n != 1 {
+		t.Fatalf("reconciled %d DMs: %v", n, err)
+	}
+	rows := logged(t, h, ofDM)
+	if got := kinds(rows); !slices.Equal(got, []string{"dm_updated", "dm_updated", "dm_updated", "dm_removed"}) {
+		t.Fatalf("the log after the reconciler: %v", got)
+	}
+	added, removed, told := rows[1], rows[2], rows[3]
+	if !slices.Equal(added.event.GetDmUpdated().GetDmChannel().GetMemberIds(), []string{"ann", "bob", "carl", "dina"}) ||
+		!slices.Equal(added.audience, []string{"ann", "bob", "carl", "dina"}) ||
+		!slices.Equal(removed.audience, []string{"ann", "bob", "dina"}) || !slices.Equal(told.audience, []string{"carl"}) {
+		t.Fatalf("the events released: %+v", rows[1:])
+	}
+	for _, r := range rows[1:] {
+		if r.token == "" || r.token != added.token {
+			t.Fatalf("the events released carry the tokens %q and %q, want the reconciler's", r.token, added.token)
+		}
+	}
+	// The token is of the state the reconciler brought SpiceDB to.
+	if d, err := h.authz.Check(ctx, authz.Check{Subject: authz.UserSubject("dina"), Permission: authz.DmChannel.ViewChannel, ResourceID: id},
+		authz.AtLeastAsFresh(authz.ZedToken(added.token))); err != nil || !d.Allowed {
+		t.Fatalf("dina at the event's token: %+v %v", d, err)
+	}
+	dina.next(t, func(ev *chatv1.StreamEvent) bool { return ev.GetDmUpdated().GetDmChannel().GetConversation() == conv })
+	carl.next(t, func(ev *chatv1.StreamEvent) bool { return ev.GetDmRemoved().GetConversation() == conv })
+	var pending int
+	if err := h.db.QueryRow(ctx, `SELECT count(*) FROM stream_pending`).Scan(&pending); err != nil || pending != 0 {
+		t.Fatalf("%d events still pending (%v)", pending, err)
+	}
+	if n, err := h.svc.ReconcileDirty(ctx, 0); err != nil || n != 0 {
+		t.Fatalf("marks left: %d %v", n, err)
+	}
+	before := len(rows)
+	if got := h.events.take(); len(got) != 0 {
+		t.Fatalf("the publisher was told of %d changes the crash interrupted", len(got))
+	}
+
+	// A change that fails at its commit: nothing pending, nothing logged,
+	// no mark left.
+	h.exec(t, `CREATE FUNCTION refuse_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+			IF NEW.user_id = 'erin' THEN RAISE EXCEPTION 'this commit is refused'; END IF;
+			RETURN NULL;
+		END $$;
+		CREATE CONSTRAINT TRIGGER refuse_commit AFTER INSERT ON dm_members DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_commit()`)
+	if _, err := h.chat.AddGroupDMMember(ctx, as("ann", added.token, &chatv1.AddGroupDMMemberRequest{DmChannelId: id, UserId: "erin"})); connect.CodeOf(err) != connect.CodeInternal {
+		t.Fatalf("a DM change failing at its commit: %v", err)
+	}
+	var marks int
+	if err := h.db.QueryRow(ctx, `SELECT (SELECT count(*) FROM stream_pending) + (SELECT count(*) FROM authz_dirty)`).Scan(&marks); err != nil || marks != 0 {
+		t.Fatalf("%d pending events and marks after a failed change (%v)", marks, err)
+	}
+	if got := len(logged(t, h, ofDM)); got != before {
+		t.Fatalf("a failed DM change logged %d events", got-before)
+	}
+	if got := h.events.take(); len(got) != 0 {
+		t.Fatalf("the publisher was told of %d failed changes", len(got))
+	}
+
+	// A change that succeeds: one event, with the token it answered, and
+	// the publisher told of it with that token.
+	resp := must(h.chat.AddGroupDMMember(ctx, as("ann", added.token, &chatv1.AddGroupDMMemberRequest{DmChannelId: id, UserId: "fay"}))).Msg
+	rows = logged(t, h, ofDM)
+	if len(rows) != before+1 || rows[before].kind != "dm_updated" || rows[before].token != resp.ZedToken || !slices.Contains(rows[before].audience, "fay") {
+		t.Fatalf("the log after fay was added: %+v", rows[before:])
+	}
+	if got := h.events.take(); len(got) != 1 || got[0].Kind != chat.DMUpdated || got[0].ZedToken != authz.ZedToken(resp.ZedToken) {
+		t.Fatalf("the publisher was told %+v", got)
 	}
 }

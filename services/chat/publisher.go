@@ -170,16 +170,3 @@ func streamEvent(e Event) (string, []string, *chatv1.StreamEvent) {
 	}
 	return e.Conversation, nil, ev
 }
-
-// publish records a committed change in the stream's log just after its
-// commit, then tells the Publisher (DM changes, whose event carries the
-// ZedToken of a SpiceDB write made after the commit). A failure to record
-// is logged: the change stands, and its readers find it in history.
-func (s *Service) publish(ctx context.Context, e Event) {
-	for _, r := range logRows(e) {
-		if err := appendEvent(context.WithoutCancel(ctx), s.db, s.stream.waker, r.conversation, r.audience, e.ZedToken, r.event); err != nil {
-			s.log.ErrorContext(ctx, "chat stream: recording an event", "kind", e.Kind, "conversation", e.Conversation, "err", err)
-		}
-	}
-	s.publisher.Published(ctx, e)
-}

@@ -13,6 +13,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/beepchat/beep/authz"
@@ -129,13 +130,25 @@ func diff(want, have []authz.Relationship) (missing, extra []authz.Relationship)
 // converges the DM at once, or later by the reconciler. change gets the DM
 // as it was (nil when it does not exist yet). It returns the ZedToken of
 // the state SpiceDB was brought to, and the DM as it now is (nil if gone).
-func (s *Service) commitDM(ctx context.Context, id uuid.UUID, change func(tx pgx.Tx, before *dmRow) error) (authz.ZedToken, *dmRow, error) {
+//
+// announce, called in the transaction of step 2 with the DM before and
+// after change, names the events of the change (none: nothing to tell).
+// They are recorded in that transaction, as pending (stream_pending): they
+// carry the ZedToken of step 4, which does not exist before the commit, so
+// step 4 moves them to the stream's log with it (syncDM), whoever runs it
+// (this call, or the reconciler after a crash). Each is logged once, and
+// only if the change committed. The Publisher is told of them once step 4
+// is done here.
+func (s *Service) commitDM(ctx context.Context, id uuid.UUID, change func(tx pgx.Tx, before *dmRow) error, announce func(before, after *dmRow) []Event) (authz.ZedToken, *dmRow, error) {
 	mark := newID()
 	if _, err := s.db.Exec(ctx, `INSERT INTO authz_dirty (id, dm_id) VALUES ($1, $2)`, mark, id); err != nil {
 		return "", nil, fmt.Errorf("marking DM %s: %w", id, err)
 	}
 	narrowed := false
-	var after *dmRow
+	var (
+		after  *dmRow
+		events []Event
+	)
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		var before *dmRow
 		was, err := loadDM(ctx, tx, id, true)
@@ -153,6 +166,10 @@ func (s *Service) commitDM(ctx context.Context, id uuid.UUID, change func(tx pgx
 		case err == nil:
 			after = &is
 		case !errors.Is(err, errNotFound):
+			return err
+		}
+		events = announce(before, after)
+		if err := queuePending(ctx, tx, id, events); err != nil {
 			return err
 		}
 		_, removed := diff(after.relationships(), before.relationships())
@@ -191,8 +208,37 @@ func (s *Service) commitDM(ctx context.Context, id uuid.UUID, change func(tx pgx
 		return "", nil, fmt.Errorf("saved, but applying its permissions failed (they will be applied shortly): %w", err)
 	}
 	s.unmark(ctx, id, mark)
+	for _, e := range events {
+		e.ZedToken = token
+		s.publisher.Published(ctx, e)
+	}
 	return token, after, nil
 }
+
+// queuePending records, in a DM change's transaction, the rows its events
+// will have in the stream's log, without their ZedToken (see commitDM).
+func queuePending(ctx context.Context, tx pgx.Tx, dm uuid.UUID, events []Event) error {
+	b := &pgx.Batch{}
+	for _, e := range events {
+		for _, r := range logRows(e) {
+			payload, err := proto.Marshal(r.event)
+			if err != nil {
+				return err
+			}
+			b.Queue(`INSERT INTO stream_pending (dm_id, conversation, audience, payload) VALUES ($1, $2, $3, $4)`, dm, r.conversation, r.audience, payload)
+		}
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// releasePendingSQL moves a DM's pending events to the stream's log, in
+// the order they were recorded, with the ZedToken of the state SpiceDB was
+// brought to. Concurrent releases each take a row once (DELETE locks it).
+const releasePendingSQL = `WITH p AS (DELETE FROM stream_pending WHERE dm_id = $1 RETURNING id, conversation, audience, payload)
+	INSERT INTO stream_events (conversation, audience, zed_token, payload) SELECT conversation, audience, $2, payload FROM p ORDER BY id`
 
 // unmark clears a dirty mark once both stores agree.
 func (s *Service) unmark(ctx context.Context, id, mark uuid.UUID) {
@@ -204,8 +250,19 @@ func (s *Service) unmark(ctx context.Context, id, mark uuid.UUID) {
 // syncDM makes SpiceDB hold exactly the relationships the DM's rows call
 // for (none for a deleted DM), holding the DM's row lock meanwhile, and
 // returns a ZedToken at least as fresh as that state.
+//
+// It also logs the DM's pending events (those of committed changes, see
+// commitDM) with that token. They can only be written after the SpiceDB
+// write, whose token they carry: so they are written in this transaction,
+// after the write, and leave stream_pending in the same statement. If the
+// commit fails, they stay pending, as the dirty mark stays, and the next
+// sync logs them; if it succeeds, they are logged once, and only now that
+// SpiceDB holds the change.
 func (s *Service) syncDM(ctx context.Context, id uuid.UUID) (authz.ZedToken, error) {
-	var token authz.ZedToken
+	var (
+		token    authz.ZedToken
+		released bool
+	)
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		var want []authz.Relationship
 		d, err := loadDM(ctx, tx, id, true)
@@ -226,19 +283,29 @@ func (s *Service) syncDM(ctx context.Context, id uuid.UUID) (authz.ZedToken, err
 		if len(missing)+len(extra) == 0 {
 			// Nothing to write: a revision at least as fresh as what is there.
 			dec, err := s.authz.Check(ctx, authz.Check{Subject: authz.UserSubject("nobody"), Permission: authz.DmChannel.ViewChannel, ResourceID: id.String()}, authz.FullyConsistent())
+			if err != nil {
+				return err
+			}
 			token = dec.CheckedAt
-			return err
+		} else {
+			updates := make([]authz.Update, 0, len(missing)+len(extra))
+			for _, r := range extra {
+				updates = append(updates, authz.Delete(r))
+			}
+			for _, r := range missing {
+				updates = append(updates, authz.Touch(r))
+			}
+			if token, err = s.authz.Write(ctx, updates); err != nil {
+				return err
+			}
 		}
-		updates := make([]authz.Update, 0, len(missing)+len(extra))
-		for _, r := range extra {
-			updates = append(updates, authz.Delete(r))
-		}
-		for _, r := range missing {
-			updates = append(updates, authz.Touch(r))
-		}
-		token, err = s.authz.Write(ctx, updates)
+		tag, err := tx.Exec(ctx, releasePendingSQL, id, string(token))
+		released = tag.RowsAffected() > 0
 		return err
 	})
+	if err == nil && released {
+		s.stream.waker.wake()
+	}
 	return token, err
 }
 
@@ -368,7 +435,7 @@ func (s *Service) OpenDM(ctx context.Context, req *connect.Request[chatv1.OpenDM
 			}
 			_, err = tx.Exec(ctx, `INSERT INTO dm_members (dm_id, user_id) VALUES ($1, $2), ($1, $3)`, id, p.UserID, other)
 			return err
-		})
+		}, dmUpdated(p.UserID, nil))
 		if errors.Is(err, errRaced) {
 			continue
 		}
@@ -376,7 +443,6 @@ func (s *Service) OpenDM(ctx context.Context, req *connect.Request[chatv1.OpenDM
 			return nil, s.internal(ctx, "open DM", err)
 		}
 		dm := d.proto()
-		s.publish(ctx, Event{Kind: DMUpdated, Conversation: dm.Conversation, ActorID: p.UserID, DM: dm, ZedToken: token})
 		return connect.NewResponse(&chatv1.OpenDMResponse{DmChannel: dm, Created: true, ZedToken: string(token)}), nil
 	}
 	return nil, connect.NewError(connect.CodeAborted, errors.New("the DM changed meanwhile; try again"))
@@ -422,12 +488,11 @@ func (s *Service) CreateGroupDM(ctx context.Context, req *connect.Request[chatv1
 		_, err := tx.Exec(ctx, `INSERT INTO dm_members (dm_id, user_id) SELECT $1, u FROM unnest($2::text[]) WITH ORDINALITY AS x(u, n) ORDER BY n`,
 			id, append([]string{p.UserID}, others...))
 		return err
-	})
+	}, dmUpdated(p.UserID, nil))
 	if err != nil {
 		return nil, s.internal(ctx, "create group DM", err)
 	}
 	dm := d.proto()
-	s.publish(ctx, Event{Kind: DMUpdated, Conversation: dm.Conversation, ActorID: p.UserID, DM: dm, ZedToken: token})
 	return connect.NewResponse(&chatv1.CreateGroupDMResponse{DmChannel: dm, ZedToken: string(token)}), nil
 }
 
@@ -496,14 +561,16 @@ func (s *Service) AddGroupDMMember(ctx context.Context, req *connect.Request[cha
 		added = true
 		_, err := tx.Exec(ctx, `INSERT INTO dm_members (dm_id, user_id) VALUES ($1, $2)`, id, who)
 		return err
+	}, func(before, after *dmRow) []Event {
+		if !added {
+			return nil
+		}
+		return dmUpdated(p.UserID, nil)(before, after)
 	})
 	if err != nil {
 		return nil, s.internal(ctx, "add to group DM", err)
 	}
 	dm := d.proto()
-	if added {
-		s.publish(ctx, Event{Kind: DMUpdated, Conversation: dm.Conversation, ActorID: p.UserID, DM: dm, ZedToken: token})
-	}
 	return connect.NewResponse(&chatv1.AddGroupDMMemberResponse{DmChannel: dm, ZedToken: string(token)}), nil
 }
 
@@ -533,12 +600,11 @@ func (s *Service) RemoveGroupDMMember(ctx context.Context, req *connect.Request[
 		}
 		_, err := tx.Exec(ctx, `DELETE FROM dm_members WHERE dm_id = $1 AND user_id = $2`, id, who)
 		return err
-	})
+	}, dmUpdated(p.UserID, []string{who}))
 	if err != nil {
 		return nil, s.internal(ctx, "remove from group DM", err)
 	}
 	dm := d.proto()
-	s.publish(ctx, Event{Kind: DMUpdated, Conversation: dm.Conversation, ActorID: p.UserID, DM: dm, Removed: []string{who}, ZedToken: token})
 	return connect.NewResponse(&chatv1.RemoveGroupDMMemberResponse{DmChannel: dm, ZedToken: string(token)}), nil
 }
 
@@ -583,16 +649,28 @@ func (s *Service) leaveGroup(ctx context.Context, id uuid.UUID, who string) (aut
 			b.Queue(`UPDATE dm_channels SET owner_id = (SELECT user_id FROM dm_members WHERE dm_id = $1 ORDER BY position LIMIT 1) WHERE id = $1`, id)
 		}
 		return tx.SendBatch(ctx, b).Close()
+	}, func(before, after *dmRow) []Event {
+		if after == nil {
+			return []Event{{Kind: DMDeleted, Conversation: c.String(), ActorID: who, Removed: []string{who}}}
+		}
+		return dmUpdated(who, []string{who})(before, after)
 	})
 	if err != nil {
 		return "", false, err
 	}
-	if d == nil {
-		s.publish(ctx, Event{Kind: DMDeleted, Conversation: c.String(), ActorID: who, Removed: []string{who}, ZedToken: token})
-		return token, true, nil
+	return token, d == nil, nil
+}
+
+// dmUpdated announces a DM's new state (commitDM), made by actor, who
+// removed (or took out themselves) the people removed.
+func dmUpdated(actor string, removed []string) func(before, after *dmRow) []Event {
+	return func(_, after *dmRow) []Event {
+		if after == nil {
+			return nil
+		}
+		dm := after.proto()
+		return []Event{{Kind: DMUpdated, Conversation: dm.Conversation, ActorID: actor, DM: dm, Removed: removed}}
 	}
-	s.publish(ctx, Event{Kind: DMUpdated, Conversation: c.String(), ActorID: who, DM: d.proto(), Removed: []string{who}, ZedToken: token})
-	return token, false, nil
 }
 
 // deleteConversation deletes a DM with its messages and read states.

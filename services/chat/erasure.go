@@ -84,8 +84,9 @@ func (e Erasure) EraseUser(ctx context.Context, req *connect.Request[chatv1.Eras
 		b.Queue(`UPDATE messages SET author_id = '`+ForgottenAuthor+`', nonce = NULL WHERE author_id = $1`, user)
 		b.Queue(`UPDATE pins SET pinned_by = '`+ForgottenAuthor+`' WHERE pinned_by = $1`, user)
 		b.Queue(`DELETE FROM stream_events WHERE $1 = ANY(audience) OR position(convert_to($1, 'UTF8') IN payload) > 0`, user)
+		b.Queue(`DELETE FROM stream_pending WHERE $1 = ANY(audience) OR position(convert_to($1, 'UTF8') IN payload) > 0`, user)
 		results := tx.SendBatch(ctx, b)
-		for i := range 6 {
+		for i := range 8 {
 			tag, err := results.Exec()
 			if err != nil {
 				results.Close()
@@ -118,12 +119,14 @@ func (s *Service) deleteDirect(ctx context.Context, id uuid.UUID, who string) (a
 			}
 		}
 		return deleteConversation(ctx, tx, c)
+	}, func(_, _ *dmRow) []Event {
+		if len(others) == 0 {
+			return nil
+		}
+		return []Event{{Kind: DMDeleted, Conversation: c.String(), ActorID: who, Removed: others}}
 	})
 	if err != nil {
 		return "", err
-	}
-	if len(others) > 0 {
-		s.publish(ctx, Event{Kind: DMDeleted, Conversation: c.String(), ActorID: who, Removed: others, ZedToken: token})
 	}
 	return token, nil
 }

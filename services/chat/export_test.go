@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"time"
 
 	"github.com/beepchat/beep/authz"
 )
@@ -26,4 +27,20 @@ func (s *Service) MessageRights(ctx context.Context, userID, conv, authorID stri
 	}
 	r := rightsOn(held, userID == authorID)
 	return map[string]bool{"view": r.view, "edit_message": r.edit, "delete_message": r.delete, "add_reactions": r.react, "pin": r.pin}, nil
+}
+
+// SetHistoryLimit makes the stream keep at most n structural changes
+// (StreamConfig.History) from its next one on.
+func (s *Stream) SetHistoryLimit(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.history.limit = n
+}
+
+// SetStructuralSlack sets how far before its resume point a stream's
+// ServerChanged are replayed from (structuralSlack).
+func (s *Stream) SetStructuralSlack(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.history.slack = d
 }

@@ -208,10 +208,8 @@ func (s *Service) SendMessage(ctx context.Context, req *connect.Request[chatv1.S
 		return connect.NewResponse(&chatv1.SendMessageResponse{Message: msgs[0], Duplicate: true}), nil
 	}
 	msg := row.proto(p.UserID, nil)
-	// The stream's log has it already, from the same transaction: wake
-	// its readers.
-	s.stream.waker.wake()
-	s.publisher.Published(ctx, row.created(tokenOf(req.Header())))
+	// The stream's log has it already, from the same transaction.
+	s.committed(ctx, row.created(tokenOf(req.Header())))
 	return connect.NewResponse(&chatv1.SendMessageResponse{Message: msg}), nil
 }
 
@@ -323,6 +321,17 @@ func (s *Service) insert(ctx context.Context, author string, c conversation, con
 		return nil
 	}()
 	return row, duplicate, err
+}
+
+// lockConversation takes the conversation's lock (a PostgreSQL advisory
+// lock, held to the commit), first in the transaction of a change of its
+// messages, before anything is written: the transaction id, hence the place
+// of the change's events in the stream's log, is then given under the
+// lock, so a conversation's events are in the log in the order their
+// changes committed (an edit never overtakes the delete that follows it).
+func lockConversation(ctx context.Context, tx pgx.Tx, c conversation) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, c.String())
+	return err
 }
 
 // created is the event of a message just sent.
@@ -464,9 +473,14 @@ func (s *Service) EditMessage(ctx context.Context, req *connect.Request[chatv1.E
 	if err != nil {
 		return nil, s.internal(ctx, "edit message", err)
 	}
-	var msg *chatv1.Message
-	var row messageRow
+	var (
+		msg   *chatv1.Message
+		event Event
+	)
 	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if err := lockConversation(ctx, tx, c); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `UPDATE messages SET content = $4, edited_at = clock_timestamp(), mention_everyone = $5, mention_here = $6,
 			mention_users = $7, mention_roles = $8 WHERE id = $1 AND conv_type = $2 AND conv_id = $3`,
 			id, string(c.typ), c.id, content, m.everyone, m.here, nonNil(m.users), nonNil(m.roles))
@@ -485,19 +499,22 @@ func (s *Service) EditMessage(ctx context.Context, req *connect.Request[chatv1.E
 				return err
 			}
 		}
-		if row, err = getMessage(ctx, tx, c, id); err != nil {
+		row, err := getMessage(ctx, tx, c, id)
+		if err != nil {
 			return err
 		}
 		msgs, err := protos(ctx, tx, []messageRow{row}, p.UserID)
-		if err == nil {
-			msg = msgs[0]
+		if err != nil {
+			return err
 		}
-		return err
+		msg = msgs[0]
+		event = Event{Kind: MessageUpdated, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: msg.Id, Message: row.proto("", msg.Reactions)}
+		return recordIn(ctx, tx, event)
 	})
 	if err != nil {
 		return nil, s.internal(ctx, "edit message", err)
 	}
-	s.publish(ctx, Event{Kind: MessageUpdated, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: msg.Id, Message: row.proto("", msg.Reactions)})
+	s.committed(ctx, event)
 	return connect.NewResponse(&chatv1.EditMessageResponse{Message: msg}), nil
 }
 
@@ -531,13 +548,23 @@ func (s *Service) DeleteMessage(ctx context.Context, req *connect.Request[chatv1
 	if !rightsOn(rights, author == p.UserID).delete {
 		return nil, connect.NewError(connect.CodePermissionDenied, errors.New("you lack manage_messages here, and this message is not yours"))
 	}
-	tag, err := s.db.Exec(ctx, `DELETE FROM messages WHERE id = $1 AND conv_type = $2 AND conv_id = $3`, id, string(c.typ), c.id)
+	event := Event{Kind: MessageDeleted, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: id.String()}
+	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if err := lockConversation(ctx, tx, c); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM messages WHERE id = $1 AND conv_type = $2 AND conv_id = $3`, id, string(c.typ), c.id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return connect.NewError(connect.CodeNotFound, errors.New("no such message in this conversation"))
+		}
+		return recordIn(ctx, tx, event)
+	})
 	if err != nil {
 		return nil, s.internal(ctx, "delete message", err)
 	}
-	if tag.RowsAffected() == 0 {
-		return nil, connect.NewError(connect.CodeNotFound, errors.New("no such message in this conversation"))
-	}
-	s.publish(ctx, Event{Kind: MessageDeleted, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: id.String()})
+	s.committed(ctx, event)
 	return connect.NewResponse(&chatv1.DeleteMessageResponse{}), nil
 }

@@ -31,9 +31,10 @@ func (s *Service) PinMessage(ctx context.Context, req *connect.Request[chatv1.Pi
 		return nil, err
 	}
 	pinned := false
+	event := Event{Kind: MessagePinned, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: id.String()}
 	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		// The conversation's lock: two pins cannot both take the 50th place.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, c.String()); err != nil {
+		if err := lockConversation(ctx, tx, c); err != nil {
 			return err
 		}
 		var exists, already bool
@@ -51,15 +52,17 @@ func (s *Service) PinMessage(ctx context.Context, req *connect.Request[chatv1.Pi
 		case count >= maxPins:
 			return connect.NewError(connect.CodeFailedPrecondition, errors.New("a conversation has at most 50 pins; unpin one first"))
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO pins (message_id, conv_type, conv_id, pinned_by) VALUES ($1, $2, $3, $4)`, id, string(c.typ), c.id, p.UserID)
-		pinned = err == nil
-		return err
+		if _, err := tx.Exec(ctx, `INSERT INTO pins (message_id, conv_type, conv_id, pinned_by) VALUES ($1, $2, $3, $4)`, id, string(c.typ), c.id, p.UserID); err != nil {
+			return err
+		}
+		pinned = true
+		return recordIn(ctx, tx, event)
 	})
 	if err != nil {
 		return nil, s.internal(ctx, "pin", err)
 	}
 	if pinned {
-		s.publish(ctx, Event{Kind: MessagePinned, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: id.String()})
+		s.committed(ctx, event)
 	}
 	return connect.NewResponse(&chatv1.PinMessageResponse{}), nil
 }
@@ -81,12 +84,24 @@ func (s *Service) UnpinMessage(ctx context.Context, req *connect.Request[chatv1.
 	if _, err := authorOf(ctx, s.db, c, id); err != nil {
 		return nil, s.internal(ctx, "unpin", err)
 	}
-	tag, err := s.db.Exec(ctx, `DELETE FROM pins WHERE message_id = $1 AND conv_type = $2 AND conv_id = $3`, id, string(c.typ), c.id)
+	unpinned := false
+	event := Event{Kind: MessageUnpinned, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: id.String()}
+	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if err := lockConversation(ctx, tx, c); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM pins WHERE message_id = $1 AND conv_type = $2 AND conv_id = $3`, id, string(c.typ), c.id)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		unpinned = true
+		return recordIn(ctx, tx, event)
+	})
 	if err != nil {
 		return nil, s.internal(ctx, "unpin", err)
 	}
-	if tag.RowsAffected() == 1 {
-		s.publish(ctx, Event{Kind: MessageUnpinned, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: id.String()})
+	if unpinned {
+		s.committed(ctx, event)
 	}
 	return connect.NewResponse(&chatv1.UnpinMessageResponse{}), nil
 }

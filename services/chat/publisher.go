@@ -4,21 +4,24 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/beepchat/beep/authz"
 	"github.com/beepchat/beep/authz/connectauthz"
 	chatv1 "github.com/beepchat/beep/gen/beep/chat/v1"
 )
 
-// Publisher is told of every change the service commits: the seam where the
-// real-time stream (issue #5) plugs in. It is called on the request's
-// goroutine once the change is committed (for a DM membership change, once
-// SpiceDB holds it too), never for a change that did not commit, so an
-// implementation must return quickly (hand the event over, do not deliver
-// it inline) and must itself filter who receives it: view_channel and
-// read_message_history on Event.Conversation as of the write, or DM
-// membership as of Event.ZedToken. A process that dies between the commit
-// and the call loses the event, not the change: PostgreSQL stays the
-// record a stream resumes from.
+// Publisher is told of every change the service commits, for observers
+// other than the stream (whose record, stream_events, is written in the
+// change's own transaction, so it exists exactly when the change does). It
+// is called on the request's goroutine once the change is committed (for a
+// DM membership change, once SpiceDB holds it too), never for a change that
+// did not commit, so an implementation must return quickly (hand the event
+// over, do not deliver it inline) and must itself filter who receives it:
+// view_channel and read_message_history on Event.Conversation as of the
+// write, or DM membership as of Event.ZedToken. A process that dies between
+// the commit and the call loses the call, not the change nor its stream
+// event: PostgreSQL stays the record a stream resumes from.
 type Publisher interface {
 	Published(ctx context.Context, e Event)
 }
@@ -85,22 +88,52 @@ func tokenOf(h http.Header) authz.ZedToken {
 	return authz.ZedToken(h.Get(connectauthz.TokenHeader))
 }
 
-// publish records a committed change in the stream's log, then tells the
-// Publisher. A failure to record is logged: the change stands, and its
-// readers find it in history.
-func (s *Service) publish(ctx context.Context, e Event) {
-	conv, audience, ev := streamEvent(e)
-	if ev != nil {
-		if err := appendEvent(context.WithoutCancel(ctx), s.db, s.stream.waker, conv, audience, e.ZedToken, ev); err != nil {
-			s.log.ErrorContext(ctx, "chat stream: recording an event", "kind", e.Kind, "conversation", e.Conversation, "err", err)
-		}
+// logRow is one row of the stream's log, as a change records it.
+type logRow struct {
+	conversation string
+	audience     []string
+	event        *chatv1.StreamEvent
+}
+
+// logRows are the rows of the stream's log a change records: its event,
+// and for a DM change that removes people, a DMRemoved for them alone.
+func logRows(e Event) []logRow {
+	var out []logRow
+	if conv, audience, ev := streamEvent(e); ev != nil {
+		out = append(out, logRow{conv, audience, ev})
 	}
 	if e.Kind == DMUpdated && len(e.Removed) > 0 {
-		removed := &chatv1.StreamEvent{Event: &chatv1.StreamEvent_DmRemoved{DmRemoved: &chatv1.DMRemoved{Conversation: e.Conversation}}}
-		if err := appendEvent(context.WithoutCancel(ctx), s.db, s.stream.waker, e.Conversation, e.Removed, e.ZedToken, removed); err != nil {
-			s.log.ErrorContext(ctx, "chat stream: recording an event", "kind", e.Kind, "conversation", e.Conversation, "err", err)
+		out = append(out, logRow{e.Conversation, e.Removed,
+			&chatv1.StreamEvent{Event: &chatv1.StreamEvent_DmRemoved{DmRemoved: &chatv1.DMRemoved{Conversation: e.Conversation}}}})
+	}
+	return out
+}
+
+// record queues e's rows of the stream's log in the transaction of batch
+// b, to be filtered at least as fresh as e.ZedToken: they exist exactly
+// when the change does. Once it committed, call committed.
+func record(b *pgx.Batch, e Event) error {
+	for _, r := range logRows(e) {
+		if err := queueEvent(b, r.conversation, r.audience, e.ZedToken, r.event); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// recordIn records e in the stream's log within tx (see record).
+func recordIn(ctx context.Context, tx pgx.Tx, e Event) error {
+	b := &pgx.Batch{}
+	if err := record(b, e); err != nil {
+		return err
+	}
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// committed follows the commit of a change recorded with record: it wakes
+// the stream's readers and tells the Publisher.
+func (s *Service) committed(ctx context.Context, e Event) {
+	s.stream.waker.wake()
 	s.publisher.Published(ctx, e)
 }
 

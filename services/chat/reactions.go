@@ -116,7 +116,11 @@ func (s *Service) AddReaction(ctx context.Context, req *connect.Request[chatv1.A
 		reactions []*chatv1.Reaction
 		added     bool
 	)
+	event := Event{Kind: ReactionAdded, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: id.String(), Emoji: emojiProto(key)}
 	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if err := lockConversation(ctx, tx, c); err != nil {
+			return err
+		}
 		if err := messageIn(ctx, tx, c, id); err != nil {
 			return err
 		}
@@ -134,14 +138,20 @@ func (s *Service) AddReaction(ctx context.Context, req *connect.Request[chatv1.A
 		}
 		added = tag.RowsAffected() == 1
 		all, err := loadReactions(ctx, tx, []uuid.UUID{id}, p.UserID)
+		if err != nil {
+			return err
+		}
 		reactions = all[id]
-		return err
+		if !added {
+			return nil
+		}
+		return recordIn(ctx, tx, event)
 	})
 	if err != nil {
 		return nil, s.internal(ctx, "react", err)
 	}
 	if added {
-		s.publish(ctx, Event{Kind: ReactionAdded, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: id.String(), Emoji: emojiProto(key)})
+		s.committed(ctx, event)
 	}
 	return connect.NewResponse(&chatv1.AddReactionResponse{Reactions: reactions}), nil
 }
@@ -160,7 +170,11 @@ func (s *Service) RemoveReaction(ctx context.Context, req *connect.Request[chatv
 		reactions []*chatv1.Reaction
 		removed   bool
 	)
+	event := Event{Kind: ReactionRemoved, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: id.String(), Emoji: emojiProto(key)}
 	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if err := lockConversation(ctx, tx, c); err != nil {
+			return err
+		}
 		if err := messageIn(ctx, tx, c, id); err != nil {
 			return err
 		}
@@ -170,14 +184,20 @@ func (s *Service) RemoveReaction(ctx context.Context, req *connect.Request[chatv
 		}
 		removed = tag.RowsAffected() == 1
 		all, err := loadReactions(ctx, tx, []uuid.UUID{id}, p.UserID)
+		if err != nil {
+			return err
+		}
 		reactions = all[id]
-		return err
+		if !removed {
+			return nil
+		}
+		return recordIn(ctx, tx, event)
 	})
 	if err != nil {
 		return nil, s.internal(ctx, "remove reaction", err)
 	}
 	if removed {
-		s.publish(ctx, Event{Kind: ReactionRemoved, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: id.String(), Emoji: emojiProto(key)})
+		s.committed(ctx, event)
 	}
 	return connect.NewResponse(&chatv1.RemoveReactionResponse{Reactions: reactions}), nil
 }

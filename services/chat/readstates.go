@@ -31,7 +31,10 @@ func (s *Service) MarkRead(ctx context.Context, req *connect.Request[chatv1.Mark
 	if err != nil {
 		return nil, err
 	}
-	var state *chatv1.ReadState
+	var (
+		state *chatv1.ReadState
+		event Event
+	)
 	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		if _, err := authorOf(ctx, tx, c, id); err != nil {
 			return err
@@ -41,13 +44,16 @@ func (s *Service) MarkRead(ctx context.Context, req *connect.Request[chatv1.Mark
 			p.UserID, string(c.typ), c.id, id); err != nil {
 			return err
 		}
-		state, err = s.readState(ctx, tx, p, c, freshness(req.Header()))
-		return err
+		if state, err = s.readState(ctx, tx, p, c, freshness(req.Header())); err != nil {
+			return err
+		}
+		event = Event{Kind: ReadStateUpdated, Conversation: c.String(), ActorID: p.UserID, ReadState: state}
+		return recordIn(ctx, tx, event)
 	})
 	if err != nil {
 		return nil, s.internal(ctx, "mark read", err)
 	}
-	s.publish(ctx, Event{Kind: ReadStateUpdated, Conversation: c.String(), ActorID: p.UserID, ReadState: state})
+	s.committed(ctx, event)
 	return connect.NewResponse(&chatv1.MarkReadResponse{State: state}), nil
 }
 

@@ -41,8 +41,10 @@ type harness struct {
 	stream    chatv1connect.StreamServiceClient
 	erasure   chatv1connect.ChatErasureServiceClient
 	// instance starts another instance of the service on the same
-	// database and returns its stream's client.
+	// database and returns its stream's client; others are those
+	// instances.
 	instance func() chatv1connect.StreamServiceClient
+	others   []*chat.Service
 	// stopSpiceDB stops the authorization graph, as an outage would.
 	stopSpiceDB func()
 	// feed is the internal event feed's client, signing the context's
@@ -151,7 +153,8 @@ func start(t *testing.T) *harness {
 	h.stopSpiceDB = func() { _ = spice.Close() }
 	h.feed = chatv1connect.NewEventFeedServiceClient(chatSrv.Client(), chatSrv.URL, connect.WithInterceptors(connectauthz.Forward(signer)))
 	h.instance = func() chatv1connect.StreamServiceClient {
-		_, srv := instance(nil)
+		svc, srv := instance(nil)
+		h.others = append(h.others, svc)
 		return chatv1connect.NewStreamServiceClient(srv.Client(), srv.URL)
 	}
 	return h

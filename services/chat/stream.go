@@ -58,6 +58,8 @@ type Stream struct {
 	members   map[string]map[string]struct{} // server id -> users
 	// firehoses receive every event dispatched, unfiltered (feed.go).
 	firehoses map[*firehose]struct{}
+	// history is the ServerChanged told here, for resumes (streamhistory.go).
+	history structuralHistory
 }
 
 var _ chatv1connect.StreamServiceHandler = (*Stream)(nil)
@@ -72,6 +74,10 @@ type StreamConfig struct {
 	Buffer int
 	// Metrics registers the stream's metrics (beep_stream_*); nil: none.
 	Metrics prometheus.Registerer
+	// History is how many structural changes (ServerChanged) each instance
+	// keeps, within the window, to tell a resumed stream of those it
+	// missed (default 10,000); a resume from before them gets a Resync.
+	History int
 }
 
 func newStream(db *pgxpool.Pool, c *authz.Client, log *slog.Logger, cfg StreamConfig) *Stream {
@@ -81,9 +87,15 @@ func newStream(db *pgxpool.Pool, c *authz.Client, log *slog.Logger, cfg StreamCo
 	if cfg.Buffer <= 0 {
 		cfg.Buffer = 1024
 	}
+	if cfg.History <= 0 {
+		cfg.History = defaultHistory
+	}
 	return &Stream{db: db, authz: c, log: log, vis: newVisibility(c, log), waker: &waker{db: db, log: log}, window: cfg.Window, buffer: cfg.Buffer,
 		metrics: newStreamMetrics(cfg.Metrics),
-		subs:    map[string]map[*subscription]struct{}{}, serversOf: map[string]map[string]struct{}{}, members: map[string]map[string]struct{}{}}
+		subs:    map[string]map[*subscription]struct{}{}, serversOf: map[string]map[string]struct{}{}, members: map[string]map[string]struct{}{},
+		// Kept as long as the events a resume may start from (pruning
+		// runs every minute).
+		history: structuralHistory{limit: cfg.History, keep: cfg.Window + time.Minute, slack: structuralSlack}}
 }
 
 // Handler returns the path and the Connect handler of the stream. Events
@@ -339,9 +351,13 @@ func (s *Stream) connected(users []string) []string {
 
 // deliver queues e for the sessions of users and records it dispatched.
 func (s *Stream) deliver(e logged, users []string) {
-	var stripped *chatv1.StreamEvent
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.deliverLocked(e, users)
+}
+
+func (s *Stream) deliverLocked(e logged, users []string) {
+	var stripped *chatv1.StreamEvent
 	if e.pos != (position{}) {
 		s.dispatched = e.pos
 	}
@@ -401,7 +417,9 @@ func (s *Stream) Subscribe(ctx context.Context, req *connect.Request[chatv1.Subs
 	if servers, err = s.lookupServers(ctx, p.UserID); err != nil {
 		return s.streamError(ctx, err)
 	}
-	s.joinAll(p.UserID, servers)
+	// From here on, the ServerChanged of these servers reach sub live;
+	// those told before are in the snapshot of the history.
+	history := s.joinAll(p.UserID, servers)
 
 	resumed := false
 	if resuming {
@@ -415,6 +433,9 @@ func (s *Stream) Subscribe(ctx context.Context, req *connect.Request[chatv1.Subs
 			}
 		} else {
 			if err := s.replay(ctx, p.UserID, resumeAfter, through, out); err != nil {
+				return s.streamError(ctx, err)
+			}
+			if err := s.replayStructure(ctx, p.UserID, resumeAfter, servers, history, out); err != nil {
 				return s.streamError(ctx, err)
 			}
 			resumed = true
@@ -508,16 +529,20 @@ func (s *Stream) lookupServers(ctx context.Context, user string) ([]string, erro
 	return out, nil
 }
 
-// joinAll records that user sees servers (if they are still connected).
-func (s *Stream) joinAll(user string, servers []string) {
+// joinAll records that user sees servers (if they are still connected),
+// and returns the history of ServerChanged as it is then: the changes told
+// later reach user's sessions of those servers live.
+func (s *Stream) joinAll(user string, servers []string) historySnapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	snap := s.history.snapshot()
 	if len(s.subs[user]) == 0 {
-		return
+		return snap
 	}
 	for _, server := range servers {
 		s.joinLocked(user, server)
 	}
+	return snap
 }
 
 func (s *Stream) joinLocked(user, server string) {

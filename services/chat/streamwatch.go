@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	"github.com/beepchat/beep/authz"
 	chatv1 "github.com/beepchat/beep/gen/beep/chat/v1"
 )
@@ -26,6 +24,7 @@ func (s *Stream) watch(ctx context.Context) {
 		from, err := s.authz.HeadToken(ctx)
 		if err == nil {
 			s.vis.started(from)
+			s.historyStarted()
 			for change, werr := range s.authz.Watch(ctx, from, watchedTypes...) {
 				if werr != nil {
 					err = werr
@@ -34,6 +33,7 @@ func (s *Stream) watch(ctx context.Context) {
 				s.changed(ctx, change)
 			}
 			s.vis.stopped()
+			s.historyStopped()
 		}
 		if ctx.Err() != nil {
 			return
@@ -93,7 +93,7 @@ func (s *Stream) changed(ctx context.Context, change authz.Change) {
 	if everything {
 		s.relookAll(ctx)
 	}
-	s.notify(notices)
+	s.notify(notices, change.At)
 }
 
 // serverNotice is one change of a server, to tell its members.
@@ -102,8 +102,9 @@ type serverNotice struct {
 	update authz.Update
 }
 
-// notify updates who sees which server and tells the connected members.
-func (s *Stream) notify(notices []serverNotice) {
+// notify updates who sees which server and tells the connected members
+// (and the history, for those who are not) of the changes of revision rev.
+func (s *Stream) notify(notices []serverNotice, rev authz.ZedToken) {
 	type key struct {
 		server string
 		change chatv1.ServerChange
@@ -129,7 +130,7 @@ func (s *Stream) notify(notices []serverNotice) {
 				if !joined {
 					mine = chatv1.ServerChange_SERVER_CHANGE_LEFT
 				}
-				s.tell([]string{user}, n.server, mine, "user:"+user)
+				s.tell(rev, user, n.server, mine, "user:"+user)
 				if !joined {
 					s.mu.Lock()
 					s.leaveLocked(user, n.server)
@@ -147,7 +148,7 @@ func (s *Stream) notify(notices []serverNotice) {
 			continue
 		}
 		seen[k] = true
-		s.tell(s.membersOf(n.server), n.server, change, object)
+		s.tell(rev, "", n.server, change, object)
 	}
 }
 
@@ -162,13 +163,23 @@ func (s *Stream) membersOf(server string) []string {
 	return out
 }
 
-// tell delivers a ServerChanged to users' sessions here.
-func (s *Stream) tell(users []string, server string, change chatv1.ServerChange, object string) {
-	if len(users) == 0 {
-		return
+// tell delivers a ServerChanged of revision rev to the sessions here of
+// user (a JOINED or LEFT) or, when user is "", of the server's connected
+// members, and keeps it in the history, at once: a stream joining sees it
+// either live or in the history's snapshot.
+func (s *Stream) tell(rev authz.ZedToken, user, server string, change chatv1.ServerChange, object string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := structural{at: time.Now(), rev: rev, server: server, change: change, object: object, user: user}
+	s.history.add(r)
+	users := []string{user}
+	if user == "" {
+		users = make([]string, 0, len(s.members[server]))
+		for u := range s.members[server] {
+			users = append(users, u)
+		}
 	}
-	s.deliver(logged{event: &chatv1.StreamEvent{At: timestamppb.Now(), Event: &chatv1.StreamEvent_ServerChanged{
-		ServerChanged: &chatv1.ServerChanged{ServerId: server, Change: change, Object: object}}}}, users)
+	s.deliverLocked(logged{event: r.event()}, users)
 }
 
 // relookAll asks again which servers every connected user sees (after a

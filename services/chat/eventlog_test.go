@@ -375,3 +375,31 @@ func TestDMChangesAreLoggedOnceCommitted(t *testing.T) {
 		t.Fatalf("the publisher was told %+v", got)
 	}
 }
+
+// TestEditEventCarriesNoOnesOwnReactions: the message in an edit's event
+// goes to everyone, so it says how many reacted, never that the editor
+// did (Reaction.me is the caller's).
+func TestEditEventCarriesNoOnesOwnReactions(t *testing.T) {
+	h := start(t)
+	w := setUp(t, h)
+	ctx := t.Context()
+	conv := ch(w.general)
+	m := h.send(t, "ann", w.token, conv, "hello")
+	must(h.chat.AddReaction(ctx, as("ann", w.token, &chatv1.AddReactionRequest{Conversation: conv, MessageId: m.Id, Emoji: unicode("👍")})))
+	edited := must(h.chat.EditMessage(ctx, as("ann", w.token, &chatv1.EditMessageRequest{Conversation: conv, MessageId: m.Id, Content: "hello again"})))
+	if r := edited.Msg.Message.Reactions; len(r) != 1 || !r[0].Me {
+		t.Fatalf("ann's own answer should say she reacted: %v", r)
+	}
+	var updates []*chatv1.Message
+	for _, r := range logged(t, h, about(m.Id)) {
+		if u := r.event.GetMessageUpdated(); u != nil {
+			updates = append(updates, u.GetMessage())
+		}
+	}
+	if len(updates) != 1 {
+		t.Fatalf("%d edit events, want 1", len(updates))
+	}
+	if r := updates[0].Reactions; len(r) != 1 || r[0].Count != 1 || r[0].Me {
+		t.Fatalf("the edit's event tells everyone the editor's reaction: %v", r)
+	}
+}

@@ -77,6 +77,16 @@ func (r messageRow) proto(me string, reactions []*chatv1.Reaction) *chatv1.Messa
 	return out
 }
 
+// shared are reactions as everyone may be told them: the counts, without
+// the caller's own (Reaction.me).
+func shared(reactions []*chatv1.Reaction) []*chatv1.Reaction {
+	out := make([]*chatv1.Reaction, len(reactions))
+	for i, r := range reactions {
+		out[i] = &chatv1.Reaction{Emoji: r.Emoji, Count: r.Count}
+	}
+	return out
+}
+
 // validContent trims a message's text and checks its length.
 func validContent(s string) (string, error) {
 	s = strings.TrimSpace(s)
@@ -508,7 +518,7 @@ func (s *Service) EditMessage(ctx context.Context, req *connect.Request[chatv1.E
 			return err
 		}
 		msg = msgs[0]
-		event = Event{Kind: MessageUpdated, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: msg.Id, Message: row.proto("", msg.Reactions)}
+		event = Event{Kind: MessageUpdated, ZedToken: tokenOf(req.Header()), Conversation: c.String(), ActorID: p.UserID, MessageID: msg.Id, Message: row.proto("", shared(msg.Reactions))}
 		return recordIn(ctx, tx, event)
 	})
 	if err != nil {

@@ -113,6 +113,7 @@ func openPool(ctx context.Context, cfg Config, name string, defaultConns int) (*
 		return nil, err
 	}
 	poolCfg.ConnConfig.Tracer = telemetry.PostgresTracer{Database: name}
+	poolCfg.AfterConnect = database.EncodeUUIDs
 	switch {
 	case cfg.PostgresMaxConns > 0:
 		poolCfg.MaxConns = int32(cfg.PostgresMaxConns)

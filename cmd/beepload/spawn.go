@@ -62,7 +62,7 @@ func (s Spawn) start(ctx context.Context) (*beepProcess, error) {
 	args := []string{"serve", "-http-addr", addr, "-pprof-addr", pprofAddr, "-postgres-url", s.PostgresURL,
 		"-spicedb-engine", s.Engine, "-spicedb-grpc-addr", "", "-dev-token-key", key,
 		"-rate-limit", "1000000", "-rate-burst", "1000000", "-log-level", "warn"}
-	for _, db := range []string{"spicedb", "community", "user", "chat"} {
+	for _, db := range []string{"spicedb", "community", "user", "chat", "notification"} {
 		name := run + "_" + db
 		p.databases = append(p.databases, name)
 		args = append(args, "-"+db+"-database", name)

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"container/heap"
 	"context"
 	"sync"
 	"time"
@@ -13,8 +14,16 @@ import (
 // and an answer is asked at least as fresh as the newest revision watched.
 // An answer cached is therefore fresher than what MinimizeLatency promises
 // without the cache (SpiceDB may answer it from a revision seconds old).
-// Answers also expire after a time to live: a relationship that expires
-// (a timeout's end) changes an answer without a write.
+//
+// A relationship that expires changes answers without a write, so the
+// cache also knows when every relationship of an expiring relation
+// (ExpiringRelations) expires: it reads them when the Watch starts, learns
+// the new ones from the Watch, and empties itself at each of those
+// instants. SpiceDB judges expiry at the revision it answers from, and at
+// MinimizeLatency that revision may be up to its quantization old: for
+// revisionLag after an expiry, answers are asked but not kept, so that a
+// refusal decided by an expired timeout is not kept for good. Answers also
+// expire after a time to live, a bound on any answer's age.
 //
 // Not cached: checks with caveat context, conditional answers, errors,
 // and every check asked with a ZedToken or fully consistent, which always
@@ -31,6 +40,60 @@ type decisions struct {
 	gen     uint64
 	answers map[decisionKey]cachedDecision
 	stats   DecisionCacheStats
+	// expiries are the instants relationships expire, soonest first.
+	expiries expiryHeap
+	// noKeepUntil: answers asked before it may predate an expiry.
+	noKeepUntil time.Time
+}
+
+// revisionLag bounds how old a revision SpiceDB answers MinimizeLatency
+// from: its quantization window (5 s by default) and its allowed staleness
+// (10% of it), with room to spare.
+const revisionLag = 10 * time.Second
+
+// ExpiringRelations are the relations of the schema whose relationships may
+// expire (TestExpiringRelationsMatchTheSchema keeps the list true).
+var ExpiringRelations = []Relation{Server.TimedOut, Invite.Usable}
+
+// expiryHeap is a min-heap of instants.
+type expiryHeap []time.Time
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].Before(h[j]) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(time.Time)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return t
+}
+
+// expireLocked empties the cache if a relationship expired since the last
+// look, and forgets the instants passed.
+func (ds *decisions) expireLocked(now time.Time) {
+	expired := false
+	for len(ds.expiries) > 0 && !ds.expiries[0].After(now) {
+		if until := heap.Pop(&ds.expiries).(time.Time).Add(revisionLag); until.After(ds.noKeepUntil) {
+			ds.noKeepUntil = until
+		}
+		expired = true
+	}
+	if expired {
+		ds.gen++
+		ds.answers = map[decisionKey]cachedDecision{}
+	}
+}
+
+// expiresAt records that a relationship expires at t (one that expired
+// less than revisionLag ago still counts).
+func (ds *decisions) expiresAt(t time.Time) {
+	if t.IsZero() || !t.After(time.Now().Add(-revisionLag)) {
+		return
+	}
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	heap.Push(&ds.expiries, t)
 }
 
 // DecisionCacheStats count what the decision cache did.
@@ -82,7 +145,9 @@ func (ds *decisions) lookup(c Check) (d Decision, hit bool, ask Consistency, gen
 	if !ds.on {
 		return Decision{}, false, MinimizeLatency(), 0, false
 	}
-	if a, ok := ds.answers[keyOf(c)]; ok && time.Now().Before(a.expires) {
+	now := time.Now()
+	ds.expireLocked(now)
+	if a, ok := ds.answers[keyOf(c)]; ok && now.Before(a.expires) {
 		ds.stats.Hits++
 		return a.d, true, Consistency{}, 0, false
 	}
@@ -97,13 +162,15 @@ func (ds *decisions) keep(c Check, d Decision, gen uint64) {
 	}
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
-	if !ds.on || ds.gen != gen {
+	now := time.Now()
+	ds.expireLocked(now)
+	if !ds.on || ds.gen != gen || now.Before(ds.noKeepUntil) {
 		return
 	}
 	if len(ds.answers) >= maxCachedDecisions {
 		ds.answers = map[decisionKey]cachedDecision{}
 	}
-	ds.answers[keyOf(c)] = cachedDecision{d: d, expires: time.Now().Add(ds.ttl)}
+	ds.answers[keyOf(c)] = cachedDecision{d: d, expires: now.Add(ds.ttl)}
 }
 
 // changed empties the cache: the graph changed through at (or, with on
@@ -116,25 +183,34 @@ func (ds *decisions) changed(at ZedToken, on bool) {
 	if at != "" {
 		ds.watched = at
 	}
+	if !on {
+		ds.expiries, ds.noKeepUntil = nil, time.Time{} // read again when the Watch runs again
+	}
 	ds.answers = map[decisionKey]cachedDecision{}
 }
 
 // CacheDecisions caches the answers of [Client.Check] at MinimizeLatency
-// for ttl each (see decisions), following SpiceDB's Watch, until ctx
-// ends; while the Watch is down, nothing is cached and every check reaches
-// SpiceDB. A process calls it once, for its client.
+// (see decisions), each for at most ttl, following SpiceDB's Watch, until
+// ctx ends; while the Watch is down, nothing is cached and every check
+// reaches SpiceDB. A process calls it once, for its client.
 func (c *Client) CacheDecisions(ctx context.Context, ttl time.Duration) {
 	ds := &decisions{ttl: ttl, answers: map[decisionKey]cachedDecision{}}
 	c.cache.Store(ds)
 	defer c.cache.Store(nil)
 	wait := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		// The head first, then the changes after it: none is missed.
-		if head, err := c.HeadToken(ctx); err == nil {
+		// The head first, what expires as of it, then the changes after
+		// it: none is missed.
+		if head, err := c.HeadToken(ctx); err == nil && c.readExpiries(ctx, ds, head) == nil {
 			ds.changed(head, true)
 			for change, err := range c.Watch(ctx, head) {
 				if err != nil {
 					break
+				}
+				for _, u := range change.Updates {
+					if u.Op != OpDelete {
+						ds.expiresAt(u.Relationship.ExpiresAt)
+					}
 				}
 				ds.changed(change.At, true)
 				ds.mu.Lock()
@@ -153,4 +229,18 @@ func (c *Client) CacheDecisions(ctx context.Context, ttl time.Duration) {
 		}
 		wait = min(2*wait, 5*time.Second)
 	}
+}
+
+// readExpiries records when the relationships of the expiring relations
+// that exist at revision at expire.
+func (c *Client) readExpiries(ctx context.Context, ds *decisions, at ZedToken) error {
+	for _, rel := range ExpiringRelations {
+		for r, err := range c.ReadRelationships(ctx, Filter{ResourceType: rel.ResourceType, Relation: rel.Name}, AtExactSnapshot(at)) {
+			if err != nil {
+				return err
+			}
+			ds.expiresAt(r.ExpiresAt)
+		}
+	}
+	return nil
 }

@@ -269,8 +269,8 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	skew := "30s"
 	str(&skew, "oidc-clock-skew", "BEEP_OIDC_CLOCK_SKEW", skew, "tolerance on access tokens' expiry and issue times")
 	sessionTTL := "10s"
-	decisionTTL := "2s"
-	str(&decisionTTL, "decision-cache-ttl", "BEEP_DECISION_CACHE_TTL", decisionTTL, "how long an authorization answer asked without a ZedToken is reused; SpiceDB's Watch empties the cache at every change to the graph (0: no cache)")
+	decisionTTL := "1m"
+	str(&decisionTTL, "decision-cache-ttl", "BEEP_DECISION_CACHE_TTL", decisionTTL, "how long at most an authorization answer asked without a ZedToken is reused; SpiceDB's Watch empties the cache at every change to the graph, and so does every relationship's expiry (0: no cache)")
 	str(&sessionTTL, "session-cache-ttl", "BEEP_SESSION_CACHE_TTL", sessionTTL, "how long the gateway trusts a verified session before asking Kratos again (a revoked session works at most this long)")
 	str(&cfg.OTLPEndpoint, "otlp-endpoint", "BEEP_OTLP_ENDPOINT", "", "OTLP collector host:port receiving traces (empty: traces are not exported)")
 	str(&cfg.OTLPProtocol, "otlp-protocol", "BEEP_OTLP_PROTOCOL", "grpc", "OTLP protocol: grpc or http")
@@ -320,7 +320,7 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 		return Config{}, fmt.Errorf("-session-cache-ttl %q: want a duration such as 10s", sessionTTL)
 	}
 	if cfg.DecisionCacheTTL, err = time.ParseDuration(decisionTTL); err != nil || cfg.DecisionCacheTTL < 0 {
-		return Config{}, fmt.Errorf("-decision-cache-ttl %q: want a duration such as 2s (0: no cache)", decisionTTL)
+		return Config{}, fmt.Errorf("-decision-cache-ttl %q: want a duration such as 1m (0: no cache)", decisionTTL)
 	}
 	if cfg.TraceSampleRatio, err = strconv.ParseFloat(ratio, 64); err != nil || cfg.TraceSampleRatio < 0 || cfg.TraceSampleRatio > 1 {
 		return Config{}, fmt.Errorf("-trace-sample-ratio %q: want a number from 0 to 1", ratio)

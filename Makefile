@@ -34,7 +34,7 @@ bench: ## Run the authorization benchmarks (see docs/benchmarks.md)
 	BEEP_BENCH_SERVERS=1000 go test -run '^$$' -bench /memory -benchtime 10s -timeout 60m ./authz/bench/
 
 # The chat load: 10,000 users in 100 servers, all subscribed, three rates.
-BENCH_CHAT ?= -users 10000 -servers 100 -subscribers 10000 -rate 500,1000,2000 -duration 20s
+BENCH_CHAT ?= -users 10000 -servers 1000 -subscribers 10000 -rate 250,500,1000,2000 -duration 15s
 
 bench-chat: ## Load chat and its stream through the gateway: beepload starts beep (memory engine), reports, stops it (BENCH_CHAT="...", see docs/benchmarks.md)
 	@scripts/ensure-postgres

@@ -109,6 +109,7 @@ func TestChatThroughTheGateway(t *testing.T) {
 	for _, want := range []string{
 		`beep_gateway_requests_total{route="/beep.chat.v1.ChatService/SendMessage",status="200"} 6`,
 		`beep_authz_checks_total{permission="read_message_history",result="denied"}`,
+		`beep_authz_decision_cache_hits_total`, `beep_authz_decision_cache_misses_total`, `beep_authz_decision_cache_changes_total`,
 	} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -124,7 +124,24 @@ type process struct {
 // each RPC's declared permission checked, the gateway's principal verified,
 // refusals counted and audited.
 func (p process) checks(c *authz.Client) *connectauthz.Interceptor {
+	registerDecisionCache(p.metrics, c)
 	return connectauthz.New(c, p.log, connectauthz.WithMetrics(p.metrics), connectauthz.WithSigner(p.signer), connectauthz.WithAudit(p.cfg.Auditor))
+}
+
+// registerDecisionCache exports the counts of c's decision cache
+// (authz.Client.CacheDecisions); once per registry.
+func registerDecisionCache(reg *prometheus.Registry, c *authz.Client) {
+	for _, m := range []struct {
+		name, help string
+		count      func(authz.DecisionCacheStats) uint64
+	}{
+		{"beep_authz_decision_cache_hits_total", "Checks without a ZedToken answered from the decision cache.", func(s authz.DecisionCacheStats) uint64 { return s.Hits }},
+		{"beep_authz_decision_cache_misses_total", "Checks without a ZedToken the decision cache asked SpiceDB.", func(s authz.DecisionCacheStats) uint64 { return s.Misses }},
+		{"beep_authz_decision_cache_changes_total", "Changes reported by SpiceDB's Watch, each emptying the decision cache.", func(s authz.DecisionCacheStats) uint64 { return s.Changes }},
+	} {
+		_ = reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: m.name, Help: m.help},
+			func() float64 { return float64(m.count(c.DecisionCacheStats())) }))
+	}
 }
 
 // optionalService is where another service alone listens, from its -*-url

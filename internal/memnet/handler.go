@@ -65,8 +65,8 @@ type handlerWriter struct {
 	body           *buffer
 	resp           *http.Response
 
-	mu     sync.Mutex
-	status int // 0 until committed
+	// status is 0 until committed; only the handler's goroutine commits.
+	status int
 	// failed is what the reader gets instead of io.EOF (a panic).
 	failed error
 	// trailers are set by finish, before the body's end.
@@ -129,8 +129,6 @@ func (w *handlerWriter) Flush() { w.commit(http.StatusOK) }
 
 // commit makes status and the headers so far the response, once.
 func (w *handlerWriter) commit(status int) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.status != 0 {
 		return
 	}

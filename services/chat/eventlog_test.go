@@ -1,9 +1,11 @@
 package chat_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -401,5 +403,90 @@ func TestEditEventCarriesNoOnesOwnReactions(t *testing.T) {
 	}
 	if r := updates[0].Reactions; len(r) != 1 || r[0].Count != 1 || r[0].Me {
 		t.Fatalf("the edit's event tells everyone the editor's reaction: %v", r)
+	}
+}
+
+// TestFollowerQueriesReadTheIndex: the queries the stream's follower repeats
+// many times a second find their rows through the log's primary key, even
+// in the generic plan PostgreSQL settles on for a prepared statement, and
+// never read the whole log (one that did, asking whether any event was
+// left, read every row of it about 20 times a second under load).
+func TestFollowerQueriesReadTheIndex(t *testing.T) {
+	h := start(t)
+	h.exec(t, `INSERT INTO stream_events (conversation, payload) SELECT 'channel:' || (n % 100), '\x0a00'::bytea FROM generate_series(1, 20000) n`)
+
+	conn, err := h.db.Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(t.Context(), `SET plan_cache_mode = force_generic_plan`); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(context.WithoutCancel(t.Context()), `RESET plan_cache_mode`)
+	for name, q := range chat.FollowerQueries {
+		t.Run(name, func(t *testing.T) {
+			// The prepared statement's generic plan, as a pooled connection
+			// that ran it a few times uses.
+			stmt := "follower_" + strings.ToLower(name)
+			if _, err := conn.Conn().Prepare(t.Context(), stmt, q.SQL); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := conn.Query(t.Context(), "EXPLAIN EXECUTE "+stmt+literals(q.Args))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var plan []string
+			for rows.Next() {
+				var line string
+				if err := rows.Scan(&line); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, line)
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			text := strings.Join(plan, "\n")
+			if strings.Contains(text, "Seq Scan") || !strings.Contains(text, "stream_events_pkey") {
+				t.Fatalf("the plan does not go through the primary key:\n%s", text)
+			}
+		})
+	}
+}
+
+// literals are args as SQL: "('1', 1)" (strings and numbers only).
+func literals(args []any) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			out[i] = "'" + strings.ReplaceAll(s, "'", "''") + "'"
+		} else {
+			out[i] = fmt.Sprint(a)
+		}
+	}
+	return "(" + strings.Join(out, ", ") + ")"
+}
+
+// TestLogIsReadInNumericOrder: the log's order is (transaction id, row id)
+// as numbers. Sorted by their text, 10 came before 9 (and 100000 before
+// 99999): a reader going on from the last event of a batch read events
+// again, and subscribers received messages twice when the cluster's
+// transaction ids gained a digit.
+func TestLogIsReadInNumericOrder(t *testing.T) {
+	h := start(t)
+	h.exec(t, `DELETE FROM stream_events`)
+	h.exec(t, `INSERT INTO stream_events (xid, id, conversation, payload)
+		SELECT x::text::xid8, n, 'channel:c', '\x0a00'::bytea
+		FROM unnest(ARRAY[99999, 9, 100000, 10, 99, 100, 1000, 999]) WITH ORDINALITY AS e(x, n)`)
+	want := []string{"9.2", "10.4", "99.5", "100.6", "999.8", "1000.7", "99999.1", "100000.3"}
+	for _, limit := range []int{1, 3, 500} {
+		committed, between, err := chat.ReadLog(t.Context(), h.db, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(committed, want) || !slices.Equal(between, want) {
+			t.Fatalf("%d at a time: read %v as the follower and %v as a resume, want %v", limit, committed, between, want)
+		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/beepchat/beep/authz"
 )
 
@@ -43,4 +45,48 @@ func (s *Stream) SetStructuralSlack(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.history.slack = d
+}
+
+// FollowerQueries are the queries the stream's follower asks again and
+// again, by name, with arguments (a position, a limit) for EXPLAIN.
+var FollowerQueries = map[string]struct {
+	SQL  string
+	Args []any
+}{
+	"readCommitted": {readCommittedSQL, []any{"1", 1, 500}},
+	"heldBack":      {heldBackSQL, []any{"1", 1}},
+}
+
+// ReadLog reads the log as the stream's follower (readCommitted) and as a
+// resume or the feed (readBetween, through the newest position) do, from
+// the start, limit at a time, and returns the positions read, in order.
+func ReadLog(ctx context.Context, db *pgxpool.Pool, limit int) (committed, between []string, err error) {
+	for from := (position{}); ; {
+		batch, err := readCommitted(ctx, db, from, limit)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(batch) == 0 {
+			break
+		}
+		for _, e := range batch {
+			committed = append(committed, e.pos.String())
+		}
+		from = batch[len(batch)-1].pos
+	}
+	through := position{xid: 1<<63 - 1, id: 1<<63 - 1}
+	for from := (position{}); ; {
+		batch, err := readBetween(ctx, db, from, through, limit)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(batch) == 0 {
+			break
+		}
+		for _, e := range batch {
+			between = append(between, e.pos.String())
+		}
+		from = batch[len(batch)-1].pos
+	}
+	return committed, between, nil
 }

@@ -3,11 +3,15 @@ package chat
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"log/slog"
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/beepchat/beep/authz"
+	chatv1 "github.com/beepchat/beep/gen/beep/chat/v1"
 )
 
 func TestNextID(t *testing.T) {
@@ -105,5 +109,29 @@ func TestRightsOn(t *testing.T) {
 	}
 	if r := rightsOn(conversationRights{staff: true}, false); !r.delete || r.pin {
 		t.Errorf("staff: %+v", r)
+	}
+}
+
+// TestStreamHandsEachLoggedEventOutOnce: an event of the log handed out a
+// second time (it must never be; this guards the promise of exactly once)
+// reaches nobody again, and is counted.
+func TestStreamHandsEachLoggedEventOutOnce(t *testing.T) {
+	s := newStream(nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), StreamConfig{Buffer: 8})
+	sub := &subscription{user: "ann", ch: make(chan *chatv1.StreamEvent, 8), ended: make(chan struct{})}
+	s.subs["ann"] = map[*subscription]struct{}{sub: {}}
+	first := logged{pos: position{xid: 100000, id: 8872}, conversation: "channel:c", event: &chatv1.StreamEvent{Id: "100000.8872"}}
+	later := logged{pos: position{xid: 100001, id: 8873}, conversation: "channel:c", event: &chatv1.StreamEvent{Id: "100001.8873"}}
+	for _, e := range []logged{first, first, later, first, later} {
+		s.deliver(e, []string{"ann"})
+	}
+	var got []string
+	for len(sub.ch) > 0 {
+		got = append(got, (<-sub.ch).Id)
+	}
+	if fmt.Sprint(got) != "[100000.8872 100001.8873]" {
+		t.Fatalf("delivered %v, want each event once, in order", got)
+	}
+	if n := testutil.ToFloat64(s.metrics.repeated); n != 3 {
+		t.Fatalf("counted %v repeats, want 3", n)
 	}
 }

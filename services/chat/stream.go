@@ -359,6 +359,14 @@ func (s *Stream) deliver(e logged, users []string) {
 func (s *Stream) deliverLocked(e logged, users []string) {
 	var stripped *chatv1.StreamEvent
 	if e.pos != (position{}) {
+		// The log is handed out in order, each event once: one that is
+		// not past the last cannot be new to anyone here. Never expected;
+		// dropped rather than delivered twice, and counted.
+		if !e.pos.after(s.dispatched) {
+			s.metrics.repeated.Inc()
+			s.log.Error("chat stream: an event of the log was handed out again; not delivered twice", "event", e.pos.String(), "dispatched", s.dispatched.String())
+			return
+		}
 		s.dispatched = e.pos
 	}
 	for _, u := range users {

@@ -13,6 +13,7 @@ type streamMetrics struct {
 	deliveries  prometheus.Counter
 	behind      prometheus.Counter
 	undecided   prometheus.Counter
+	repeated    prometheus.Counter
 	lag         prometheus.Histogram
 }
 
@@ -28,12 +29,14 @@ func newStreamMetrics(reg prometheus.Registerer) *streamMetrics {
 			Help: "Streams ended because they fell behind (they resume)."}),
 		undecided: prometheus.NewCounter(prometheus.CounterOpts{Name: "beep_stream_undecided_total",
 			Help: "Events whose recipients the graph could not decide (they got a Resync)."}),
+		repeated: prometheus.NewCounter(prometheus.CounterOpts{Name: "beep_stream_repeated_total",
+			Help: "Events of the log handed out a second time, and dropped (a bug: never expected)."}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "beep_stream_dispatch_lag_seconds",
 			Help:    "From an event's commit to its dispatch by this instance.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.subscribers, m.events, m.deliveries, m.behind, m.undecided, m.lag)
+		reg.MustRegister(m.subscribers, m.events, m.deliveries, m.behind, m.undecided, m.repeated, m.lag)
 	}
 	return m
 }

@@ -185,6 +185,14 @@ func (r *Report) fill(cfg Config, subs *subscribers, sent *sends, expected int64
 			wrong++
 			problem("subscriber %d (server %d) received %d messages of other servers", s.user, s.server, f)
 		}
+		if d := s.duplicates.Load(); d > 0 {
+			first := ""
+			if f := s.firstDuplicate.Load(); f != nil {
+				first = *f
+			}
+			wrong++
+			problem("subscriber %d (server %d) received %d messages twice (the first: %s)", s.user, s.server, d, first)
+		}
 		if s.server < 0 {
 			if own := s.own.Load(); own > 0 {
 				wrong++

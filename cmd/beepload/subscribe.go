@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,7 +23,15 @@ type subscriber struct {
 	// own are the load's messages of its server's channel; foreign, those of
 	// any other server (which it must never receive).
 	own, foreign atomic.Int64
-	ready        atomic.Bool
+	// duplicates are the load's messages it received more than once.
+	duplicates atomic.Int64
+	// firstDuplicate says which, for the report.
+	firstDuplicate atomic.Pointer[string]
+	ready          atomic.Bool
+	// seen are the ids of the messages of seenPhase received, for
+	// duplicates; only its stream's goroutine uses them.
+	seen      map[string]string // message id -> event id
+	seenPhase int64
 	// err is why the stream ended before the run stopped it.
 	err error
 }
@@ -101,13 +110,26 @@ func (ss *subscribers) follow(ctx context.Context, client chatv1connect.StreamSe
 			ss.late.Add(1)
 			continue
 		}
+		if sub.seenPhase != phase || sub.seen == nil {
+			sub.seen, sub.seenPhase = map[string]string{}, phase
+		}
+		if first, again := sub.seen[m.GetId()]; again {
+			if sub.duplicates.Add(1) == 1 {
+				which := fmt.Sprintf("message %s as events %s and %s", m.GetId(), first, ev.GetId())
+				sub.firstDuplicate.Store(&which)
+			}
+			continue
+		}
+		sub.seen[m.GetId()] = ev.GetId()
 		ss.lag.Load().record(time.Since(sent))
-		ss.received.Add(1)
+		// Counted as its subscriber's before the total, which the warm-up
+		// waits on: next must not reset own before this one is in it.
 		if j, known := p.channelServer[m.GetConversation()]; known && j == sub.server {
 			sub.own.Add(1)
 		} else {
 			sub.foreign.Add(1)
 		}
+		ss.received.Add(1)
 	}
 	if err := stream.Err(); err != nil && ctx.Err() == nil {
 		sub.err = err
@@ -125,6 +147,7 @@ func (ss *subscribers) next(phase int64) {
 	for _, s := range ss.all {
 		s.own.Store(0)
 		s.foreign.Store(0)
+		s.duplicates.Store(0)
 	}
 	ss.lag.Store(&histogram{})
 	ss.received.Store(0)

@@ -163,31 +163,31 @@ func (p process) serveGateway(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	upstreams := []upstream{{communityv1connect.CommunityServiceName, communityPath, communityBase, tcpClient()},
+	upstreams := []upstream{{communityv1connect.CommunityServiceName, communityPath, communityBase, tcpClient(), nil},
 		// The admin service lives beside the community service (admin.go).
-		{adminv1connect.AuthzAdminServiceName, adminPath, communityBase, tcpClient()}}
+		{adminv1connect.AuthzAdminServiceName, adminPath, communityBase, tcpClient(), nil}}
 	if cfg.UserURL != "" {
 		userBase, err := parseServiceURL("user-url", cfg.UserURL)
 		if err != nil {
 			return err
 		}
-		upstreams = append(upstreams, upstream{userv1connect.UserServiceName, userPath, userBase, tcpClient()})
+		upstreams = append(upstreams, upstream{userv1connect.UserServiceName, userPath, userBase, tcpClient(), nil})
 	}
 	if cfg.ChatURL != "" {
 		chatBase, err := parseServiceURL("chat-url", cfg.ChatURL)
 		if err != nil {
 			return err
 		}
-		upstreams = append(upstreams, upstream{chatv1connect.ChatServiceName, chatPath, chatBase, tcpClient()},
+		upstreams = append(upstreams, upstream{chatv1connect.ChatServiceName, chatPath, chatBase, tcpClient(), nil},
 			// The stream lives beside the chat service.
-			upstream{chatv1connect.StreamServiceName, streamPath, chatBase, tcpClient()})
+			upstream{chatv1connect.StreamServiceName, streamPath, chatBase, tcpClient(), nil})
 	}
 	if cfg.NotificationURL != "" {
 		notificationBase, err := parseServiceURL("notification-url", cfg.NotificationURL)
 		if err != nil {
 			return err
 		}
-		upstreams = append(upstreams, upstream{notificationv1connect.NotificationServiceName, notificationPath, notificationBase, tcpClient()})
+		upstreams = append(upstreams, upstream{notificationv1connect.NotificationServiceName, notificationPath, notificationBase, tcpClient(), nil})
 	}
 	gw, err := newGateway(ctx, cfg, log, metrics, signer, &identity{publicURL: cfg.KratosURL}, upstreams...)
 	if err != nil {
@@ -224,7 +224,7 @@ func (p process) serveCommunity(ctx context.Context) error {
 	probes := []statusProbe{selfProbe(roleCommunity, "this process, with the admin service"), spicedbProbe(c.inst.Authz, cfg)}
 	for _, other := range []struct{ name, flag, url string }{{roleUser, "user-url", cfg.UserURL}, {roleChat, "chat-url", cfg.ChatURL}, {roleNotification, "notification-url", cfg.NotificationURL}} {
 		if base, err := parseServiceURL(other.flag, other.url); other.url != "" && err == nil {
-			probes = append(probes, upstreamProbe(other.name, upstream{other.name, "", base, tcpClient()}))
+			probes = append(probes, upstreamProbe(other.name, upstream{other.name, "", base, tcpClient(), nil}))
 		}
 	}
 	adm := admin.New(admin.Config{Authz: c.inst.Authz, Log: log.With("service", "admin"), Reconciler: c.community,
@@ -345,7 +345,8 @@ func (p process) serveAll(ctx context.Context) error {
 		return err
 	}
 	checks := p.checks(c.inst.Authz)
-	communityHTTP := serveInMemory(serviceHost(communityv1connect.CommunityServiceName, c.community, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing))
+	communityHost := serviceHost(communityv1connect.CommunityServiceName, c.community, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing)
+	communityHTTP := serveInMemory(communityHost)
 	public, err := listen(cfg)
 	if err != nil {
 		return err
@@ -370,16 +371,18 @@ func (p process) serveAll(ctx context.Context) error {
 		return err
 	}
 	defer chatPool.Close()
-	chatHTTP := serveInMemory(serviceHost(chatv1connect.ChatServiceName, chat, checks, readiness(c.inst.Authz, chatPool), metrics, rpcTracing,
+	chatHost := serviceHost(chatv1connect.ChatServiceName, chat, checks, readiness(c.inst.Authz, chatPool), metrics, rpcTracing,
 		namedService{chatv1connect.StreamServiceName, chat.Stream()}, namedService{chatv1connect.ChatErasureServiceName, chat.Erasure()},
-		namedService{chatv1connect.EventFeedServiceName, chat.Feed()}))
+		namedService{chatv1connect.EventFeedServiceName, chat.Feed()})
+	chatHTTP := serveInMemory(chatHost)
 	notifications, notificationPool, err := openNotification(ctx, cfg, c.inst.Authz, log, "http://"+roleChat, chatHTTP, signer)
 	if err != nil {
 		public.Close()
 		return err
 	}
 	defer notificationPool.Close()
-	notificationHTTP := serveInMemory(serviceHost(notificationv1connect.NotificationServiceName, notifications, checks, readiness(c.inst.Authz, notificationPool), metrics, rpcTracing))
+	notificationHost := serviceHost(notificationv1connect.NotificationServiceName, notifications, checks, readiness(c.inst.Authz, notificationPool), metrics, rpcTracing)
+	notificationHTTP := serveInMemory(notificationHost)
 	users, userPool, err := openUser(ctx, cfg, c.inst.Authz, log, "http://"+roleCommunity, communityHTTP, signer, identities(id.adminURL),
 		&serviceAt{"http://" + roleChat, chatHTTP}, &serviceAt{"http://" + roleNotification, notificationHTTP})
 	if err != nil {
@@ -387,7 +390,8 @@ func (p process) serveAll(ctx context.Context) error {
 		return err
 	}
 	defer userPool.Close()
-	userHTTP := serveInMemory(serviceHost(userv1connect.UserServiceName, users, checks, readiness(c.inst.Authz, userPool), metrics, rpcTracing))
+	userHost := serviceHost(userv1connect.UserServiceName, users, checks, readiness(c.inst.Authz, userPool), metrics, rpcTracing)
+	userHTTP := serveInMemory(userHost)
 	// The admin service reports every service the gateway forwards to.
 	var upstreams []upstream
 	adm := admin.New(admin.Config{Authz: c.inst.Authz, Log: log.With("service", "admin"), Reconciler: c.community,
@@ -398,14 +402,15 @@ func (p process) serveAll(ctx context.Context) error {
 			}
 			return probes
 		})})
-	adminHTTP := serveInMemory(serviceHost(adminv1connect.AuthzAdminServiceName, adm, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing))
+	adminHost := serviceHost(adminv1connect.AuthzAdminServiceName, adm, checks, readiness(c.inst.Authz, c.pool), metrics, rpcTracing)
+	adminHTTP := serveInMemory(adminHost)
 	upstreams = []upstream{
-		{communityv1connect.CommunityServiceName, communityPath, &url.URL{Scheme: "http", Host: roleCommunity}, communityHTTP},
-		{userv1connect.UserServiceName, userPath, &url.URL{Scheme: "http", Host: roleUser}, userHTTP},
-		{chatv1connect.ChatServiceName, chatPath, &url.URL{Scheme: "http", Host: roleChat}, chatHTTP},
-		{chatv1connect.StreamServiceName, streamPath, &url.URL{Scheme: "http", Host: roleChat}, chatHTTP},
-		{notificationv1connect.NotificationServiceName, notificationPath, &url.URL{Scheme: "http", Host: roleNotification}, notificationHTTP},
-		{adminv1connect.AuthzAdminServiceName, adminPath, &url.URL{Scheme: "http", Host: roleAdmin}, adminHTTP},
+		{communityv1connect.CommunityServiceName, communityPath, &url.URL{Scheme: "http", Host: roleCommunity}, communityHTTP, communityHost},
+		{userv1connect.UserServiceName, userPath, &url.URL{Scheme: "http", Host: roleUser}, userHTTP, userHost},
+		{chatv1connect.ChatServiceName, chatPath, &url.URL{Scheme: "http", Host: roleChat}, chatHTTP, chatHost},
+		{chatv1connect.StreamServiceName, streamPath, &url.URL{Scheme: "http", Host: roleChat}, chatHTTP, chatHost},
+		{notificationv1connect.NotificationServiceName, notificationPath, &url.URL{Scheme: "http", Host: roleNotification}, notificationHTTP, notificationHost},
+		{adminv1connect.AuthzAdminServiceName, adminPath, &url.URL{Scheme: "http", Host: roleAdmin}, adminHTTP, adminHost},
 	}
 	gw, err := newGateway(ctx, cfg, log, metrics, signer, id, upstreams...)
 	if err != nil {
@@ -437,6 +442,12 @@ type upstream struct {
 	path   string   // the path prefix of its RPCs
 	base   *url.URL // where it listens
 	client *http.Client
+	// local, when the service runs in this process, is its host: the
+	// gateway hands the client's requests to it directly (the same
+	// handler, interceptors and permission checks as over the network,
+	// without a proxy's copy of every streamed event). client still
+	// reaches it for the readiness and status probes.
+	local http.Handler
 }
 
 // newGateway is the public edge in front of the services: it forwards
@@ -444,6 +455,10 @@ type upstream struct {
 func newGateway(ctx context.Context, cfg Config, log *slog.Logger, metrics *prometheus.Registry, signer *connectauthz.Signer, id *identity, upstreams ...upstream) (*gateway.Gateway, error) {
 	services := make([]gateway.Service, 0, len(upstreams))
 	for _, u := range upstreams {
+		if u.local != nil {
+			services = append(services, gateway.Local(u.name, u.path, u.local))
+			continue
+		}
 		services = append(services, gateway.Upstream(u.name, u.path, u.base, traceUpstream(u.client)))
 	}
 	var tokens gateway.TokenVerifier

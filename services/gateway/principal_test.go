@@ -72,3 +72,43 @@ func TestPrincipalHeader(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalServiceSeesOnlyTheWire: a service in the gateway's process gets
+// the signed header, as over the network, and not the gateway's own idea
+// of the caller in its context.
+func TestLocalServiceSeesOnlyTheWire(t *testing.T) {
+	signer, err := connectauthz.NewSigner([]byte(strings.Repeat("s", connectauthz.MinKeyBytes)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type seen struct {
+		header  string
+		context authz.Principal
+		inCtx   bool
+	}
+	got := make(chan seen, 1)
+	record := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := authz.CallerFrom(r.Context())
+		got <- seen{r.Header.Get(connectauthz.PrincipalHeader), p, ok}
+	})
+	g := New(Config{DevTokenKey: key, Signer: signer, Log: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		Local("beep.test.v1.Echo", "/beep.test.v1.Echo/", record))
+	ann, err := IssueDevToken(key, "ann", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPost, "/beep.test.v1.Echo/Say", strings.NewReader("{}"))
+	req.Header.Set("Authorization", "Bearer "+ann)
+	rec := httptest.NewRecorder()
+	g.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	s := <-got
+	if s.inCtx {
+		t.Errorf("the service's context carries the gateway's principal %+v", s.context)
+	}
+	if p, err := signer.Verify(s.header); err != nil || p.UserID != "ann" {
+		t.Errorf("the signed header says %q (%v), want ann", p.UserID, err)
+	}
+}

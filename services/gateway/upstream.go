@@ -7,6 +7,8 @@ import (
 	"net/url"
 
 	"connectrpc.com/connect"
+
+	"github.com/beepchat/beep/authz"
 )
 
 // Upstream is a service the gateway forwards to over HTTP: in the
@@ -29,6 +31,21 @@ func Upstream(name, path string, base *url.URL, client *http.Client) Service {
 		},
 	}
 	return Service{Name: name, Path: path, Handler: proxy}
+}
+
+// Local is a service running in the gateway's own process: the gateway
+// hands each request, authenticated, rate-limited and with its principal
+// signed as for any upstream, to the service's handler h directly. The
+// service's own interceptors check it exactly as they would behind
+// Upstream; only the forwarding copy is gone (for a stream, of every event).
+//
+// The service sees only what would cross the network: the gateway's
+// principal is hidden from its context, so that it takes the caller from
+// the signed header (connectauthz) as it does behind Upstream.
+func Local(name, path string, h http.Handler) Service {
+	return Service{Name: name, Path: path, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(authz.WithPrincipal(r.Context(), authz.Principal{})))
+	})}
 }
 
 // unavailable is the error a client sees when a service cannot be reached.

@@ -117,7 +117,7 @@ func TestRightsOn(t *testing.T) {
 // reaches nobody again, and is counted.
 func TestStreamHandsEachLoggedEventOutOnce(t *testing.T) {
 	s := newStream(nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), StreamConfig{Buffer: 8})
-	sub := &subscription{user: "ann", ch: make(chan *chatv1.StreamEvent, 8), ended: make(chan struct{})}
+	sub := &subscription{user: "ann", queue: newEventQueue(8), ended: make(chan struct{})}
 	s.subs["ann"] = map[*subscription]struct{}{sub: {}}
 	first := logged{pos: position{xid: 100000, id: 8872}, conversation: "channel:c", event: &chatv1.StreamEvent{Id: "100000.8872"}}
 	later := logged{pos: position{xid: 100001, id: 8873}, conversation: "channel:c", event: &chatv1.StreamEvent{Id: "100001.8873"}}
@@ -125,13 +125,56 @@ func TestStreamHandsEachLoggedEventOutOnce(t *testing.T) {
 		s.deliver(e, []string{"ann"})
 	}
 	var got []string
-	for len(sub.ch) > 0 {
-		got = append(got, (<-sub.ch).Id)
+	for _, ev := range sub.queue.take(nil) {
+		got = append(got, ev.Id)
 	}
 	if fmt.Sprint(got) != "[100000.8872 100001.8873]" {
 		t.Fatalf("delivered %v, want each event once, in order", got)
 	}
 	if n := testutil.ToFloat64(s.metrics.repeated); n != 3 {
 		t.Fatalf("counted %v repeats, want 3", n)
+	}
+}
+
+// TestEventQueue: events come out in order, at most limit wait (those
+// taken count until sent), and the queue signals when there are some.
+func TestEventQueue(t *testing.T) {
+	q := newEventQueue(3)
+	ev := func(id string) *chatv1.StreamEvent { return &chatv1.StreamEvent{Id: id} }
+	ids := func(evs []*chatv1.StreamEvent) string {
+		var out []string
+		for _, e := range evs {
+			out = append(out, e.Id)
+		}
+		return fmt.Sprint(out)
+	}
+	for _, id := range []string{"1", "2", "3"} {
+		if !q.push(ev(id)) {
+			t.Fatalf("push %s refused below the limit", id)
+		}
+	}
+	if q.push(ev("4")) {
+		t.Fatal("a fourth event was queued past the limit of 3")
+	}
+	select {
+	case <-q.ready:
+	default:
+		t.Fatal("no signal with events waiting")
+	}
+	batch := q.take(nil)
+	if got := ids(batch); got != "[1 2 3]" {
+		t.Fatalf("took %s", got)
+	}
+	if q.push(ev("5")) {
+		t.Fatal("queued while the 3 taken are not sent yet")
+	}
+	q.sent()
+	if !q.push(ev("6")) {
+		t.Fatal("refused once one taken was sent")
+	}
+	q.sent()
+	q.sent()
+	if got := ids(q.take(batch)); got != "[6]" {
+		t.Fatalf("took %s, want [6]", got)
 	}
 }

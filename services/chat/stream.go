@@ -111,8 +111,8 @@ const compressMinBytes = 1024
 
 // subscription is one session's stream on this instance.
 type subscription struct {
-	user string
-	ch   chan *chatv1.StreamEvent
+	user  string
+	queue *eventQueue
 	// skipThrough: events at or before it were replayed, or seen elsewhere.
 	skipThrough position
 	ended       chan struct{}
@@ -382,13 +382,10 @@ func (s *Stream) deliverLocked(e logged, users []string) {
 			if e.pos != (position{}) && !e.pos.after(sub.skipThrough) {
 				continue
 			}
-			select {
-			case sub.ch <- ev:
+			if sub.queue.push(ev) {
 				s.metrics.deliveries.Inc()
-			default:
-				if sub.end(errBehind) {
-					s.metrics.behind.Inc()
-				}
+			} else if sub.end(errBehind) {
+				s.metrics.behind.Inc()
 			}
 		}
 	}
@@ -416,7 +413,7 @@ func (s *Stream) Subscribe(ctx context.Context, req *connect.Request[chatv1.Subs
 	if err != nil {
 		return s.streamError(ctx, err)
 	}
-	sub := &subscription{user: p.UserID, ch: make(chan *chatv1.StreamEvent, s.buffer), ended: make(chan struct{})}
+	sub := &subscription{user: p.UserID, queue: newEventQueue(s.buffer), ended: make(chan struct{})}
 	through, err := s.register(sub, resumeAfter, servers)
 	if err != nil {
 		return err
@@ -453,15 +450,22 @@ func (s *Stream) Subscribe(ctx context.Context, req *connect.Request[chatv1.Subs
 	if err := out.Send(ready); err != nil {
 		return err
 	}
+	var batch []*chatv1.StreamEvent
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-sub.ended:
 			return sub.err
-		case ev := <-sub.ch:
-			if err := out.Send(ev); err != nil {
-				return err
+		case <-sub.queue.ready:
+			// Everything waiting, in order; more arriving meanwhile waits
+			// for the next round.
+			batch = sub.queue.take(batch)
+			for _, ev := range batch {
+				if err := out.Send(ev); err != nil {
+					return err
+				}
+				sub.queue.sent()
 			}
 		}
 	}

@@ -61,32 +61,26 @@ var FollowerQueries = map[string]struct {
 // resume or the feed (readBetween, through the newest position) do, from
 // the start, limit at a time, and returns the positions read, in order.
 func ReadLog(ctx context.Context, db *pgxpool.Pool, limit int) (committed, between []string, err error) {
-	for from := (position{}); ; {
-		batch, err := readCommitted(ctx, db, from, limit)
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(batch) == 0 {
-			break
-		}
-		for _, e := range batch {
-			committed = append(committed, e.pos.String())
-		}
-		from = batch[len(batch)-1].pos
-	}
 	through := position{xid: 1<<63 - 1, id: 1<<63 - 1}
+	if committed, err = readAll(func(from position) ([]logged, error) { return readCommitted(ctx, db, from, limit) }); err != nil {
+		return nil, nil, err
+	}
+	between, err = readAll(func(from position) ([]logged, error) { return readBetween(ctx, db, from, through, limit) })
+	return committed, between, err
+}
+
+// readAll reads batches from the start, each after the last of the one
+// before, until one is empty.
+func readAll(read func(from position) ([]logged, error)) ([]string, error) {
+	var out []string
 	for from := (position{}); ; {
-		batch, err := readBetween(ctx, db, from, through, limit)
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(batch) == 0 {
-			break
+		batch, err := read(from)
+		if err != nil || len(batch) == 0 {
+			return out, err
 		}
 		for _, e := range batch {
-			between = append(between, e.pos.String())
+			out = append(out, e.pos.String())
 		}
 		from = batch[len(batch)-1].pos
 	}
-	return committed, between, nil
 }

@@ -331,9 +331,10 @@ func (p process) serveAll(ctx context.Context) error {
 	defer c.close()
 	stop := c.runReconciler(ctx)
 	defer stop()
-	// Each service on its own HTTP server, reached in memory: the gateway
-	// forwards to it, and services call each other, exactly as over TCP
-	// when split.
+	// Each service on its own host handler, reached in memory: services
+	// call each other through their Connect clients (memnet.HandlerClient),
+	// exactly as over TCP when split, and the gateway hands requests to
+	// the host directly (gateway.Local).
 	if err := bootstrapAdmins(ctx, c.inst.Authz, cfg.PlatformAdmins, log); err != nil {
 		return err
 	}

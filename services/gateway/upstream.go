@@ -11,10 +11,10 @@ import (
 	"github.com/beepchat/beep/authz"
 )
 
-// Upstream is a service the gateway forwards to over HTTP: in the
-// all-in-one process through an in-memory listener, in the distributed mode
-// over TCP; the same code either way. client must speak HTTP/2 to it (h2c),
-// which gRPC's trailers and streams need.
+// Upstream is a service the gateway forwards to over HTTP, in another
+// process (the distributed mode; one in the gateway's own process is
+// Local). client must speak HTTP/2 to it (h2c), which gRPC's trailers and
+// streams need.
 func Upstream(name, path string, base *url.URL, client *http.Client) Service {
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {

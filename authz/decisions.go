@@ -3,6 +3,7 @@ package authz
 import (
 	"container/heap"
 	"context"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -23,7 +24,9 @@ import (
 // MinimizeLatency that revision may be up to its quantization old: for
 // revisionLag after an expiry, answers are asked but not kept, so that a
 // refusal decided by an expired timeout is not kept for good. Answers also
-// expire after a time to live, a bound on any answer's age.
+// expire after a time to live, a bound on any answer's age (each at random
+// between half of it and all of it, so that answers filled together are
+// not all asked again at once).
 //
 // Not cached: checks with caveat context, conditional answers, errors,
 // and every check asked with a ZedToken or fully consistent, which always
@@ -170,7 +173,15 @@ func (ds *decisions) keep(c Check, d Decision, gen uint64) {
 	if len(ds.answers) >= maxCachedDecisions {
 		ds.answers = map[decisionKey]cachedDecision{}
 	}
-	ds.answers[keyOf(c)] = cachedDecision{d: d, expires: now.Add(ds.ttl)}
+	ds.answers[keyOf(c)] = cachedDecision{d: d, expires: now.Add(ds.lifetime())}
+}
+
+// lifetime is how long one answer is kept: between half the time to live
+// and all of it, at random, so that answers filled together (a warm-up, a
+// burst after a change) are not asked again all at once.
+func (ds *decisions) lifetime() time.Duration {
+	half := ds.ttl / 2
+	return half + rand.N(ds.ttl-half+1)
 }
 
 // changed empties the cache: the graph changed through at (or, with on

@@ -17,16 +17,12 @@ import (
 var (
 	typeName     = regexp.MustCompile(`^([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]$`)
 	relationName = regexp.MustCompile(`^[a-z][a-z0-9_]{1,62}[a-z0-9]$`)
-	objectIDText = regexp.MustCompile(`^[a-zA-Z0-9/_|\-=+]+$`)
 )
-
-// maxIDLength is the longest object id SpiceDB takes.
-const maxIDLength = 1024
 
 // ParseObject reads "type:id". The id may not be the wildcard.
 func ParseObject(s string) (Object, error) {
 	t, id, ok := strings.Cut(s, ":")
-	if !ok || !typeName.MatchString(t) || len(id) > maxIDLength || !objectIDText.MatchString(id) {
+	if !ok || !typeName.MatchString(t) || !ValidObjectID(id) {
 		return Object{}, fmt.Errorf("%w: %q is not an object type:id", ErrInvalid, s)
 	}
 	return ObjectType(t).Object(id), nil
@@ -36,7 +32,7 @@ func ParseObject(s string) (Object, error) {
 func ParseSubject(s string) (Subject, error) {
 	obj, rel, _ := strings.Cut(s, "#")
 	t, id, ok := strings.Cut(obj, ":")
-	if !ok || !typeName.MatchString(t) || len(id) > maxIDLength || (id != "*" && !objectIDText.MatchString(id)) ||
+	if !ok || !typeName.MatchString(t) || (id != "*" && !ValidObjectID(id)) ||
 		(rel != "" && rel != "..." && !relationName.MatchString(rel)) || (id == "*" && rel != "" && rel != "...") {
 		return Subject{}, fmt.Errorf("%w: %q is not a subject type:id or type:id#relation", ErrInvalid, s)
 	}

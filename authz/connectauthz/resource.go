@@ -3,7 +3,6 @@ package connectauthz
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -16,12 +15,6 @@ import (
 	authzv1 "github.com/beepchat/beep/gen/beep/authz/v1"
 )
 
-// objectID is what SpiceDB takes as an object id, the wildcard excepted.
-var objectID = regexp.MustCompile(`^[a-zA-Z0-9/_|\-=+]+$`)
-
-// maxObjectID is the longest object id SpiceDB takes.
-const maxObjectID = 1024
-
 // ParseObjectRef reads an object reference "type:id" whose type is one of
 // types, such as "thread:0190a3c4-..." for a conversation. The id must be
 // one SpiceDB accepts, and not the wildcard "*".
@@ -33,7 +26,7 @@ func ParseObjectRef(ref string, types []string) (authz.Object, error) {
 	if !slices.Contains(types, t) {
 		return authz.Object{}, fmt.Errorf("%q: a %s is not one of %s", ref, t, strings.Join(types, ", "))
 	}
-	if len(id) > maxObjectID || !objectID.MatchString(id) {
+	if !authz.ValidObjectID(id) {
 		return authz.Object{}, fmt.Errorf("%q: not a valid %s id", ref, t)
 	}
 	return authz.ObjectType(t).Object(id), nil

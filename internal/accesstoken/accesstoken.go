@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -44,7 +43,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.Issuer == "" || cfg.Audience == "" {
 		return nil, errors.New("accesstoken: an issuer and an audience are required")
 	}
-	if cfg.SubjectPrefix != "" && !subject.MatchString(cfg.SubjectPrefix) {
+	if cfg.SubjectPrefix != "" && !authz.ValidUserID(cfg.SubjectPrefix) {
 		return nil, fmt.Errorf("accesstoken: the subject prefix %q may hold only letters, digits and /_|-=+", cfg.SubjectPrefix)
 	}
 	provider, err := oidc.NewProvider(ctx, cfg.Issuer)
@@ -58,10 +57,6 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	})
 	return &Verifier{cfg: cfg, verifier: v}, nil
 }
-
-// subject is what a user id may hold (SpiceDB's object ids), so that the
-// subject can name a user in the authorization graph.
-var subject = regexp.MustCompile(`^[a-zA-Z0-9/_|\-=+]{1,200}$`)
 
 // LooksLikeJWT tells a JWT (three dot-separated parts) from opaque tokens.
 func LooksLikeJWT(token string) bool { return strings.Count(token, ".") == 2 }
@@ -82,7 +77,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (string, error) {
 	if !t.IssuedAt.IsZero() && t.IssuedAt.After(now.Add(v.cfg.ClockSkew)) {
 		return "", fmt.Errorf("accesstoken: the token is issued in the future: %w", authz.ErrUnauthenticated)
 	}
-	if !subject.MatchString(t.Subject) {
+	if !authz.ValidUserID(t.Subject) {
 		return "", fmt.Errorf("accesstoken: the token's subject is empty or not usable as a user id: %w", authz.ErrUnauthenticated)
 	}
 	return v.cfg.SubjectPrefix + t.Subject, nil

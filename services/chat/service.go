@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
@@ -113,9 +112,6 @@ const (
 
 var conversationPermissions = []string{permView, permHistory, permSend, permReact, permManageMessages, permMentionEveryone, permStaff}
 
-// userIDPattern is what the graph takes as a user id.
-var userIDPattern = regexp.MustCompile(`^[a-zA-Z0-9/_|\-=+]{1,200}$`)
-
 var errNotFound = errors.New("not found")
 
 func caller(ctx context.Context) (authz.Principal, error) {
@@ -139,7 +135,7 @@ func parseID(field, s string) (uuid.UUID, error) {
 }
 
 func validUser(field, id string) error {
-	if !userIDPattern.MatchString(id) {
+	if !authz.ValidUserID(id) {
 		return invalid("%s: not a user id", field)
 	}
 	return nil

@@ -119,8 +119,6 @@ func (s *Service) Handler(opts ...connect.HandlerOption) (string, http.Handler) 
 var (
 	usernamePattern = regexp.MustCompile(`^[a-z0-9_.]{2,32}$`)
 	localePattern   = regexp.MustCompile(`^[A-Za-z0-9-]{2,35}$`)
-	// userIDPattern is what the graph takes as a user id.
-	userIDPattern = regexp.MustCompile(`^[a-zA-Z0-9/_|\-=+]{1,200}$`)
 )
 
 func caller(ctx context.Context) (authz.Principal, error) {
@@ -259,7 +257,7 @@ func blockEdges(userID, blockedID string) []authz.Relationship {
 }
 
 func target(p authz.Principal, userID string) error {
-	if !userIDPattern.MatchString(userID) {
+	if !authz.ValidUserID(userID) {
 		return invalid("user_id: not a user id")
 	}
 	if userID == p.UserID {

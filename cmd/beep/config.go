@@ -269,7 +269,7 @@ func parseConfigAs(name string, args []string, stderr io.Writer, extra func(*fla
 	skew := "30s"
 	str(&skew, "oidc-clock-skew", "BEEP_OIDC_CLOCK_SKEW", skew, "tolerance on access tokens' expiry and issue times")
 	sessionTTL := "10s"
-	decisionTTL := "1m"
+	decisionTTL := "10m"
 	str(&decisionTTL, "decision-cache-ttl", "BEEP_DECISION_CACHE_TTL", decisionTTL, "how long at most an authorization answer asked without a ZedToken is reused; SpiceDB's Watch empties the cache at every change to the graph, and so does every relationship's expiry (0: no cache)")
 	str(&sessionTTL, "session-cache-ttl", "BEEP_SESSION_CACHE_TTL", sessionTTL, "how long the gateway trusts a verified session before asking Kratos again (a revoked session works at most this long)")
 	str(&cfg.OTLPEndpoint, "otlp-endpoint", "BEEP_OTLP_ENDPOINT", "", "OTLP collector host:port receiving traces (empty: traces are not exported)")

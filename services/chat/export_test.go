@@ -84,21 +84,3 @@ func readAll(read func(from position) ([]logged, error)) ([]string, error) {
 		from = batch[len(batch)-1].pos
 	}
 }
-
-// WarmVisibility fills the stream's visibility cache for convs, as it is
-// filled before a batch of events on them is dispatched.
-func (s *Stream) WarmVisibility(ctx context.Context, convs []string) { s.warmConversations(ctx, convs) }
-
-// CachedVisibility is how many connected users' view_channel answers on
-// conv the stream's visibility cache holds, and how many of them allow.
-func (s *Stream) CachedVisibility(conv string) (answers, allowed int) {
-	s.vis.mu.Lock()
-	defer s.vis.mu.Unlock()
-	for _, ok := range s.vis.decisions[conv+"#"+permView] {
-		answers++
-		if ok {
-			allowed++
-		}
-	}
-	return answers, allowed
-}

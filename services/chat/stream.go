@@ -278,7 +278,6 @@ var retries = []time.Duration{200 * time.Millisecond, time.Second}
 // have received it get a Resync instead, which carries nothing: they fetch
 // the conversation again, under their own permissions.
 func (s *Stream) dispatch(ctx context.Context, batch []logged) {
-	s.warm(ctx, batch)
 	for _, e := range batch {
 		s.dispatching.Lock()
 		users, candidates, err := s.recipients(ctx, e)
@@ -306,50 +305,6 @@ func (s *Stream) dispatch(ctx context.Context, batch []logged) {
 		s.dispatching.Unlock()
 		s.metrics.dispatched(e.event.At.AsTime())
 	}
-}
-
-// warmWidth is how many conversations warm asks the graph about at once.
-const warmWidth = 8
-
-// warm asks the graph, for several conversations at once, who may receive
-// the batch's events, so that the dispatch that follows (one event after
-// another, in the log's order) finds the answers in the visibility cache.
-// After a restart, or after a change emptied a server's answers, a batch
-// spanning many channels would otherwise wait for one CheckBulk after
-// another. It only fills the cache, which keeps nothing asked before an
-// invalidation; errors are left for dispatch to meet. Events with their
-// own audience, or decided fully consistent (written with a ZedToken), do
-// not use the cache and are skipped.
-func (s *Stream) warm(ctx context.Context, batch []logged) {
-	var convs []string
-	seen := map[string]bool{}
-	for _, e := range batch {
-		if e.audience == nil && e.token == "" && !seen[e.conversation] {
-			seen[e.conversation] = true
-			convs = append(convs, e.conversation)
-		}
-	}
-	if len(convs) < 2 {
-		return // nothing to ask side by side
-	}
-	s.warmConversations(ctx, convs)
-}
-
-// warmConversations fills the visibility cache for convs, warmWidth at a
-// time, and returns when all are done.
-func (s *Stream) warmConversations(ctx context.Context, convs []string) {
-	var wg sync.WaitGroup
-	turns := make(chan struct{}, warmWidth)
-	for _, conv := range convs {
-		turns <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-turns }()
-			if candidates, err := s.candidates(ctx, conv, ""); err == nil {
-				_, _ = s.vis.allowed(ctx, conv, permView, candidates, "")
-			}
-		})
-	}
-	wg.Wait()
 }
 
 // recipients are the users connected here who may receive e; when that

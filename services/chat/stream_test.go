@@ -232,38 +232,6 @@ func TestStreamCacheFollowsTheWatch(t *testing.T) {
 	}
 }
 
-// TestStreamWarmsTheCacheForABatch: before a batch of events is handed
-// out one after another, who may receive them is asked for all of its
-// conversations side by side, and the answers are the graph's: bob (Crew)
-// sees staff, carl does not; only bob of the DM is connected.
-func TestStreamWarmsTheCacheForABatch(t *testing.T) {
-	h := start(t)
-	w := setUp(t, h)
-	subscribe(t, h.stream, "bob", "")
-	subscribe(t, h.stream, "carl", "")
-	stream := h.svc.Stream()
-	convs := []string{ch(w.general), ch(w.staff), w.dm}
-	for _, conv := range convs {
-		if n, _ := stream.CachedVisibility(conv); n != 0 {
-			t.Fatalf("%s: %d answers cached before any event", conv, n)
-		}
-	}
-	// The cache is used once the Watch runs: warm until it does.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		stream.WarmVisibility(t.Context(), convs)
-		if n, _ := stream.CachedVisibility(ch(w.general)); n > 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	for conv, want := range map[string][2]int{ch(w.general): {2, 2}, ch(w.staff): {2, 1}, w.dm: {1, 1}} {
-		if n, allowed := stream.CachedVisibility(conv); n != want[0] || allowed != want[1] {
-			t.Errorf("%s: %d answers cached, %d allowing; want %d, %d", conv, n, allowed, want[0], want[1])
-		}
-	}
-}
-
 // TestStreamResyncsWhenTheGraphCannotSay: when SpiceDB cannot answer who
 // may receive an event, nobody receives it (fail closed), and those who
 // might have are told to resync, with nothing of the event.

@@ -33,14 +33,16 @@ bench: ## Run the authorization benchmarks (see docs/benchmarks.md)
 	go test -run '^$$' -bench /postgres -benchtime 10s -timeout 60m ./authz/bench/
 	BEEP_BENCH_SERVERS=1000 go test -run '^$$' -bench /memory -benchtime 10s -timeout 60m ./authz/bench/
 
-# The chat load: 10,000 users in 100 servers, all subscribed, three rates.
-BENCH_CHAT ?= -users 10000 -servers 1000 -subscribers 10000 -rate 250,500,1000,2000 -duration 15s
+# The chat load: 10,000 users in 1,000 servers, all subscribed (10 streams
+# per HTTP/2 connection), four rates, SpiceDB on its default engine.
+BENCH_CHAT_ENGINE ?= postgres
+BENCH_CHAT ?= -users 10000 -servers 1000 -subscribers 10000 -streams-per-conn 10 -rate 250,500,1000,2000 -duration 15s
 
-bench-chat: ## Load chat and its stream through the gateway: beepload starts beep (memory engine), reports, stops it (BENCH_CHAT="...", see docs/benchmarks.md)
+bench-chat: ## Load chat and its stream through the gateway: beepload starts beep, reports, stops it (BENCH_CHAT="...", BENCH_CHAT_ENGINE=memory; see docs/benchmarks.md)
 	@scripts/ensure-postgres
 	go build -o bin/beep ./cmd/beep
 	go build -o bin/beepload ./cmd/beepload
-	bin/beepload -beep bin/beep -spicedb-engine memory $(BENCH_CHAT)
+	bin/beepload -beep bin/beep -spicedb-engine $(BENCH_CHAT_ENGINE) $(BENCH_CHAT)
 
 build: ## Build bin/beep, bin/beepctl and bin/beepload
 	go build -o bin/beep ./cmd/beep

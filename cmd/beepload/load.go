@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -60,7 +61,7 @@ func Run(ctx context.Context, cfg Config) (reps []*Report, err error) {
 		users = append(users, cfg.Users+i)
 	}
 	began = time.Now()
-	subs := subscribe(ctx, base, p, users, cfg.StreamsPerConn, 64)
+	subs := subscribe(ctx, base, p, users, cfg.StreamTransport, cfg.StreamsPerConn, 64)
 	defer subs.stop()
 	shared.SubscribeSeconds = seconds(time.Since(began))
 	shared.Memory.After = sample(ctx, base, pid)
@@ -105,19 +106,25 @@ func phase(ctx context.Context, cfg Config, c *beepClient, p *population, subs *
 	subs.next(n)
 	profile := make(chan error, 1)
 	if cfg.CPUProfile != "" {
-		path := cfg.CPUProfile
-		if len(cfg.Rates) > 1 {
-			ext := filepath.Ext(path)
-			path = strings.TrimSuffix(path, ext) + "-" + strconv.FormatFloat(rep.Config.Rate, 'f', -1, 64) + ext
-		}
+		path := phaseFile(cfg, cfg.CPUProfile, rep.Config.Rate)
 		go func() { profile <- cpuProfile(ctx, pprofAddr, cfg.Duration, path) }()
 	} else {
 		profile <- nil
+	}
+	stopSelfProfile := func() {}
+	if cfg.LoadCPUProfile != "" {
+		stop, err := selfCPUProfile(phaseFile(cfg, cfg.LoadCPUProfile, rep.Config.Rate))
+		if err != nil {
+			rep.Problems = append(rep.Problems, "beepload's CPU profile: "+err.Error())
+		} else {
+			stopSelfProfile = stop
+		}
 	}
 	calls0 := sample(ctx, base, pid).SpiceDB
 	cpu0, self0, pg0, all0 := cpuSeconds(pid), selfCPUSeconds(), postgresCPUSeconds(), machineCPUSeconds()
 	logf("sending %.0f msg/s for %s", rep.Config.Rate, cfg.Duration)
 	sent := send(ctx, c, p, cfg, rep.Config.Rate, n)
+	stopSelfProfile()
 	rep.CPU.BeepSendPhase, rep.CPU.LoadSendPhase = cpuSeconds(pid)-cpu0, selfCPUSeconds()-self0
 	rep.CPU.PostgresSendPhase, rep.CPU.MachineSendPhase = postgresCPUSeconds()-pg0, machineCPUSeconds()-all0
 	rep.CPU.SendSeconds = seconds(sent.elapsed)
@@ -157,6 +164,29 @@ func expectedDeliveries(subs *subscribers, sent *sends) int64 {
 		}
 	}
 	return n
+}
+
+// phaseFile is path for the phase at rate: path itself if there is one
+// phase, else with the rate before its extension.
+func phaseFile(cfg Config, path string, rate float64) string {
+	if len(cfg.Rates) == 1 {
+		return path
+	}
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + "-" + strconv.FormatFloat(rate, 'f', -1, 64) + ext
+}
+
+// selfCPUProfile starts beepload's own CPU profile into path; stop ends it.
+func selfCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // cpuProfile saves Beep's CPU profile of the next d.

@@ -26,15 +26,28 @@ func TestLoadAgainstBeep(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building beep: %v\n%s", err, out)
 	}
+	// Over HTTP/2 (3 streams a connection) and over HTTP/1.1 (one
+	// connection a stream), on fresh databases each time.
+	for _, transport := range []string{"h2", "http1"} {
+		t.Run(transport, func(t *testing.T) { loadOnce(t, bin, transport) })
+	}
+}
+
+// loadOnce runs two phases on the same subscribers: 30 msg/s, then 15,
+// for 2 s each, with subscriptions over transport.
+func loadOnce(t *testing.T, bin, transport string) {
 	var stdout, stderr bytes.Buffer
-	// Two phases on the same subscribers: 30 msg/s, then 15, for 2 s each.
 	reps, err := run(t.Context(), []string{"-beep", bin, "-users", "12", "-servers", "3", "-outsiders", "2",
-		"-senders-per-server", "2", "-rate", "30,15", "-duration", "2s", "-drain", "10s", "-timeout", "4m", "-o", "json"}, &stdout, &stderr)
+		"-senders-per-server", "2", "-rate", "30,15", "-duration", "2s", "-drain", "10s", "-timeout", "4m",
+		"-stream-transport", transport, "-streams-per-conn", "3", "-o", "json"}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
 	if len(reps) != 2 {
 		t.Fatalf("%d reports, want 2", len(reps))
+	}
+	if reps[0].Config.StreamTransport != transport {
+		t.Errorf("the report says stream transport %q, want %q", reps[0].Config.StreamTransport, transport)
 	}
 	// Each server's channel reaches its 4 members; 60 messages, then 30.
 	for i, want := range []int64{60, 30} {

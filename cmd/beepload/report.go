@@ -44,7 +44,8 @@ type ConfigSummary struct {
 	Rate             float64 `json:"target_rate"`
 	DurationSeconds  float64 `json:"duration_seconds"`
 	Concurrency      int     `json:"concurrency"`
-	StreamsPerConn   int     `json:"streams_per_conn"`
+	StreamTransport  string  `json:"stream_transport"`
+	StreamsPerConn   int     `json:"streams_per_conn,omitempty"`
 	SpiceDBEngine    string  `json:"spicedb_engine"`
 }
 
@@ -129,9 +130,13 @@ type CPUStats struct {
 }
 
 func (cfg Config) summary(rate float64) ConfigSummary {
-	return ConfigSummary{Users: cfg.Users, Servers: cfg.Servers, Subscribers: cfg.Subscribers, Outsiders: cfg.Outsiders,
+	s := ConfigSummary{Users: cfg.Users, Servers: cfg.Servers, Subscribers: cfg.Subscribers, Outsiders: cfg.Outsiders,
 		SendersPerServer: cfg.SendersPerServer, Rate: rate, DurationSeconds: cfg.Duration.Seconds(),
-		Concurrency: cfg.Concurrency, StreamsPerConn: cfg.StreamsPerConn}
+		Concurrency: cfg.Concurrency, StreamTransport: cfg.StreamTransport}
+	if cfg.StreamTransport == "h2" {
+		s.StreamsPerConn = cfg.StreamsPerConn
+	}
+	return s
 }
 
 // fill computes the report's numbers and checks every subscriber.
@@ -231,8 +236,12 @@ func (r *Report) WriteText(w io.Writer) error {
 	c := r.Config
 	fmt.Fprintf(&b, "beepload: %d users in %d servers, %d subscribers (+%d outsiders, fan-out %.0f), %d sender(s) per server\n",
 		c.Users, c.Servers, c.Subscribers, c.Outsiders, r.Subscribers.FanOut, c.SendersPerServer)
-	fmt.Fprintf(&b, "  target %.0f msg/s for %.0fs, %d in flight at most; SpiceDB engine %s; %d CPUs, %s\n",
-		c.Rate, c.DurationSeconds, c.Concurrency, c.SpiceDBEngine, r.Machine.CPUs, r.Machine.GoVersion)
+	streams := "one HTTP/1.1 connection each"
+	if c.StreamTransport == "h2" {
+		streams = fmt.Sprintf("%d per HTTP/2 connection", c.StreamsPerConn)
+	}
+	fmt.Fprintf(&b, "  target %.0f msg/s for %.0fs, %d in flight at most; streams %s; SpiceDB engine %s; %d CPUs, %s\n",
+		c.Rate, c.DurationSeconds, c.Concurrency, streams, c.SpiceDBEngine, r.Machine.CPUs, r.Machine.GoVersion)
 	fmt.Fprintf(&b, "setup %.1fs, subscribing %.1fs (%d of %d ready), warm-up %.1fs (%d of %d delivered), drain %.1fs\n",
 		r.SetupSeconds, r.SubscribeSeconds, r.Subscribers.Ready, r.Subscribers.Requested, r.Warmup.Seconds, r.Warmup.Received, r.Warmup.Expected, r.DrainSeconds)
 	s := r.Sends

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,17 +50,26 @@ type subscribers struct {
 	cancel         context.CancelFunc
 }
 
-// subscribe opens a stream for each of users, width at a time, each
-// HTTP/2 connection carrying perConn of them, and returns once all are
-// ready (or failed).
-func subscribe(ctx context.Context, base string, p *population, users []int, perConn, width int) *subscribers {
+// subscribe opens a stream for each of users, width at a time, and
+// returns once all are ready (or failed). Over transport "h2", each
+// HTTP/2 connection carries perConn of them; over "http1", each has its
+// own HTTP/1.1 connection.
+func subscribe(ctx context.Context, base string, p *population, users []int, transport string, perConn, width int) *subscribers {
 	streamCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	ss := &subscribers{cancel: cancel}
 	ss.lag.Store(&histogram{})
-	conns := newBeepClient(base, "", (len(users)+perConn-1)/perConn)
-	clients := make([]chatv1connect.StreamServiceClient, len(conns.pool))
-	for i, h := range conns.pool {
-		clients[i] = chatv1connect.NewStreamServiceClient(h, base)
+	var clients []chatv1connect.StreamServiceClient
+	if transport == "http1" {
+		// A response streaming holds its connection: every stream dials
+		// its own.
+		h := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{}).DialContext}}
+		clients = []chatv1connect.StreamServiceClient{chatv1connect.NewStreamServiceClient(h, base)}
+		perConn = len(users) + 1
+	} else {
+		conns := newBeepClient(base, "", (len(users)+perConn-1)/perConn)
+		for _, h := range conns.pool {
+			clients = append(clients, chatv1connect.NewStreamServiceClient(h, base))
+		}
 	}
 	sem := make(chan struct{}, width)
 	var readyWG sync.WaitGroup

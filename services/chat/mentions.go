@@ -63,24 +63,42 @@ func parseMentions(content string) mentions {
 	return m
 }
 
-// broad is whether the mentions need mention_everyone: @everyone, @here,
-// or a role (Beep has no "mentionable" roles for the chat service yet).
+// broad is whether the mentions may need mention_everyone: @everyone,
+// @here, or a role.
 func (m mentions) broad() bool { return m.everyone || m.here || len(m.roles) > 0 }
 
-// gate keeps @everyone, @here and role mentions only when the author holds
-// mention_everyone in the conversation (Discord: the message is sent
-// anyway, without pinging them).
+// gate keeps @everyone, @here and role mentions only when the author may
+// ping them (Discord: the message is sent anyway, without pinging them):
+// all of them with mention_everyone in the conversation; without it, only
+// the roles that are mentionable (role#mention: a member of the role's
+// server pinging a role its managers allowed anyone to mention). A DM has
+// no roles to ping.
 func (s *Service) gate(ctx context.Context, author authz.Principal, c conversation, m mentions, consistency authz.Consistency) (mentions, error) {
 	if !m.broad() {
 		return m, nil
 	}
-	d, err := s.authz.Check(ctx, c.check(author.Subject(), permMentionEveryone), consistency)
+	if c.typ == authz.TypeDmChannel {
+		m.roles = nil
+	}
+	checks := []authz.Check{c.check(author.Subject(), permMentionEveryone)}
+	for _, r := range m.roles {
+		checks = append(checks, authz.Check{Subject: author.Subject(), Permission: authz.Role.Mention, ResourceID: r})
+	}
+	decisions, err := s.authz.CheckBulk(ctx, checks, consistency)
 	if err != nil {
 		return m, err
 	}
-	if !d.Allowed {
-		m.everyone, m.here, m.roles = false, false, nil
+	if decisions[0].Allowed {
+		return m, nil
 	}
+	m.everyone, m.here = false, false
+	var mentionable []string
+	for i, r := range m.roles {
+		if decisions[i+1].Allowed {
+			mentionable = append(mentionable, r)
+		}
+	}
+	m.roles = mentionable
 	return m, nil
 }
 

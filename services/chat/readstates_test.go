@@ -8,6 +8,7 @@ import (
 	"connectrpc.com/connect"
 
 	chatv1 "github.com/beepchat/beep/gen/beep/chat/v1"
+	communityv1 "github.com/beepchat/beep/gen/beep/community/v1"
 )
 
 // states renders a caller's read states as "conversation unread/mentions".
@@ -24,8 +25,45 @@ func (h *harness) states(t *testing.T, user, token string, convs ...string) map[
 	return out
 }
 
+// TestMentionableRoles: without mention_everyone, a member pings a role
+// only while it is mentionable (Discord's "Allow anyone to @mention this
+// role"); with it, every role; in a DM, none.
+func TestMentionableRoles(t *testing.T) {
+	h := start(t)
+	w := setUp(t, h)
+	ctx := t.Context()
+	c := ch(w.general)
+	mentionable := func(on bool) {
+		w.token = must(h.community.UpdateRole(ctx, as("ann", w.token, &communityv1.UpdateRoleRequest{RoleId: w.crew, Mentionable: &on}))).Msg.ZedToken
+	}
+	roles := func(user, conv string) []string {
+		return h.send(t, user, w.token, conv, fmt.Sprintf("<@&%s> <@&%s> @everyone", w.crew, w.mods)).Mentions.RoleIds
+	}
+	if got := roles("mo", c); len(got) != 0 {
+		t.Errorf("before Crew is mentionable mo pings %v", got)
+	}
+	mentionable(true)
+	if got := roles("mo", c); !slices.Equal(got, []string{w.crew}) {
+		t.Errorf("with Crew mentionable mo pings %v, want Crew alone", got)
+	}
+	if got := h.states(t, "bob", w.token, c)[c]; got != "2/1" {
+		t.Errorf("bob (Crew) in #general: %s, want 2 unread, 1 mention", got)
+	}
+	if got := roles("ann", c); !slices.Equal(got, []string{w.crew, w.mods}) {
+		t.Errorf("ann (owner) pings %v, want both roles", got)
+	}
+	if got := roles("ann", w.dm); len(got) != 0 {
+		t.Errorf("in a DM ann pings roles %v", got)
+	}
+	mentionable(false)
+	if got := roles("mo", c); len(got) != 0 {
+		t.Errorf("once Crew is no longer mentionable mo pings %v", got)
+	}
+}
+
 // TestMentionsAndReadStates: mentions ping as on Discord (@everyone, @here
-// and roles only from someone holding mention_everyone; nothing in code),
+// and roles that are not mentionable only from someone holding
+// mention_everyone; nothing in code),
 // and feed each person's unread and mention counts.
 func TestMentionsAndReadStates(t *testing.T) {
 	h := start(t)

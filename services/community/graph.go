@@ -138,7 +138,12 @@ func roleRelationships(serverID uuid.UUID, r roleRow, everyone bool) ([]authz.Re
 	if everyone {
 		return append(out, authz.EveryoneRole(serverID.String(), r.id.String())...), nil
 	}
-	return append(out, rel(authz.Role.Server, r.id.String(), authz.TypeServer.Object(serverID.String()).Subject())), nil
+	out = append(out, rel(authz.Role.Server, r.id.String(), authz.TypeServer.Object(serverID.String()).Subject()))
+	if r.mentionable {
+		// @everyone is never a mentionable role: pinging it is @everyone.
+		out = append(out, rel(authz.Role.Mentionable, r.id.String(), authz.Userset(authz.Server.Member, serverID.String())))
+	}
+	return out, nil
 }
 
 func memberRoleRelationship(roleID uuid.UUID, userID string) authz.Relationship {

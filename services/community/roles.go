@@ -102,9 +102,10 @@ func (s *Service) UpdateRole(ctx context.Context, req *connect.Request[community
 		field("color", fmt.Sprint(was.color), fmt.Sprint(role.color)), field("hoist", fmt.Sprint(was.hoist), fmt.Sprint(role.hoist)),
 		field("mentionable", fmt.Sprint(was.mentionable), fmt.Sprint(role.mentionable)))...)
 	token, err := s.commit(ctx, srv.id, d, func(tx pgx.Tx) error {
-		// Only if its permissions are still those the delta was computed from.
-		tag, err := tx.Exec(ctx, `UPDATE roles SET name = $2, permissions = $3, color = $4, hoist = $5, mentionable = $6 WHERE id = $1 AND permissions = $7`,
-			role.id, role.name, role.permissions, role.color, role.hoist, role.mentionable, had)
+		// Only if what its relationships derive from (its permissions and
+		// whether it is mentionable) is still what the delta was computed from.
+		tag, err := tx.Exec(ctx, `UPDATE roles SET name = $2, permissions = $3, color = $4, hoist = $5, mentionable = $6 WHERE id = $1 AND permissions = $7 AND mentionable = $8`,
+			role.id, role.name, role.permissions, role.color, role.hoist, role.mentionable, had, was.mentionable)
 		if err == nil && tag.RowsAffected() == 0 {
 			return errConflict
 		}

@@ -12,11 +12,10 @@ import (
 )
 
 // TestLoadAgainstBeep runs the generator at a tiny scale against a real
-// beep (built from ./cmd/beep, started with the memory engine on fresh
-// databases, stopped and its databases dropped after): every subscriber
-// in a server must receive each of its channel's messages once, members
-// of other servers and outsiders none of them, and every stream must last
-// the run.
+// beep (built from ./cmd/beep, started on fresh databases, stopped and its
+// databases dropped after): every subscriber in a server must receive each
+// of its channel's messages once, members of other servers and outsiders
+// none of them, and every stream must last the run.
 func TestLoadAgainstBeep(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts beep")
@@ -26,18 +25,19 @@ func TestLoadAgainstBeep(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building beep: %v\n%s", err, out)
 	}
-	// Over HTTP/2 (3 streams a connection) and over HTTP/1.1 (one
-	// connection a stream), on fresh databases each time.
-	for _, transport := range []string{"h2", "http1"} {
-		t.Run(transport, func(t *testing.T) { loadOnce(t, bin, transport) })
+	// Over HTTP/2 (3 streams a connection) with SpiceDB on PostgreSQL, and
+	// over HTTP/1.1 (one connection a stream) on the memory engine, on
+	// fresh databases each time.
+	for _, c := range []struct{ transport, engine string }{{"h2", "postgres"}, {"http1", "memory"}} {
+		t.Run(c.transport+"-"+c.engine, func(t *testing.T) { loadOnce(t, bin, c.transport, c.engine) })
 	}
 }
 
 // loadOnce runs two phases on the same subscribers: 30 msg/s, then 15,
-// for 2 s each, with subscriptions over transport.
-func loadOnce(t *testing.T, bin, transport string) {
+// for 2 s each, with subscriptions over transport and SpiceDB on engine.
+func loadOnce(t *testing.T, bin, transport, engine string) {
 	var stdout, stderr bytes.Buffer
-	reps, err := run(t.Context(), []string{"-beep", bin, "-users", "12", "-servers", "3", "-outsiders", "2",
+	reps, err := run(t.Context(), []string{"-beep", bin, "-spicedb-engine", engine, "-users", "12", "-servers", "3", "-outsiders", "2",
 		"-senders-per-server", "2", "-rate", "30,15", "-duration", "2s", "-drain", "10s", "-timeout", "4m",
 		"-stream-transport", transport, "-streams-per-conn", "3", "-o", "json"}, &stdout, &stderr)
 	if err != nil {

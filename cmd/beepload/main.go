@@ -132,7 +132,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&cfg.PID, "pid", 0, "the running Beep's process id, for its memory (with -addr; 0: not measured)")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", "", "the running Beep's -pprof-addr (with -addr and -cpu-profile)")
 	fs.StringVar(&cfg.Beep.Binary, "beep", "", "start this beep binary for the run, on fresh databases and a free loopback port, and stop it after")
-	fs.StringVar(&cfg.Beep.Engine, "spicedb-engine", "memory", "with -beep: the in-process SpiceDB's datastore, memory or postgres")
+	fs.StringVar(&cfg.Beep.Engine, "spicedb-engine", "postgres", "with -beep: the in-process SpiceDB's datastore, postgres (Beep's default; needs track_commit_timestamp = on) or memory")
 	fs.StringVar(&cfg.Beep.PostgresURL, "postgres-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "with -beep: the PostgreSQL server Beep's databases are made on (and dropped from)")
 	beepArgs := fs.String("beep-args", "", "with -beep: more flags for beep serve, space-separated")
 	fs.StringVar(&cfg.Beep.LogFile, "beep-log", "", "with -beep: write Beep's log to this file (default: shown only if it fails)")

@@ -48,6 +48,11 @@ type beepProcess struct {
 
 // start runs the binary and waits until it is ready.
 func (s Spawn) start(ctx context.Context) (*beepProcess, error) {
+	if s.Engine == "postgres" {
+		if err := canWatch(ctx, s.PostgresURL); err != nil {
+			return nil, err
+		}
+	}
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -95,6 +100,26 @@ func (s Spawn) start(ctx context.Context) (*beepProcess, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// canWatch refuses a PostgreSQL on which SpiceDB could not watch: without
+// its Watch, Beep caches no authorization answer and asks every check fully
+// consistent, a different system from the one deployed (Beep only warns).
+func canWatch(ctx context.Context, url string) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("PostgreSQL: %w", err)
+	}
+	defer conn.Close(ctx)
+	var on string
+	if err := conn.QueryRow(ctx, "SHOW track_commit_timestamp").Scan(&on); err != nil {
+		return fmt.Errorf("PostgreSQL: %w", err)
+	}
+	if on != "on" {
+		return errors.New("PostgreSQL runs with track_commit_timestamp off: SpiceDB's Watch, hence Beep's decision cache, would be off " +
+			"(scripts/ensure-postgres turns it on; or -spicedb-engine memory)")
+	}
+	return nil
 }
 
 // waitReady polls /readyz.

@@ -80,21 +80,28 @@ func (s *Service) gate(ctx context.Context, author authz.Principal, c conversati
 	if c.typ == authz.TypeDmChannel {
 		m.roles = nil
 	}
-	checks := []authz.Check{c.check(author.Subject(), permMentionEveryone)}
-	for _, r := range m.roles {
-		checks = append(checks, authz.Check{Subject: author.Subject(), Permission: authz.Role.Mention, ResourceID: r})
+	d, err := s.authz.Check(ctx, c.check(author.Subject(), permMentionEveryone), consistency)
+	if err != nil {
+		return m, err
+	}
+	if d.Allowed {
+		return m, nil
+	}
+	m.everyone, m.here = false, false
+	if len(m.roles) == 0 {
+		return m, nil
+	}
+	checks := make([]authz.Check, len(m.roles))
+	for i, r := range m.roles {
+		checks[i] = authz.Check{Subject: author.Subject(), Permission: authz.Role.Mention, ResourceID: r}
 	}
 	decisions, err := s.authz.CheckBulk(ctx, checks, consistency)
 	if err != nil {
 		return m, err
 	}
-	if decisions[0].Allowed {
-		return m, nil
-	}
-	m.everyone, m.here = false, false
 	var mentionable []string
 	for i, r := range m.roles {
-		if decisions[i+1].Allowed {
+		if decisions[i].Allowed {
 			mentionable = append(mentionable, r)
 		}
 	}

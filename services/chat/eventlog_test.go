@@ -1,6 +1,7 @@
 package chat_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -481,10 +482,35 @@ func literals(args []any) string {
 func TestLogIsReadInNumericOrder(t *testing.T) {
 	h := start(t)
 	h.exec(t, `DELETE FROM stream_events`)
+	// Both sides of each power of ten below the cluster's transaction
+	// counter (the follower reads only below the oldest transaction
+	// running, so the ids must be past), inserted out of order.
+	var current uint64
+	if err := h.db.QueryRow(t.Context(), `SELECT pg_current_xact_id()::text::bigint`).Scan(&current); err != nil {
+		t.Fatal(err)
+	}
+	var xids []uint64
+	for p := uint64(10); p < current; p *= 10 {
+		xids = append(xids, p, p-1)
+	}
+	if len(xids) < 4 {
+		t.Fatalf("the cluster's transaction counter is at %d: too young for this test", current)
+	}
+	slices.Reverse(xids)
+	xids[0], xids[len(xids)-1] = xids[len(xids)-1], xids[0]
+	// Row i+1 has xids[i]; the log's order is the xids' numeric order.
+	rows := make([]int, len(xids))
+	for i := range rows {
+		rows[i] = i
+	}
+	slices.SortFunc(rows, func(a, b int) int { return cmp.Compare(xids[a], xids[b]) })
+	var want []string
+	for _, i := range rows {
+		want = append(want, fmt.Sprintf("%d.%d", xids[i], i+1))
+	}
 	h.exec(t, `INSERT INTO stream_events (xid, id, conversation, payload)
 		SELECT x::text::xid8, n, 'channel:c', '\x0a00'::bytea
-		FROM unnest(ARRAY[99999, 9, 100000, 10, 99, 100, 1000, 999]) WITH ORDINALITY AS e(x, n)`)
-	want := []string{"9.2", "10.4", "99.5", "100.6", "999.8", "1000.7", "99999.1", "100000.3"}
+		FROM unnest($1::bigint[]) WITH ORDINALITY AS e(x, n)`, xids)
 	for _, limit := range []int{1, 3, 500} {
 		committed, between, err := chat.ReadLog(t.Context(), h.db, limit)
 		if err != nil {

@@ -78,6 +78,7 @@ func (e Erasure) EraseUser(ctx context.Context, req *connect.Request[chatv1.Eras
 		b.Queue(`DELETE FROM reactions WHERE user_id = $1`, user)
 		b.Queue(`DELETE FROM read_states WHERE user_id = $1`, user)
 		b.Queue(`DELETE FROM message_mentions WHERE user_id = $1`, user)
+		b.Queue(`DELETE FROM presence_spans WHERE user_id = $1`, user)
 		b.Queue(`UPDATE messages SET mention_users = array_remove(mention_users, $1),
 			content = replace(replace(content, '<@' || $1 || '>', '<@`+ForgottenAuthor+`>'), '<@!' || $1 || '>', '<@`+ForgottenAuthor+`>')
 			WHERE $1 = ANY(mention_users) OR strpos(content, '<@' || $1 || '>') > 0 OR strpos(content, '<@!' || $1 || '>') > 0`, user)
@@ -86,13 +87,13 @@ func (e Erasure) EraseUser(ctx context.Context, req *connect.Request[chatv1.Eras
 		b.Queue(`DELETE FROM stream_events WHERE $1 = ANY(audience) OR position(convert_to($1, 'UTF8') IN payload) > 0`, user)
 		b.Queue(`DELETE FROM stream_pending WHERE $1 = ANY(audience) OR position(convert_to($1, 'UTF8') IN payload) > 0`, user)
 		results := tx.SendBatch(ctx, b)
-		for i := range 8 {
+		for i := range b.Len() {
 			tag, err := results.Exec()
 			if err != nil {
 				results.Close()
 				return err
 			}
-			if i == 4 {
+			if i == 5 {
 				out.MessagesAnonymized = tag.RowsAffected()
 			}
 		}

@@ -3,6 +3,7 @@ package chat_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -45,7 +46,7 @@ func TestChatEraseUserIsInternal(t *testing.T) {
 }
 
 // TestChatEraseUser: bob, with messages, a nonce, reactions, a pin, read
-// states, mentions of him, a 1:1 DM and a group he owns, is erased: no
+// states, mentions of him, presence, a 1:1 DM and a group he owns, is erased: no
 // row of the chat database names him, his messages stay with the author
 // forgotten (and nobody may edit them), the group passes to its next
 // member, the DM is gone from the graph too, and erasing again does
@@ -63,6 +64,9 @@ func TestChatEraseUser(t *testing.T) {
 	must(h.chat.MarkRead(ctx, as("bob", w.token, &chatv1.MarkReadRequest{Conversation: ch(w.general), MessageId: about.Id})))
 	group := must(h.chat.CreateGroupDM(ctx, as("bob", w.token, &chatv1.CreateGroupDMRequest{UserIds: []string{"carl", "ann"}}))).Msg
 	h.send(t, "carl", group.ZedToken, group.DmChannel.Conversation, "hey group")
+	// He was online a while (his presence spans name him).
+	subscribe(t, h.stream, "bob", "").cancel()
+	eventually(t, "bob's stream ends", func() bool { return !h.online(t, "bob", time.Now()) })
 
 	erased := must(h.erasure.EraseUser(ctx, asService("user", &chatv1.EraseUserRequest{UserId: "bob"}))).Msg
 	if erased.MessagesAnonymized != 2 || erased.GroupsLeft != 1 || erased.DirectDeleted != 1 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/beepchat/beep/authz"
@@ -84,3 +85,13 @@ func readAll(read func(from position) ([]logged, error)) ([]string, error) {
 		from = batch[len(batch)-1].pos
 	}
 }
+
+// PresenceInstance is the id this instance records its people's presence
+// under.
+func (s *Stream) PresenceInstance() uuid.UUID { return s.presence.instance }
+
+// BeatPresence beats for the instance now, as its ticker does.
+func (s *Stream) BeatPresence(ctx context.Context) error { return s.presence.beat(ctx) }
+
+// PrunePresence prunes presence now, as any instance does every minute.
+func (s *Stream) PrunePresence(ctx context.Context) error { return s.presence.prune(ctx) }

@@ -192,3 +192,34 @@ func (f *Feed) Deliver(ctx context.Context, req *connect.Request[chatv1.DeliverR
 	}
 	return connect.NewResponse(&chatv1.DeliverResponse{}), nil
 }
+
+// Online keeps those of the people asked about who were online at the time
+// asked about (presence.go).
+func (f *Feed) Online(ctx context.Context, req *connect.Request[chatv1.OnlineRequest]) (*connect.Response[chatv1.OnlineResponse], error) {
+	ids := req.Msg.UserIds
+	if len(ids) == 0 || len(ids) > maxOnlineAsked {
+		return nil, invalid("user_ids: 1 to %d people, not %d", maxOnlineAsked, len(ids))
+	}
+	seen := make(map[string]bool, len(ids))
+	users := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if err := validUser("user_ids", id); err != nil {
+			return nil, err
+		}
+		if !seen[id] {
+			seen[id] = true
+			users = append(users, id)
+		}
+	}
+	if req.Msg.At == nil {
+		return nil, invalid("at: required")
+	}
+	if err := req.Msg.At.CheckValid(); err != nil {
+		return nil, invalid("at: %v", err)
+	}
+	online, err := onlineAt(ctx, f.svc.db, users, req.Msg.At.AsTime())
+	if err != nil {
+		return nil, f.svc.internal(ctx, "online", err)
+	}
+	return connect.NewResponse(&chatv1.OnlineResponse{UserIds: online}), nil
+}

@@ -7,6 +7,7 @@ import (
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/beepchat/beep/authz"
 	authzv1 "github.com/beepchat/beep/gen/beep/authz/v1"
@@ -184,6 +185,8 @@ func TestFeedRefusesPeopleAndOtherServices(t *testing.T) {
 			case "Deliver":
 				_, err = h.feed.Deliver(c.ctx, connect.NewRequest(&chatv1.DeliverRequest{UserId: "bob", Conversation: ch(w.general),
 					Event: &chatv1.StreamEvent{Event: &chatv1.StreamEvent_NotificationCreated{NotificationCreated: &chatv1.NotificationCreated{}}}}))
+			case "Online":
+				_, err = h.feed.Online(c.ctx, connect.NewRequest(&chatv1.OnlineRequest{UserIds: []string{"bob"}, At: timestamppb.Now()}))
 			default:
 				t.Fatalf("a new RPC %s: call it here", m.Name())
 			}

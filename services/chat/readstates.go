@@ -109,10 +109,10 @@ func (s *Service) GetReadStates(ctx context.Context, req *connect.Request[chatv1
 }
 
 // readState counts, for who, the messages of others after their last read
-// one, and those of them that ping who: by name, by @everyone or @here
-// (kept only when their author held mention_everyone), or by a role who
-// holds (asked of the graph, role#member, for the roles those messages
-// name).
+// one, and those of them that ping who: by name, by @everyone, by @here
+// when who was online as it was sent (both kept only when their author
+// held mention_everyone), or by a role who holds (asked of the graph,
+// role#member, for the roles those messages name).
 func (s *Service) readState(ctx context.Context, tx pgx.Tx, who authz.Principal, c conversation, consistency authz.Consistency) (*chatv1.ReadState, error) {
 	state := &chatv1.ReadState{Conversation: c.String()}
 	var lastRead, last *uuid.UUID
@@ -175,7 +175,7 @@ func (s *Service) readState(ctx context.Context, tx pgx.Tx, who authz.Principal,
 		UNION
 		(SELECT id FROM messages WHERE conv_type = $2 AND conv_id = $3 AND id > $4 AND author_id <> $1
 			AND (mention_everyone OR mention_here OR mention_roles <> '{}')
-			AND (mention_everyone OR mention_here OR mention_roles && $5::text[]))
+			AND (mention_everyone OR mention_roles && $5::text[] OR (mention_here AND `+wasOnlineSQL("$1", "messages.created_at")+`)))
 		LIMIT $6) pings`, append(args, held, maxUnreadCount)...).Scan(&state.MentionCount)
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = nil

@@ -63,13 +63,15 @@ func TestMentionableRoles(t *testing.T) {
 
 // TestMentionsAndReadStates: mentions ping as on Discord (@everyone, @here
 // and roles that are not mentionable only from someone holding
-// mention_everyone; nothing in code),
+// mention_everyone; @here only those online; nothing in code),
 // and feed each person's unread and mention counts.
 func TestMentionsAndReadStates(t *testing.T) {
 	h := start(t)
 	w := setUp(t, h)
 	ctx := t.Context()
 	c := ch(w.general)
+	// bob is online (his stream is open), mo is not: @here pings bob alone.
+	subscribe(t, h.stream, "bob", "")
 	own := h.send(t, "bob", w.token, c, "note to self <@bob>")
 	sent := []*chatv1.Message{
 		h.send(t, "carl", w.token, c, "@everyone look <@bob> <@bob>"),
@@ -99,7 +101,7 @@ func TestMentionsAndReadStates(t *testing.T) {
 	// bob read up to his own message (sending marks it read); mo read nothing.
 	for user, want := range map[string]string{
 		"bob":  "5/2", // carl's <@bob> and ann's @here
-		"mo":   "6/2", // ann's @here and the Mods role
+		"mo":   "6/1", // the Mods role (mo was offline at ann's @here)
 		"carl": "1/1", // what follows his own message: ann's <@carl>
 		"ann":  "0/0",
 	} {

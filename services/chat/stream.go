@@ -34,6 +34,8 @@ type Stream struct {
 	authz *authz.Client
 	log   *slog.Logger
 	vis   *visibility
+	// presence records who holds a stream here, for @here.
+	presence *presence
 	// waker wakes the log's readers after an append.
 	waker *waker
 	// window is how long events are kept for resuming.
@@ -90,7 +92,7 @@ func newStream(db *pgxpool.Pool, c *authz.Client, log *slog.Logger, cfg StreamCo
 	if cfg.History <= 0 {
 		cfg.History = defaultHistory
 	}
-	return &Stream{db: db, authz: c, log: log, vis: newVisibility(c, log), waker: &waker{db: db, log: log}, window: cfg.Window, buffer: cfg.Buffer,
+	return &Stream{db: db, authz: c, log: log, vis: newVisibility(c, log), presence: newPresence(db, log), waker: &waker{db: db, log: log}, window: cfg.Window, buffer: cfg.Buffer,
 		metrics: newStreamMetrics(cfg.Metrics),
 		subs:    map[string]map[*subscription]struct{}{}, serversOf: map[string]map[string]struct{}{}, members: map[string]map[string]struct{}{},
 		// Kept as long as the events a resume may start from (pruning
@@ -141,6 +143,9 @@ func (s *Stream) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("chat stream: %w", err)
 	}
+	if err := s.presence.start(ctx); err != nil {
+		return fmt.Errorf("chat stream: registering the instance's presence: %w", err)
+	}
 	s.mu.Lock()
 	s.dispatched, s.running = start, true
 	s.mu.Unlock()
@@ -156,8 +161,9 @@ func (s *Stream) Run(ctx context.Context) error {
 		s.mu.Unlock()
 	}()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); s.watch(ctx) }()
+	go func() { defer wg.Done(); s.presence.run(ctx) }()
 	go func() { defer wg.Done(); s.prune(ctx) }()
 	err = s.follow(ctx, start)
 	wg.Wait()
@@ -419,6 +425,10 @@ func (s *Stream) Subscribe(ctx context.Context, req *connect.Request[chatv1.Subs
 		return err
 	}
 	defer s.unregister(sub)
+	// The caller is online while the stream lasts; Ready waits for it to
+	// be recorded, so that an @here sent after Ready pings them.
+	recorded := s.presence.join(p.UserID)
+	defer s.presence.leave(p.UserID)
 	if servers, err = s.lookupServers(ctx, p.UserID); err != nil {
 		return s.streamError(ctx, err)
 	}
@@ -445,6 +455,13 @@ func (s *Stream) Subscribe(ctx context.Context, req *connect.Request[chatv1.Subs
 			}
 			resumed = true
 		}
+	}
+	select {
+	case <-recorded:
+	case <-ctx.Done():
+		return nil
+	case <-time.After(presenceWait):
+		s.log.WarnContext(ctx, "chat stream: the session's presence is not recorded yet; ready anyway", "user", p.UserID)
 	}
 	ready := &chatv1.StreamEvent{At: timestamppb.Now(), Event: &chatv1.StreamEvent_Ready{Ready: &chatv1.Ready{UserId: p.UserID, Resumed: resumed}}}
 	if err := out.Send(ready); err != nil {

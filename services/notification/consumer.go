@@ -336,7 +336,7 @@ func (s *Service) notifications(ctx context.Context, e *chatv1.FeedEvent, msg *c
 	}
 	if mentions.GetEveryone() || mentions.GetHere() {
 		// Everyone who views the conversation: a server's members, a DM's
-		// people (@here is @everyone: Beep has no presence yet).
+		// people; for @here alone, those of them online as it was sent.
 		perm, id := authz.Server.Member.Name, where.server
 		resource := authz.TypeServer
 		if authz.ObjectType(typ) == authz.TypeDmChannel {
@@ -346,6 +346,11 @@ func (s *Service) notifications(ctx context.Context, e *chatv1.FeedEvent, msg *c
 			users, err := s.subjects(ctx, authz.Permission{ResourceType: resource, Name: perm}, id, consistency)
 			if err != nil {
 				return nil, err
+			}
+			if !mentions.GetEveryone() {
+				if users, err = s.online(ctx, users, msg.GetCreatedAt()); err != nil {
+					return nil, err
+				}
 			}
 			for _, u := range users {
 				add(u, kindMention)
@@ -403,6 +408,26 @@ func (s *Service) subjects(ctx context.Context, perm authz.Permission, id string
 		if !f.Conditional {
 			out = append(out, f.ID)
 		}
+	}
+	return out, nil
+}
+
+// onlineChunk is how many people one Online call asks about.
+const onlineChunk = 1000
+
+// online keeps those of users who were online at (now when unknown), as
+// the chat service, whose streams they hold, recorded.
+func (s *Service) online(ctx context.Context, users []string, at *timestamppb.Timestamp) ([]string, error) {
+	if at == nil {
+		at = timestamppb.Now()
+	}
+	var out []string
+	for start := 0; start < len(users); start += onlineChunk {
+		res, err := s.feed.Online(ctx, connect.NewRequest(&chatv1.OnlineRequest{UserIds: users[start:min(start+onlineChunk, len(users))], At: at}))
+		if err != nil {
+			return nil, fmt.Errorf("who is online: %w", err)
+		}
+		out = append(out, res.Msg.UserIds...)
 	}
 	return out, nil
 }

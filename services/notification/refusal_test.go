@@ -10,6 +10,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/beepchat/beep/authz"
 	"github.com/beepchat/beep/authz/connectauthz"
@@ -101,6 +102,8 @@ func TestFeedIsForTheNotificationServiceOnly(t *testing.T) {
 				case "Deliver":
 					_, err = client.Deliver(ctx, connect.NewRequest(&chatv1.DeliverRequest{UserId: "bob", Conversation: ch(w.general),
 						Event: &chatv1.StreamEvent{Event: &chatv1.StreamEvent_NotificationCreated{NotificationCreated: &chatv1.NotificationCreated{Kind: "mention"}}}}))
+				case "Online":
+					_, err = client.Online(ctx, connect.NewRequest(&chatv1.OnlineRequest{UserIds: []string{"bob"}, At: timestamppb.Now()}))
 				default:
 					t.Fatalf("a new RPC %s: call it here", m.Name())
 				}

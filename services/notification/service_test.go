@@ -186,9 +186,9 @@ func TestSuppressed(t *testing.T) {
 	}
 }
 
-// TestBroadMentions: @everyone and a role ping their people when the
-// author may mention everyone (ann owns the server), never those who
-// cannot see the channel.
+// TestBroadMentions: @everyone, @here and a role ping their people when
+// the author may mention everyone (ann owns the server), @here only those
+// online, never those who cannot see the channel.
 func TestBroadMentions(t *testing.T) {
 	h := start(t)
 	w := setUp(t, h)
@@ -217,6 +217,19 @@ func TestBroadMentions(t *testing.T) {
 	h.settle(t, w)
 	if got := about(h.inbox(t, "carl"), plain.Id); len(got) != 0 {
 		t.Errorf("bob's @everyone pinged carl")
+	}
+	// @here pings those online as it is sent: bob holds a stream, carl and
+	// dee do not.
+	streaming, cancel := context.WithCancel(ctx)
+	defer cancel()
+	subscribe(t, streaming, h, "bob", "")
+	here := h.send(t, "ann", zed, ch(w.general), "@here standup", "")
+	h.waitFor(t, "bob", here.Id)
+	h.settle(t, w)
+	for _, u := range []string{"carl", "dee"} {
+		if got := about(h.inbox(t, u), here.Id); len(got) != 0 {
+			t.Errorf("%s, offline, was notified of @here", u)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	_ "github.com/beepchat/beep/gen/beep/authz/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -382,11 +383,110 @@ func (*DeliverResponse) Descriptor() ([]byte, []int) {
 	return file_beep_chat_v1_feed_proto_rawDescGZIP(), []int{5}
 }
 
+type OnlineRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The people asked about: 1 to 1,000 user ids.
+	UserIds []string `protobuf:"bytes,1,rep,name=user_ids,json=userIds,proto3" json:"user_ids,omitempty"`
+	// The time asked about (required).
+	At            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OnlineRequest) Reset() {
+	*x = OnlineRequest{}
+	mi := &file_beep_chat_v1_feed_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OnlineRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OnlineRequest) ProtoMessage() {}
+
+func (x *OnlineRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_chat_v1_feed_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OnlineRequest.ProtoReflect.Descriptor instead.
+func (*OnlineRequest) Descriptor() ([]byte, []int) {
+	return file_beep_chat_v1_feed_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *OnlineRequest) GetUserIds() []string {
+	if x != nil {
+		return x.UserIds
+	}
+	return nil
+}
+
+func (x *OnlineRequest) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+type OnlineResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Those of them who were online at that time, each once.
+	UserIds       []string `protobuf:"bytes,1,rep,name=user_ids,json=userIds,proto3" json:"user_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OnlineResponse) Reset() {
+	*x = OnlineResponse{}
+	mi := &file_beep_chat_v1_feed_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OnlineResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OnlineResponse) ProtoMessage() {}
+
+func (x *OnlineResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_chat_v1_feed_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OnlineResponse.ProtoReflect.Descriptor instead.
+func (*OnlineResponse) Descriptor() ([]byte, []int) {
+	return file_beep_chat_v1_feed_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *OnlineResponse) GetUserIds() []string {
+	if x != nil {
+		return x.UserIds
+	}
+	return nil
+}
+
 var File_beep_chat_v1_feed_proto protoreflect.FileDescriptor
 
 const file_beep_chat_v1_feed_proto_rawDesc = "" +
 	"\n" +
-	"\x17beep/chat/v1/feed.proto\x12\fbeep.chat.v1\x1a\x1bbeep/authz/v1/options.proto\x1a\x19beep/chat/v1/stream.proto\"%\n" +
+	"\x17beep/chat/v1/feed.proto\x12\fbeep.chat.v1\x1a\x1bbeep/authz/v1/options.proto\x1a\x19beep/chat/v1/stream.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"%\n" +
 	"\rFollowRequest\x12\x14\n" +
 	"\x05after\x18\x01 \x01(\tR\x05after\"z\n" +
 	"\x0eFollowResponse\x12/\n" +
@@ -405,10 +505,16 @@ const file_beep_chat_v1_feed_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\"\n" +
 	"\fconversation\x18\x02 \x01(\tR\fconversation\x12/\n" +
 	"\x05event\x18\x03 \x01(\v2\x19.beep.chat.v1.StreamEventR\x05event\"\x11\n" +
-	"\x0fDeliverResponse2\xc9\x01\n" +
+	"\x0fDeliverResponse\"V\n" +
+	"\rOnlineRequest\x12\x19\n" +
+	"\buser_ids\x18\x01 \x03(\tR\auserIds\x12*\n" +
+	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"+\n" +
+	"\x0eOnlineResponse\x12\x19\n" +
+	"\buser_ids\x18\x01 \x03(\tR\auserIds2\xa2\x02\n" +
 	"\x10EventFeedService\x12Y\n" +
 	"\x06Follow\x12\x1b.beep.chat.v1.FollowRequest\x1a\x1c.beep.chat.v1.FollowResponse\"\x12\xaa\xbb\x18\x0e2\fnotification0\x01\x12Z\n" +
-	"\aDeliver\x12\x1c.beep.chat.v1.DeliverRequest\x1a\x1d.beep.chat.v1.DeliverResponse\"\x12\xaa\xbb\x18\x0e2\fnotificationB\xa1\x01\n" +
+	"\aDeliver\x12\x1c.beep.chat.v1.DeliverRequest\x1a\x1d.beep.chat.v1.DeliverResponse\"\x12\xaa\xbb\x18\x0e2\fnotification\x12W\n" +
+	"\x06Online\x12\x1b.beep.chat.v1.OnlineRequest\x1a\x1c.beep.chat.v1.OnlineResponse\"\x12\xaa\xbb\x18\x0e2\fnotificationB\xa1\x01\n" +
 	"\x10com.beep.chat.v1B\tFeedProtoP\x01Z0github.com/beepchat/beep/gen/beep/chat/v1;chatv1\xa2\x02\x03BCX\xaa\x02\fBeep.Chat.V1\xca\x02\fBeep\\Chat\\V1\xe2\x02\x18Beep\\Chat\\V1\\GPBMetadata\xea\x02\x0eBeep::Chat::V1b\x06proto3"
 
 var (
@@ -423,30 +529,36 @@ func file_beep_chat_v1_feed_proto_rawDescGZIP() []byte {
 	return file_beep_chat_v1_feed_proto_rawDescData
 }
 
-var file_beep_chat_v1_feed_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_beep_chat_v1_feed_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_beep_chat_v1_feed_proto_goTypes = []any{
-	(*FollowRequest)(nil),   // 0: beep.chat.v1.FollowRequest
-	(*FollowResponse)(nil),  // 1: beep.chat.v1.FollowResponse
-	(*FeedStart)(nil),       // 2: beep.chat.v1.FeedStart
-	(*FeedEvent)(nil),       // 3: beep.chat.v1.FeedEvent
-	(*DeliverRequest)(nil),  // 4: beep.chat.v1.DeliverRequest
-	(*DeliverResponse)(nil), // 5: beep.chat.v1.DeliverResponse
-	(*StreamEvent)(nil),     // 6: beep.chat.v1.StreamEvent
+	(*FollowRequest)(nil),         // 0: beep.chat.v1.FollowRequest
+	(*FollowResponse)(nil),        // 1: beep.chat.v1.FollowResponse
+	(*FeedStart)(nil),             // 2: beep.chat.v1.FeedStart
+	(*FeedEvent)(nil),             // 3: beep.chat.v1.FeedEvent
+	(*DeliverRequest)(nil),        // 4: beep.chat.v1.DeliverRequest
+	(*DeliverResponse)(nil),       // 5: beep.chat.v1.DeliverResponse
+	(*OnlineRequest)(nil),         // 6: beep.chat.v1.OnlineRequest
+	(*OnlineResponse)(nil),        // 7: beep.chat.v1.OnlineResponse
+	(*StreamEvent)(nil),           // 8: beep.chat.v1.StreamEvent
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
 }
 var file_beep_chat_v1_feed_proto_depIdxs = []int32{
 	2, // 0: beep.chat.v1.FollowResponse.start:type_name -> beep.chat.v1.FeedStart
 	3, // 1: beep.chat.v1.FollowResponse.event:type_name -> beep.chat.v1.FeedEvent
-	6, // 2: beep.chat.v1.FeedEvent.event:type_name -> beep.chat.v1.StreamEvent
-	6, // 3: beep.chat.v1.DeliverRequest.event:type_name -> beep.chat.v1.StreamEvent
-	0, // 4: beep.chat.v1.EventFeedService.Follow:input_type -> beep.chat.v1.FollowRequest
-	4, // 5: beep.chat.v1.EventFeedService.Deliver:input_type -> beep.chat.v1.DeliverRequest
-	1, // 6: beep.chat.v1.EventFeedService.Follow:output_type -> beep.chat.v1.FollowResponse
-	5, // 7: beep.chat.v1.EventFeedService.Deliver:output_type -> beep.chat.v1.DeliverResponse
-	6, // [6:8] is the sub-list for method output_type
-	4, // [4:6] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	8, // 2: beep.chat.v1.FeedEvent.event:type_name -> beep.chat.v1.StreamEvent
+	8, // 3: beep.chat.v1.DeliverRequest.event:type_name -> beep.chat.v1.StreamEvent
+	9, // 4: beep.chat.v1.OnlineRequest.at:type_name -> google.protobuf.Timestamp
+	0, // 5: beep.chat.v1.EventFeedService.Follow:input_type -> beep.chat.v1.FollowRequest
+	4, // 6: beep.chat.v1.EventFeedService.Deliver:input_type -> beep.chat.v1.DeliverRequest
+	6, // 7: beep.chat.v1.EventFeedService.Online:input_type -> beep.chat.v1.OnlineRequest
+	1, // 8: beep.chat.v1.EventFeedService.Follow:output_type -> beep.chat.v1.FollowResponse
+	5, // 9: beep.chat.v1.EventFeedService.Deliver:output_type -> beep.chat.v1.DeliverResponse
+	7, // 10: beep.chat.v1.EventFeedService.Online:output_type -> beep.chat.v1.OnlineResponse
+	8, // [8:11] is the sub-list for method output_type
+	5, // [5:8] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_beep_chat_v1_feed_proto_init() }
@@ -465,7 +577,7 @@ func file_beep_chat_v1_feed_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_beep_chat_v1_feed_proto_rawDesc), len(file_beep_chat_v1_feed_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

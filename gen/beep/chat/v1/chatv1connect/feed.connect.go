@@ -38,6 +38,8 @@ const (
 	// EventFeedServiceDeliverProcedure is the fully-qualified name of the EventFeedService's Deliver
 	// RPC.
 	EventFeedServiceDeliverProcedure = "/beep.chat.v1.EventFeedService/Deliver"
+	// EventFeedServiceOnlineProcedure is the fully-qualified name of the EventFeedService's Online RPC.
+	EventFeedServiceOnlineProcedure = "/beep.chat.v1.EventFeedService/Online"
 )
 
 // EventFeedServiceClient is a client for the beep.chat.v1.EventFeedService service.
@@ -51,6 +53,9 @@ type EventFeedServiceClient interface {
 	// Deliver appends an event for one person to the log: it reaches their
 	// sessions live, and is replayed when they resume, like the others.
 	Deliver(context.Context, *connect.Request[v1.DeliverRequest]) (*connect.Response[v1.DeliverResponse], error)
+	// Online answers which of some people were online at a time (held a
+	// stream on an instance of the service): whom an @here sent then pings.
+	Online(context.Context, *connect.Request[v1.OnlineRequest]) (*connect.Response[v1.OnlineResponse], error)
 }
 
 // NewEventFeedServiceClient constructs a client for the beep.chat.v1.EventFeedService service. By
@@ -76,6 +81,12 @@ func NewEventFeedServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(eventFeedServiceMethods.ByName("Deliver")),
 			connect.WithClientOptions(opts...),
 		),
+		online: connect.NewClient[v1.OnlineRequest, v1.OnlineResponse](
+			httpClient,
+			baseURL+EventFeedServiceOnlineProcedure,
+			connect.WithSchema(eventFeedServiceMethods.ByName("Online")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -83,6 +94,7 @@ func NewEventFeedServiceClient(httpClient connect.HTTPClient, baseURL string, op
 type eventFeedServiceClient struct {
 	follow  *connect.Client[v1.FollowRequest, v1.FollowResponse]
 	deliver *connect.Client[v1.DeliverRequest, v1.DeliverResponse]
+	online  *connect.Client[v1.OnlineRequest, v1.OnlineResponse]
 }
 
 // Follow calls beep.chat.v1.EventFeedService.Follow.
@@ -93,6 +105,11 @@ func (c *eventFeedServiceClient) Follow(ctx context.Context, req *connect.Reques
 // Deliver calls beep.chat.v1.EventFeedService.Deliver.
 func (c *eventFeedServiceClient) Deliver(ctx context.Context, req *connect.Request[v1.DeliverRequest]) (*connect.Response[v1.DeliverResponse], error) {
 	return c.deliver.CallUnary(ctx, req)
+}
+
+// Online calls beep.chat.v1.EventFeedService.Online.
+func (c *eventFeedServiceClient) Online(ctx context.Context, req *connect.Request[v1.OnlineRequest]) (*connect.Response[v1.OnlineResponse], error) {
+	return c.online.CallUnary(ctx, req)
 }
 
 // EventFeedServiceHandler is an implementation of the beep.chat.v1.EventFeedService service.
@@ -106,6 +123,9 @@ type EventFeedServiceHandler interface {
 	// Deliver appends an event for one person to the log: it reaches their
 	// sessions live, and is replayed when they resume, like the others.
 	Deliver(context.Context, *connect.Request[v1.DeliverRequest]) (*connect.Response[v1.DeliverResponse], error)
+	// Online answers which of some people were online at a time (held a
+	// stream on an instance of the service): whom an @here sent then pings.
+	Online(context.Context, *connect.Request[v1.OnlineRequest]) (*connect.Response[v1.OnlineResponse], error)
 }
 
 // NewEventFeedServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -127,12 +147,20 @@ func NewEventFeedServiceHandler(svc EventFeedServiceHandler, opts ...connect.Han
 		connect.WithSchema(eventFeedServiceMethods.ByName("Deliver")),
 		connect.WithHandlerOptions(opts...),
 	)
+	eventFeedServiceOnlineHandler := connect.NewUnaryHandler(
+		EventFeedServiceOnlineProcedure,
+		svc.Online,
+		connect.WithSchema(eventFeedServiceMethods.ByName("Online")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/beep.chat.v1.EventFeedService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case EventFeedServiceFollowProcedure:
 			eventFeedServiceFollowHandler.ServeHTTP(w, r)
 		case EventFeedServiceDeliverProcedure:
 			eventFeedServiceDeliverHandler.ServeHTTP(w, r)
+		case EventFeedServiceOnlineProcedure:
+			eventFeedServiceOnlineHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -148,4 +176,8 @@ func (UnimplementedEventFeedServiceHandler) Follow(context.Context, *connect.Req
 
 func (UnimplementedEventFeedServiceHandler) Deliver(context.Context, *connect.Request[v1.DeliverRequest]) (*connect.Response[v1.DeliverResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.chat.v1.EventFeedService.Deliver is not implemented"))
+}
+
+func (UnimplementedEventFeedServiceHandler) Online(context.Context, *connect.Request[v1.OnlineRequest]) (*connect.Response[v1.OnlineResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.chat.v1.EventFeedService.Online is not implemented"))
 }

@@ -201,10 +201,15 @@ type serviceAt struct {
 // openChat opens the chat service's database and the service, which asks
 // the community service at communityURL over client (through its
 // generated client, as the caller). It converges DMs whose authorization
-// write was interrupted, and runs the real-time stream, in the background
-// until ctx ends.
+// write was interrupted, erases the messages of the channels and threads
+// the community service deleted, and runs the real-time stream, in the
+// background until ctx ends.
 func openChat(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger, communityURL string, client *http.Client, signer *connectauthz.Signer, metrics prometheus.Registerer) (*chat.Service, *pgxpool.Pool, error) {
 	community, err := newServiceClient(communityv1connect.NewCommunityServiceClient, communityURL, client, signer)
+	if err != nil {
+		return nil, nil, err
+	}
+	deletions, err := newServiceClient(communityv1connect.NewErasureServiceClient, communityURL, client, signer)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -212,13 +217,14 @@ func openChat(ctx context.Context, cfg Config, c *authz.Client, log *slog.Logger
 	if err != nil {
 		return nil, nil, err
 	}
-	svc, err := chat.New(ctx, chat.Config{DB: pool, Authz: c, Log: log.With("service", "chat"), Community: community,
+	svc, err := chat.New(ctx, chat.Config{DB: pool, Authz: c, Log: log.With("service", "chat"), Community: community, Deletions: deletions,
 		Stream: chat.StreamConfig{Metrics: metrics}})
 	if err != nil {
 		pool.Close()
 		return nil, nil, err
 	}
 	go svc.RunReconciler(ctx, 10*time.Second)
+	go svc.RunDeletions(ctx, time.Minute)
 	go func() {
 		if err := svc.Stream().Run(ctx); err != nil {
 			log.Error("chat stream stopped", "err", err)

@@ -37,6 +37,7 @@ type Service struct {
 	authz     *authz.Client
 	log       *slog.Logger
 	community communityv1connect.CommunityServiceClient
+	deletions communityv1connect.ErasureServiceClient
 	publisher Publisher
 	stream    *Stream
 	kinds     *kindCache
@@ -48,6 +49,10 @@ type Service struct {
 
 var _ chatv1connect.ChatServiceHandler = (*Service)(nil)
 
+// ServiceName is the chat service's name as a Beep principal, when it acts
+// on its own behalf.
+const ServiceName = "chat"
+
 // Config is what the chat service runs with.
 type Config struct {
 	DB    *pgxpool.Pool
@@ -58,6 +63,11 @@ type Config struct {
 	// service's generated client, forwarding the caller's principal
 	// (connectauthz.Forward). Required.
 	Community communityv1connect.CommunityServiceClient
+	// Deletions lists the channels and threads the community service
+	// deleted, whose messages RunDeletions erases: the generated client of
+	// its internal ErasureService, signing the context's principal. Nil:
+	// they are never erased.
+	Deletions communityv1connect.ErasureServiceClient
 	// Publisher is told of every committed change (the seam for the
 	// real-time stream); nil: nobody is told.
 	Publisher Publisher
@@ -85,7 +95,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if pub == nil {
 		pub = NopPublisher{}
 	}
-	return &Service{db: cfg.DB, authz: cfg.Authz, log: cfg.Log, community: cfg.Community, publisher: pub, kinds: newKindCache(),
+	return &Service{db: cfg.DB, authz: cfg.Authz, log: cfg.Log, community: cfg.Community, deletions: cfg.Deletions, publisher: pub, kinds: newKindCache(),
 		stream: newStream(cfg.DB, cfg.Authz, cfg.Log, cfg.Stream)}, nil
 }
 

@@ -117,6 +117,7 @@ func start(t *testing.T) *harness {
 	}
 	communityMux := http.NewServeMux()
 	communityMux.Handle(comm.Handler(checks))
+	communityMux.Handle(comm.InternalHandler(checks))
 	communitySrv := httptest.NewServer(testAuthentication(communityMux))
 	t.Cleanup(communitySrv.Close)
 
@@ -127,6 +128,8 @@ func start(t *testing.T) *harness {
 	instance := func(publisher chat.Publisher) (*chat.Service, *httptest.Server) {
 		svc, err := chat.New(ctx, chat.Config{DB: h.db, Authz: spice.Client(), Log: log, Publisher: publisher,
 			Community: communityv1connect.NewCommunityServiceClient(communitySrv.Client(), communitySrv.URL,
+				connect.WithInterceptors(connectauthz.Forward(signer))),
+			Deletions: communityv1connect.NewErasureServiceClient(communitySrv.Client(), communitySrv.URL,
 				connect.WithInterceptors(connectauthz.Forward(signer)))})
 		if err != nil {
 			t.Fatal(err)

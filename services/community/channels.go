@@ -569,7 +569,8 @@ func (s *Service) SetPermissionOverwrite(ctx context.Context, req *connect.Reque
 	return connect.NewResponse(&communityv1.SetPermissionOverwriteResponse{Channel: set.proto(), ZedToken: string(token)}), nil
 }
 
-// DeleteChannel deletes a channel, its threads, overwrites and invites.
+// DeleteChannel deletes a channel, its threads, overwrites and invites
+// (recording the channel and its threads as deleted).
 func (s *Service) DeleteChannel(ctx context.Context, req *connect.Request[communityv1.DeleteChannelRequest]) (*connect.Response[communityv1.DeleteChannelResponse], error) {
 	id, err := parseID("channel_id", req.Msg.ChannelId)
 	if err != nil {
@@ -620,6 +621,9 @@ func (s *Service) DeleteChannel(ctx context.Context, req *connect.Request[commun
 			return errConflict
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM overwrites WHERE holder_id = $1`, id); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, recordDeleted(`SELECT 'channel:' || $1::uuid UNION ALL SELECT 'thread:' || id FROM threads WHERE channel_id = $1`), id); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `DELETE FROM channels WHERE id = $1`, id) // threads and invites cascade

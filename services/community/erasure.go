@@ -126,7 +126,7 @@ func (s *Service) eraseFromServer(ctx context.Context, id uuid.UUID, userID stri
 			err := tx.QueryRow(ctx, successor, id, userID).Scan(&next)
 			if errors.Is(err, pgx.ErrNoRows) {
 				out.deleted = true
-				_, err = tx.Exec(ctx, `DELETE FROM servers WHERE id = $1`, id)
+				_, err = tx.Exec(ctx, deleteServerSQL, id)
 				return err
 			}
 			if err != nil {

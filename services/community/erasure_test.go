@@ -10,7 +10,7 @@ import (
 )
 
 // asService makes an internal request from a Beep service.
-func asService(service string, msg *communityv1.EraseUserRequest) *connect.Request[communityv1.EraseUserRequest] {
+func asService[T any](service string, msg *T) *connect.Request[T] {
 	req := connect.NewRequest(msg)
 	if service != "" {
 		req.Header().Set("Test-Service", service)
@@ -65,6 +65,11 @@ func TestEraseUserPassesServersOn(t *testing.T) {
 	}
 	if len(erased.Msg.Deleted) != 1 || erased.Msg.Deleted[0] != lonely.Msg.Server.Id {
 		t.Fatalf("deleted %v", erased.Msg.Deleted)
+	}
+	// Its #general is listed as deleted, for the chat service to erase.
+	gone := must(h.erasure.ListDeletedConversations(ctx, asService("chat", &communityv1.ListDeletedConversationsRequest{}))).Msg.Conversations
+	if len(gone) != 1 || gone[0].Conversation != "channel:"+lonely.Msg.GeneralChannel.Id {
+		t.Fatalf("deleted conversations after the erasure: %v", gone)
 	}
 	zed = erased.Msg.ZedToken
 	// late owns it in the graph too: only the owner deletes a server.

@@ -62,7 +62,7 @@ func (s *Service) DeleteServer(ctx context.Context, req *connect.Request[communi
 }
 
 // deleteServer deletes a server, its rows (the audit log with them) and
-// its graph.
+// its graph, and records its channels and threads as deleted.
 func (s *Service) deleteServer(ctx context.Context, id uuid.UUID) (authz.ZedToken, error) {
 	st, err := loadServerState(ctx, s.db, id)
 	if err != nil {
@@ -73,7 +73,7 @@ func (s *Service) deleteServer(ctx context.Context, id uuid.UUID) (authz.ZedToke
 		return "", err
 	}
 	// Grants go before the rows, denies after: nobody gains access meanwhile.
-	return s.commitExec(ctx, id, delta{remove: rels}, `DELETE FROM servers WHERE id = $1`, id)
+	return s.commitExec(ctx, id, delta{remove: rels}, deleteServerSQL, id)
 }
 
 // TransferOwnership gives the server to another member.

@@ -228,7 +228,7 @@ func (s *Service) AddThreadParticipant(ctx context.Context, req *connect.Request
 	return connect.NewResponse(&communityv1.AddThreadParticipantResponse{ZedToken: string(token)}), nil
 }
 
-// DeleteThread deletes a thread.
+// DeleteThread deletes a thread (recording it as deleted).
 func (s *Service) DeleteThread(ctx context.Context, req *connect.Request[communityv1.DeleteThreadRequest]) (*connect.Response[communityv1.DeleteThreadResponse], error) {
 	id, err := parseID("thread_id", req.Msg.ThreadId)
 	if err != nil {
@@ -244,6 +244,9 @@ func (s *Service) DeleteThread(ctx context.Context, req *connect.Request[communi
 	}
 	token, err := s.commit(ctx, t.serverID, delta{remove: set.rels}, func(tx pgx.Tx) error {
 		if err := set.expect(ctx, tx); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, recordDeleted(`SELECT 'thread:' || $1::uuid`), id); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `DELETE FROM threads WHERE id = $1`, id)

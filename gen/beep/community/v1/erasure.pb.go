@@ -10,6 +10,7 @@ import (
 	_ "github.com/beepchat/beep/gen/beep/authz/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -22,6 +23,161 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ListDeletedConversationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where the page starts, exclusive (the last one of the previous page);
+	// unset: from the oldest deletion kept. Its conversation may be empty:
+	// every deletion at or after its time.
+	After *DeletedConversation `protobuf:"bytes,1,opt,name=after,proto3" json:"after,omitempty"`
+	// 1 to 1,000; 0: 500.
+	PageSize      int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeletedConversationsRequest) Reset() {
+	*x = ListDeletedConversationsRequest{}
+	mi := &file_beep_community_v1_erasure_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeletedConversationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeletedConversationsRequest) ProtoMessage() {}
+
+func (x *ListDeletedConversationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_erasure_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeletedConversationsRequest.ProtoReflect.Descriptor instead.
+func (*ListDeletedConversationsRequest) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_erasure_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ListDeletedConversationsRequest) GetAfter() *DeletedConversation {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+func (x *ListDeletedConversationsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+type ListDeletedConversationsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ordered by (deleted_at, conversation); fewer than page_size: the end.
+	Conversations []*DeletedConversation `protobuf:"bytes,1,rep,name=conversations,proto3" json:"conversations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeletedConversationsResponse) Reset() {
+	*x = ListDeletedConversationsResponse{}
+	mi := &file_beep_community_v1_erasure_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeletedConversationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeletedConversationsResponse) ProtoMessage() {}
+
+func (x *ListDeletedConversationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_erasure_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeletedConversationsResponse.ProtoReflect.Descriptor instead.
+func (*ListDeletedConversationsResponse) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_erasure_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ListDeletedConversationsResponse) GetConversations() []*DeletedConversation {
+	if x != nil {
+		return x.Conversations
+	}
+	return nil
+}
+
+// DeletedConversation is a conversation that no longer exists.
+type DeletedConversation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "channel:<id>" or "thread:<id>".
+	Conversation  string                 `protobuf:"bytes,1,opt,name=conversation,proto3" json:"conversation,omitempty"`
+	DeletedAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=deleted_at,json=deletedAt,proto3" json:"deleted_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletedConversation) Reset() {
+	*x = DeletedConversation{}
+	mi := &file_beep_community_v1_erasure_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletedConversation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletedConversation) ProtoMessage() {}
+
+func (x *DeletedConversation) ProtoReflect() protoreflect.Message {
+	mi := &file_beep_community_v1_erasure_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletedConversation.ProtoReflect.Descriptor instead.
+func (*DeletedConversation) Descriptor() ([]byte, []int) {
+	return file_beep_community_v1_erasure_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DeletedConversation) GetConversation() string {
+	if x != nil {
+		return x.Conversation
+	}
+	return ""
+}
+
+func (x *DeletedConversation) GetDeletedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeletedAt
+	}
+	return nil
+}
+
 // EraseUserRequest names the account being erased.
 type EraseUserRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -32,7 +188,7 @@ type EraseUserRequest struct {
 
 func (x *EraseUserRequest) Reset() {
 	*x = EraseUserRequest{}
-	mi := &file_beep_community_v1_erasure_proto_msgTypes[0]
+	mi := &file_beep_community_v1_erasure_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +200,7 @@ func (x *EraseUserRequest) String() string {
 func (*EraseUserRequest) ProtoMessage() {}
 
 func (x *EraseUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_beep_community_v1_erasure_proto_msgTypes[0]
+	mi := &file_beep_community_v1_erasure_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +213,7 @@ func (x *EraseUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseUserRequest.ProtoReflect.Descriptor instead.
 func (*EraseUserRequest) Descriptor() ([]byte, []int) {
-	return file_beep_community_v1_erasure_proto_rawDescGZIP(), []int{0}
+	return file_beep_community_v1_erasure_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *EraseUserRequest) GetUserId() string {
@@ -83,7 +239,7 @@ type EraseUserResponse struct {
 
 func (x *EraseUserResponse) Reset() {
 	*x = EraseUserResponse{}
-	mi := &file_beep_community_v1_erasure_proto_msgTypes[1]
+	mi := &file_beep_community_v1_erasure_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -95,7 +251,7 @@ func (x *EraseUserResponse) String() string {
 func (*EraseUserResponse) ProtoMessage() {}
 
 func (x *EraseUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_beep_community_v1_erasure_proto_msgTypes[1]
+	mi := &file_beep_community_v1_erasure_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -108,7 +264,7 @@ func (x *EraseUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EraseUserResponse.ProtoReflect.Descriptor instead.
 func (*EraseUserResponse) Descriptor() ([]byte, []int) {
-	return file_beep_community_v1_erasure_proto_rawDescGZIP(), []int{1}
+	return file_beep_community_v1_erasure_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *EraseUserResponse) GetTransferred() map[string]string {
@@ -143,7 +299,16 @@ var File_beep_community_v1_erasure_proto protoreflect.FileDescriptor
 
 const file_beep_community_v1_erasure_proto_rawDesc = "" +
 	"\n" +
-	"\x1fbeep/community/v1/erasure.proto\x12\x11beep.community.v1\x1a\x1bbeep/authz/v1/options.proto\"+\n" +
+	"\x1fbeep/community/v1/erasure.proto\x12\x11beep.community.v1\x1a\x1bbeep/authz/v1/options.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"|\n" +
+	"\x1fListDeletedConversationsRequest\x12<\n" +
+	"\x05after\x18\x01 \x01(\v2&.beep.community.v1.DeletedConversationR\x05after\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\"p\n" +
+	" ListDeletedConversationsResponse\x12L\n" +
+	"\rconversations\x18\x01 \x03(\v2&.beep.community.v1.DeletedConversationR\rconversations\"t\n" +
+	"\x13DeletedConversation\x12\"\n" +
+	"\fconversation\x18\x01 \x01(\tR\fconversation\x129\n" +
+	"\n" +
+	"deleted_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tdeletedAt\"+\n" +
 	"\x10EraseUserRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x94\x02\n" +
 	"\x11EraseUserResponse\x12W\n" +
@@ -153,10 +318,12 @@ const file_beep_community_v1_erasure_proto_rawDesc = "" +
 	"\tzed_token\x18\x04 \x01(\tR\bzedToken\x1a>\n" +
 	"\x10TransferredEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x012t\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x012\x86\x02\n" +
 	"\x0eErasureService\x12b\n" +
 	"\tEraseUser\x12#.beep.community.v1.EraseUserRequest\x1a$.beep.community.v1.EraseUserResponse\"\n" +
-	"\xaa\xbb\x18\x062\x04userB\xc7\x01\n" +
+	"\xaa\xbb\x18\x062\x04user\x12\x8f\x01\n" +
+	"\x18ListDeletedConversations\x122.beep.community.v1.ListDeletedConversationsRequest\x1a3.beep.community.v1.ListDeletedConversationsResponse\"\n" +
+	"\xaa\xbb\x18\x062\x04chatB\xc7\x01\n" +
 	"\x15com.beep.community.v1B\fErasureProtoP\x01Z:github.com/beepchat/beep/gen/beep/community/v1;communityv1\xa2\x02\x03BCX\xaa\x02\x11Beep.Community.V1\xca\x02\x11Beep\\Community\\V1\xe2\x02\x1dBeep\\Community\\V1\\GPBMetadata\xea\x02\x13Beep::Community::V1b\x06proto3"
 
 var (
@@ -171,21 +338,30 @@ func file_beep_community_v1_erasure_proto_rawDescGZIP() []byte {
 	return file_beep_community_v1_erasure_proto_rawDescData
 }
 
-var file_beep_community_v1_erasure_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_beep_community_v1_erasure_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_beep_community_v1_erasure_proto_goTypes = []any{
-	(*EraseUserRequest)(nil),  // 0: beep.community.v1.EraseUserRequest
-	(*EraseUserResponse)(nil), // 1: beep.community.v1.EraseUserResponse
-	nil,                       // 2: beep.community.v1.EraseUserResponse.TransferredEntry
+	(*ListDeletedConversationsRequest)(nil),  // 0: beep.community.v1.ListDeletedConversationsRequest
+	(*ListDeletedConversationsResponse)(nil), // 1: beep.community.v1.ListDeletedConversationsResponse
+	(*DeletedConversation)(nil),              // 2: beep.community.v1.DeletedConversation
+	(*EraseUserRequest)(nil),                 // 3: beep.community.v1.EraseUserRequest
+	(*EraseUserResponse)(nil),                // 4: beep.community.v1.EraseUserResponse
+	nil,                                      // 5: beep.community.v1.EraseUserResponse.TransferredEntry
+	(*timestamppb.Timestamp)(nil),            // 6: google.protobuf.Timestamp
 }
 var file_beep_community_v1_erasure_proto_depIdxs = []int32{
-	2, // 0: beep.community.v1.EraseUserResponse.transferred:type_name -> beep.community.v1.EraseUserResponse.TransferredEntry
-	0, // 1: beep.community.v1.ErasureService.EraseUser:input_type -> beep.community.v1.EraseUserRequest
-	1, // 2: beep.community.v1.ErasureService.EraseUser:output_type -> beep.community.v1.EraseUserResponse
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	2, // 0: beep.community.v1.ListDeletedConversationsRequest.after:type_name -> beep.community.v1.DeletedConversation
+	2, // 1: beep.community.v1.ListDeletedConversationsResponse.conversations:type_name -> beep.community.v1.DeletedConversation
+	6, // 2: beep.community.v1.DeletedConversation.deleted_at:type_name -> google.protobuf.Timestamp
+	5, // 3: beep.community.v1.EraseUserResponse.transferred:type_name -> beep.community.v1.EraseUserResponse.TransferredEntry
+	3, // 4: beep.community.v1.ErasureService.EraseUser:input_type -> beep.community.v1.EraseUserRequest
+	0, // 5: beep.community.v1.ErasureService.ListDeletedConversations:input_type -> beep.community.v1.ListDeletedConversationsRequest
+	4, // 6: beep.community.v1.ErasureService.EraseUser:output_type -> beep.community.v1.EraseUserResponse
+	1, // 7: beep.community.v1.ErasureService.ListDeletedConversations:output_type -> beep.community.v1.ListDeletedConversationsResponse
+	6, // [6:8] is the sub-list for method output_type
+	4, // [4:6] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_beep_community_v1_erasure_proto_init() }
@@ -199,7 +375,7 @@ func file_beep_community_v1_erasure_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_beep_community_v1_erasure_proto_rawDesc), len(file_beep_community_v1_erasure_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

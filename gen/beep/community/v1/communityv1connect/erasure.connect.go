@@ -36,6 +36,9 @@ const (
 	// ErasureServiceEraseUserProcedure is the fully-qualified name of the ErasureService's EraseUser
 	// RPC.
 	ErasureServiceEraseUserProcedure = "/beep.community.v1.ErasureService/EraseUser"
+	// ErasureServiceListDeletedConversationsProcedure is the fully-qualified name of the
+	// ErasureService's ListDeletedConversations RPC.
+	ErasureServiceListDeletedConversationsProcedure = "/beep.community.v1.ErasureService/ListDeletedConversations"
 )
 
 // ErasureServiceClient is a client for the beep.community.v1.ErasureService service.
@@ -49,6 +52,11 @@ type ErasureServiceClient interface {
 	// user are removed; invites and threads they created stay with the server,
 	// their creator forgotten, as are the bans they issued.
 	EraseUser(context.Context, *connect.Request[v1.EraseUserRequest]) (*connect.Response[v1.EraseUserResponse], error)
+	// ListDeletedConversations pages through the channels and threads
+	// deleted (alone, with their channel or with their server), oldest
+	// first: the chat service erases their messages. Each deletion is kept
+	// 30 days.
+	ListDeletedConversations(context.Context, *connect.Request[v1.ListDeletedConversationsRequest]) (*connect.Response[v1.ListDeletedConversationsResponse], error)
 }
 
 // NewErasureServiceClient constructs a client for the beep.community.v1.ErasureService service. By
@@ -68,17 +76,29 @@ func NewErasureServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(erasureServiceMethods.ByName("EraseUser")),
 			connect.WithClientOptions(opts...),
 		),
+		listDeletedConversations: connect.NewClient[v1.ListDeletedConversationsRequest, v1.ListDeletedConversationsResponse](
+			httpClient,
+			baseURL+ErasureServiceListDeletedConversationsProcedure,
+			connect.WithSchema(erasureServiceMethods.ByName("ListDeletedConversations")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // erasureServiceClient implements ErasureServiceClient.
 type erasureServiceClient struct {
-	eraseUser *connect.Client[v1.EraseUserRequest, v1.EraseUserResponse]
+	eraseUser                *connect.Client[v1.EraseUserRequest, v1.EraseUserResponse]
+	listDeletedConversations *connect.Client[v1.ListDeletedConversationsRequest, v1.ListDeletedConversationsResponse]
 }
 
 // EraseUser calls beep.community.v1.ErasureService.EraseUser.
 func (c *erasureServiceClient) EraseUser(ctx context.Context, req *connect.Request[v1.EraseUserRequest]) (*connect.Response[v1.EraseUserResponse], error) {
 	return c.eraseUser.CallUnary(ctx, req)
+}
+
+// ListDeletedConversations calls beep.community.v1.ErasureService.ListDeletedConversations.
+func (c *erasureServiceClient) ListDeletedConversations(ctx context.Context, req *connect.Request[v1.ListDeletedConversationsRequest]) (*connect.Response[v1.ListDeletedConversationsResponse], error) {
+	return c.listDeletedConversations.CallUnary(ctx, req)
 }
 
 // ErasureServiceHandler is an implementation of the beep.community.v1.ErasureService service.
@@ -92,6 +112,11 @@ type ErasureServiceHandler interface {
 	// user are removed; invites and threads they created stay with the server,
 	// their creator forgotten, as are the bans they issued.
 	EraseUser(context.Context, *connect.Request[v1.EraseUserRequest]) (*connect.Response[v1.EraseUserResponse], error)
+	// ListDeletedConversations pages through the channels and threads
+	// deleted (alone, with their channel or with their server), oldest
+	// first: the chat service erases their messages. Each deletion is kept
+	// 30 days.
+	ListDeletedConversations(context.Context, *connect.Request[v1.ListDeletedConversationsRequest]) (*connect.Response[v1.ListDeletedConversationsResponse], error)
 }
 
 // NewErasureServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -107,10 +132,18 @@ func NewErasureServiceHandler(svc ErasureServiceHandler, opts ...connect.Handler
 		connect.WithSchema(erasureServiceMethods.ByName("EraseUser")),
 		connect.WithHandlerOptions(opts...),
 	)
+	erasureServiceListDeletedConversationsHandler := connect.NewUnaryHandler(
+		ErasureServiceListDeletedConversationsProcedure,
+		svc.ListDeletedConversations,
+		connect.WithSchema(erasureServiceMethods.ByName("ListDeletedConversations")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/beep.community.v1.ErasureService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ErasureServiceEraseUserProcedure:
 			erasureServiceEraseUserHandler.ServeHTTP(w, r)
+		case ErasureServiceListDeletedConversationsProcedure:
+			erasureServiceListDeletedConversationsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -122,4 +155,8 @@ type UnimplementedErasureServiceHandler struct{}
 
 func (UnimplementedErasureServiceHandler) EraseUser(context.Context, *connect.Request[v1.EraseUserRequest]) (*connect.Response[v1.EraseUserResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.ErasureService.EraseUser is not implemented"))
+}
+
+func (UnimplementedErasureServiceHandler) ListDeletedConversations(context.Context, *connect.Request[v1.ListDeletedConversationsRequest]) (*connect.Response[v1.ListDeletedConversationsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("beep.community.v1.ErasureService.ListDeletedConversations is not implemented"))
 }

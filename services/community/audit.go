@@ -184,12 +184,9 @@ func (s *Service) ListAuditLog(ctx context.Context, req *connect.Request[communi
 	if err != nil {
 		return nil, err
 	}
-	size := int(req.Msg.PageSize)
-	switch {
-	case size == 0:
-		size = 50
-	case size < 0 || size > 100:
-		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("page_size must be 1 to 100"))
+	size, err := pageSize(req.Msg.PageSize, 50, 100)
+	if err != nil {
+		return nil, err
 	}
 	if req.Msg.Action != communityv1.AuditAction_AUDIT_ACTION_UNSPECIFIED {
 		if _, ok := communityv1.AuditAction_name[int32(req.Msg.Action)]; !ok {

@@ -31,12 +31,9 @@ var deleteServerSQL = `WITH gone AS (` + recordDeleted(`SELECT 'channel:' || id 
 // ListDeletedConversations pages through the deleted channels and threads,
 // oldest first (only the chat service may ask: the interceptor checked).
 func (s *Service) ListDeletedConversations(ctx context.Context, req *connect.Request[communityv1.ListDeletedConversationsRequest]) (*connect.Response[communityv1.ListDeletedConversationsResponse], error) {
-	size := int(req.Msg.PageSize)
-	switch {
-	case size == 0:
-		size = 500
-	case size < 0 || size > 1000:
-		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("page_size: 1 to 1,000"))
+	size, err := pageSize(req.Msg.PageSize, 500, 1000)
+	if err != nil {
+		return nil, err
 	}
 	after, conv := time.Time{}, ""
 	if a := req.Msg.After; a != nil {

@@ -89,12 +89,9 @@ func (s *Service) ListMembers(ctx context.Context, req *connect.Request[communit
 	if err != nil {
 		return nil, err
 	}
-	size := int(req.Msg.PageSize)
-	switch {
-	case size == 0:
-		size = 100
-	case size < 0 || size > 1000:
-		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("page_size must be 1 to 1000"))
+	size, err := pageSize(req.Msg.PageSize, 100, 1000)
+	if err != nil {
+		return nil, err
 	}
 	after, afterUser := time.Time{}, ""
 	if t := req.Msg.PageToken; t != "" {

@@ -114,12 +114,9 @@ func (s *Service) TransferOwnership(ctx context.Context, req *connect.Request[co
 
 // ExploreServers pages through public servers, newest first.
 func (s *Service) ExploreServers(ctx context.Context, req *connect.Request[communityv1.ExploreServersRequest]) (*connect.Response[communityv1.ExploreServersResponse], error) {
-	size := int(req.Msg.PageSize)
-	switch {
-	case size == 0:
-		size = 50
-	case size < 0 || size > 200:
-		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("page_size must be 1 to 200"))
+	size, err := pageSize(req.Msg.PageSize, 50, 200)
+	if err != nil {
+		return nil, err
 	}
 	before, beforeID := time.Now().Add(time.Hour), uuid.Max
 	if t := req.Msg.PageToken; t != "" {

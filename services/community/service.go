@@ -180,12 +180,9 @@ func (s *Service) ListMyServers(ctx context.Context, req *connect.Request[commun
 	if err != nil {
 		return nil, err
 	}
-	size := int(req.Msg.PageSize)
-	switch {
-	case size == 0:
-		size = 100
-	case size < 0 || size > 200:
-		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("page_size must be 1 to 200"))
+	size, err := pageSize(req.Msg.PageSize, 100, 200)
+	if err != nil {
+		return nil, err
 	}
 	after := time.Time{}
 	afterID := uuid.Nil
@@ -435,4 +432,16 @@ func serverProto(s serverRow) *communityv1.Server {
 func roleProto(r roleRow) *communityv1.Role {
 	return &communityv1.Role{Id: r.id.String(), ServerId: r.serverID.String(), Name: r.name, Position: int32(r.position),
 		Permissions: r.permissions, Color: r.color, Hoist: r.hoist, Mentionable: r.mentionable}
+}
+
+// pageSize is the page size a request asks for: 0 takes byDefault, and
+// anything outside 1 to most is invalid.
+func pageSize(requested int32, byDefault, most int) (int, error) {
+	switch {
+	case requested == 0:
+		return byDefault, nil
+	case requested < 0 || int(requested) > most:
+		return 0, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("page_size must be 1 to %d", most))
+	}
+	return int(requested), nil
 }

@@ -91,9 +91,9 @@ func (s *Service) EraseDeleted(ctx context.Context) (int64, error) {
 			return erased, nil
 		}
 		after = page[len(page)-1]
-		if _, err := s.db.Exec(ctx, `INSERT INTO deletion_cursor (deleted_at, conversation) VALUES ($1, $2)
-			ON CONFLICT (only_row) DO UPDATE SET deleted_at = excluded.deleted_at, conversation = excluded.conversation
-			WHERE deletion_cursor.deleted_at < excluded.deleted_at`, after.DeletedAt.AsTime(), after.Conversation); err != nil {
+		if _, err := s.db.Exec(ctx, `INSERT INTO deletion_cursor (deleted_at) VALUES ($1)
+			ON CONFLICT (only_row) DO UPDATE SET deleted_at = excluded.deleted_at
+			WHERE deletion_cursor.deleted_at < excluded.deleted_at`, after.DeletedAt.AsTime()); err != nil {
 			return erased, err
 		}
 		if len(page) < deletionPage {
@@ -118,10 +118,14 @@ func (s *Service) eraseConversation(ctx context.Context, c conversation) (int64,
 			break
 		}
 	}
-	return erased, pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		b.Queue(`DELETE FROM read_states WHERE conv_type = $1 AND conv_id = $2`, string(c.typ), c.id)
-		b.Queue(`DELETE FROM conversations WHERE conv_type = $1 AND conv_id = $2`, string(c.typ), c.id)
-		return tx.SendBatch(ctx, b).Close()
-	})
+	b := &pgx.Batch{}
+	queueForget(b, c)
+	return erased, s.db.SendBatch(ctx, b).Close()
+}
+
+// queueForget queues the deletion of a conversation's read states and
+// record (its messages gone, or going in the same batch).
+func queueForget(b *pgx.Batch, c conversation) {
+	b.Queue(`DELETE FROM read_states WHERE conv_type = $1 AND conv_id = $2`, string(c.typ), c.id)
+	b.Queue(`DELETE FROM conversations WHERE conv_type = $1 AND conv_id = $2`, string(c.typ), c.id)
 }

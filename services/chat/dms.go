@@ -677,8 +677,7 @@ func dmUpdated(actor string, removed []string) func(before, after *dmRow) []Even
 func deleteConversation(ctx context.Context, tx pgx.Tx, c conversation) error {
 	b := &pgx.Batch{}
 	b.Queue(`DELETE FROM messages WHERE conv_type = $1 AND conv_id = $2`, string(c.typ), c.id)
-	b.Queue(`DELETE FROM conversations WHERE conv_type = $1 AND conv_id = $2`, string(c.typ), c.id)
-	b.Queue(`DELETE FROM read_states WHERE conv_type = $1 AND conv_id = $2`, string(c.typ), c.id)
+	queueForget(b, c)
 	b.Queue(`DELETE FROM dm_channels WHERE id = $1`, c.id)
 	return tx.SendBatch(ctx, b).Close()
 }

@@ -41,9 +41,12 @@ const (
 func wasOnlineSQL(userExpr, atExpr string) string {
 	return fmt.Sprintf(`EXISTS (SELECT 1 FROM presence_spans p LEFT JOIN presence_instances i ON i.id = p.instance_id
 		WHERE p.user_id = %s AND p.online_from <= %s
-		AND %s <= coalesce(p.online_until, i.heartbeat_at + interval '%d seconds'))`,
-		userExpr, atExpr, atExpr, int(presenceGrace/time.Second))
+		AND %s <= coalesce(p.online_until, i.heartbeat_at + %s))`,
+		userExpr, atExpr, atExpr, presenceGraceSQL)
 }
+
+// presenceGraceSQL is presenceGrace as an SQL interval.
+var presenceGraceSQL = fmt.Sprintf("interval '%d seconds'", int(presenceGrace/time.Second))
 
 // presence records the spans of this instance's people, one writer in
 // order: a person's first stream here opens their span, their last one
@@ -220,14 +223,13 @@ func (p *presence) beat(ctx context.Context) error {
 // grace, as they were answered until now) and of instances gone, forgets
 // dead instances, and the spans ended long ago.
 func (p *presence) prune(ctx context.Context) error {
-	grace := fmt.Sprintf("interval '%d seconds'", int(presenceGrace/time.Second))
 	return pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
-		b.Queue(`UPDATE presence_spans p SET online_until = greatest(p.online_from, i.heartbeat_at + ` + grace + `)
-			FROM presence_instances i WHERE i.id = p.instance_id AND p.online_until IS NULL AND i.heartbeat_at < now() - ` + grace)
+		b.Queue(`UPDATE presence_spans p SET online_until = greatest(p.online_from, i.heartbeat_at + ` + presenceGraceSQL + `)
+			FROM presence_instances i WHERE i.id = p.instance_id AND p.online_until IS NULL AND i.heartbeat_at < now() - ` + presenceGraceSQL)
 		b.Queue(`UPDATE presence_spans p SET online_until = p.online_from
 			WHERE p.online_until IS NULL AND NOT EXISTS (SELECT 1 FROM presence_instances i WHERE i.id = p.instance_id)`)
-		b.Queue(`DELETE FROM presence_instances WHERE heartbeat_at < now() - ` + grace)
+		b.Queue(`DELETE FROM presence_instances WHERE heartbeat_at < now() - ` + presenceGraceSQL)
 		b.Queue(`DELETE FROM presence_spans WHERE online_until < $1`, time.Now().Add(-presenceKept))
 		return tx.SendBatch(ctx, b).Close()
 	})

@@ -86,6 +86,19 @@ func (i *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	}
 }
 
+// Authorize checks a request that opens procedure outside Connect, msg
+// being its request message (a WebSocket upgrade that opens the stream
+// of procedure): the principal from PrincipalHeader, then the requirement
+// procedure declares, exactly as for a Connect call of it, with the same
+// metrics and audit. It returns ctx with the principal.
+func (i *Interceptor) Authorize(ctx context.Context, procedure string, msg proto.Message, header http.Header) (context.Context, error) {
+	ctx, err := i.principalContext(ctx, header.Get(PrincipalHeader))
+	if err != nil {
+		return ctx, err
+	}
+	return ctx, i.authorize(ctx, procedure, msg, header)
+}
+
 // handlerRefused records a refusal a handler decided after the declared
 // check passed (the role hierarchy, "grant only what you hold", a
 // channel's permission inside a server's RPC): the declared permission and

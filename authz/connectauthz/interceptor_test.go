@@ -20,6 +20,7 @@ import (
 	"github.com/beepchat/beep/authz/inprocess"
 	authzv1 "github.com/beepchat/beep/gen/beep/authz/v1"
 	"github.com/beepchat/beep/gen/beep/authz/v1/authzv1connect"
+	chatv1 "github.com/beepchat/beep/gen/beep/chat/v1"
 	"github.com/beepchat/beep/gen/beep/chat/v1/chatv1connect"
 	"github.com/beepchat/beep/gen/beep/community/v1/communityv1connect"
 )
@@ -201,5 +202,48 @@ func TestInterceptor(t *testing.T) {
 	var connectErr *connect.Error
 	if !errors.As(call("root", true), &connectErr) {
 		t.Error("not a connect error")
+	}
+}
+
+// TestAuthorizeOutsideConnect: a request that opens a procedure outside
+// Connect (a WebSocket upgrade) is checked as a call of it: the signed
+// principal is verified and put in the context, then what the procedure
+// declares is required of them.
+func TestAuthorizeOutsideConnect(t *testing.T) {
+	srv, err := inprocess.Start(t.Context(), inprocess.Config{Schema: authz.SchemaText})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	key := []byte(strings.Repeat("k", connectauthz.MinKeyBytes))
+	signer, _ := connectauthz.NewSigner(key)
+	other, _ := connectauthz.NewSigner([]byte(strings.Repeat("o", connectauthz.MinKeyBytes)))
+	interceptor := connectauthz.New(srv.Client(), slog.New(slog.NewTextHandler(io.Discard, nil)), connectauthz.WithSigner(signer))
+	header := func(s *connectauthz.Signer, user string) http.Header {
+		h := http.Header{}
+		if s != nil {
+			h.Set(connectauthz.PrincipalHeader, s.Sign(authz.Principal{UserID: user}))
+		}
+		return h
+	}
+	for _, c := range []struct {
+		name, procedure string
+		header          http.Header
+		want            connect.Code // 0: allowed
+	}{
+		{"a signed-in user subscribes", chatv1connect.StreamServiceSubscribeProcedure, header(signer, "bob"), 0},
+		{"no one signed in", chatv1connect.StreamServiceSubscribeProcedure, header(nil, ""), connect.CodeUnauthenticated},
+		{"signed with another key", chatv1connect.StreamServiceSubscribeProcedure, header(other, "bob"), connect.CodeUnauthenticated},
+		{"a procedure that declares nothing", "/beep.undeclared.v1.Service/Do", header(signer, "bob"), connect.CodeInternal},
+		{"a permission bob lacks", authzv1connect.PolicyServiceGetSchemaProcedure, header(signer, "bob"), connect.CodePermissionDenied},
+	} {
+		ctx, err := interceptor.Authorize(t.Context(), c.procedure, &chatv1.SubscribeRequest{}, c.header)
+		if connect.CodeOf(err) != c.want && !(c.want == 0 && err == nil) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+			continue
+		}
+		if p, ok := authz.PrincipalFrom(ctx); c.want == 0 && (!ok || p.UserID != "bob") {
+			t.Errorf("%s: the context's principal is %v (%v), want bob", c.name, p, ok)
+		}
 	}
 }

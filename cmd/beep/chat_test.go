@@ -135,6 +135,9 @@ func TestLiveChatThroughTheGateway(t *testing.T) {
 	general, crew, zed := "channel:"+f.general, f.crew, f.zed
 
 	annLive, bobLive, carlLive := liveStream(t, base, ann), liveStream(t, base, bob), liveStream(t, base, carl)
+	// bob holds a second session over WebSocket, from a page of Beep's own
+	// origin: it must carry what his Connect stream carries.
+	bobSocket := openSocket(t, base, bob, base)
 	chat := chatv1connect.NewChatServiceClient(http.DefaultClient, base)
 	send := func(token, zed, conv, content string) {
 		t.Helper()
@@ -171,10 +174,17 @@ func TestLiveChatThroughTheGateway(t *testing.T) {
 	bobLive.expect(t, "yes?", "hello everyone") // and not "bob is gone"
 	annLive.expect(t, "bob is gone", "hello everyone")
 	carlLive.expect(t, "hello everyone") // nothing of #crew or the DM, ever
+	var overSocket []string
+	for range 5 {
+		overSocket = append(overSocket, bobSocket.nextMessage(t))
+	}
+	if want := "crew meeting at 5|on my way|psst|yes?|hello everyone"; strings.Join(overSocket, "|") != want {
+		t.Fatalf("bob's WebSocket received %q, want %q", overSocket, want)
+	}
 
 	// An operator sees the streams in /metrics.
 	_, metrics := get(t, base+"/metrics")
-	for _, want := range []string{"beep_stream_subscribers 3", "beep_stream_deliveries_total", "beep_stream_dispatch_lag_seconds_bucket"} {
+	for _, want := range []string{"beep_stream_subscribers 4", "beep_stream_deliveries_total", "beep_stream_dispatch_lag_seconds_bucket"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -116,10 +116,19 @@ func TestDistributedMode(t *testing.T) {
 		t.Fatalf("CreateServer: %d %v", code, made)
 	}
 	general := "channel:" + made["generalChannel"].(map[string]any)["id"].(string)
+	// ann's stream over WebSocket, upgraded through the gateway's proxy to
+	// the chat service alone; a page of another site may not open it.
+	socket := openSocket(t, "http://"+gw.HTTPAddr, ann, "")
+	if _, status := dialSocket(t, "http://"+gw.HTTPAddr, ann, "http://elsewhere.example"); status != http.StatusForbidden {
+		t.Fatalf("a WebSocket opened from another site: HTTP %d, want 403", status)
+	}
 	code, sent := jsonCall(t, http.MethodPost, "http://"+gw.HTTPAddr+"/beep.chat.v1.ChatService/SendMessage",
 		http.Header{"Authorization": {"Bearer " + ann}, "Beep-Zed-Token": {made["zedToken"].(string)}}, map[string]any{"conversation": general, "content": "split"})
 	if code != http.StatusOK || sent["message"].(map[string]any)["content"] != "split" {
 		t.Fatalf("a message through the split services: %d %v", code, sent)
+	}
+	if got := socket.nextMessage(t); got != "split" {
+		t.Fatalf("ann's WebSocket received %q, want her message", got)
 	}
 	if code, out := jsonCall(t, http.MethodPost, "http://"+gw.HTTPAddr+"/beep.chat.v1.ChatService/ListMessages",
 		http.Header{"Authorization": {"Bearer " + bob}, "Beep-Zed-Token": {made["zedToken"].(string)}}, map[string]any{"conversation": general}); code != http.StatusForbidden {

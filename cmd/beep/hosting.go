@@ -36,6 +36,12 @@ type internallyHosted interface {
 	InternalHandler(opts ...connect.HandlerOption) (string, http.Handler)
 }
 
+// socketHosted is a service that also serves a WebSocket route (the
+// stream's), authorized by the host's checks as its RPCs are.
+type socketHosted interface {
+	WebSocketHandler(checks *connectauthz.Interceptor) (string, http.Handler)
+}
+
 // serviceHost serves one service: its RPCs (the principal verified from the
 // gateway's signature, each RPC's permission checked), health, reflection,
 // readiness and metrics. also are more services served beside it, on the
@@ -56,6 +62,9 @@ func serviceHost(name string, svc hosted, checks *connectauthz.Interceptor, read
 	for _, a := range also {
 		mux.Handle(a.svc.Handler(opts...))
 		names = append(names, a.name)
+		if ws, ok := a.svc.(socketHosted); ok {
+			mux.Handle(ws.WebSocketHandler(checks))
+		}
 	}
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(names...)))
 	reflector := grpcreflect.NewStaticReflector(names...)

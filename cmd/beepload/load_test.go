@@ -26,9 +26,9 @@ func TestLoadAgainstBeep(t *testing.T) {
 		t.Fatalf("building beep: %v\n%s", err, out)
 	}
 	// Over HTTP/2 (3 streams a connection) with SpiceDB on PostgreSQL, and
-	// over HTTP/1.1 (one connection a stream) on the memory engine, on
-	// fresh databases each time.
-	for _, c := range []struct{ transport, engine string }{{"h2", "postgres"}, {"http1", "memory"}} {
+	// over HTTP/1.1 (one connection a stream) on the memory engine, and
+	// over WebSocket on PostgreSQL, on fresh databases each time.
+	for _, c := range []struct{ transport, engine string }{{"h2", "postgres"}, {"http1", "memory"}, {"ws", "postgres"}} {
 		t.Run(c.transport+"-"+c.engine, func(t *testing.T) { loadOnce(t, bin, c.transport, c.engine) })
 	}
 }

@@ -146,7 +146,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&cfg.Concurrency, "concurrency", 128, "sends in flight at most")
 	fs.DurationVar(&cfg.Warmup, "warmup", 5*time.Minute, "wait at most this long for a first message per server to reach every subscriber before measuring (0: no warm-up)")
 	fs.DurationVar(&cfg.Drain, "drain", 10*time.Second, "how long to wait for the last deliveries")
-	fs.StringVar(&cfg.StreamTransport, "stream-transport", "h2", "subscriptions' transport: h2 (HTTP/2, -streams-per-conn on each connection) or http1 (one HTTP/1.1 connection each)")
+	fs.StringVar(&cfg.StreamTransport, "stream-transport", "h2", "subscriptions' transport: h2 (HTTP/2, -streams-per-conn on each connection), http1 (one HTTP/1.1 connection each) or ws (WebSocket, binary events, one connection each)")
 	fs.IntVar(&cfg.StreamsPerConn, "streams-per-conn", 100, "with -stream-transport h2: subscriptions per HTTP/2 connection")
 	fs.DurationVar(&cfg.Timeout, "timeout", 15*time.Minute, "bound on the whole run")
 	fs.StringVar(&cfg.CPUProfile, "cpu-profile", "", "write Beep's CPU profile of the send phase here (needs -beep or -pprof-addr)")
@@ -197,8 +197,8 @@ func (cfg Config) check() error {
 		return errors.New("-rate (1 to 10 rates), -duration, -concurrency and -streams-per-conn must be positive")
 	case cfg.Users > 100000 || cfg.Subscribers+cfg.Outsiders > 50000 || cfg.Duration > 10*time.Minute:
 		return errors.New("bounded: at most 100,000 users, 50,000 subscribers, 10 minutes")
-	case cfg.StreamTransport != "h2" && cfg.StreamTransport != "http1":
-		return fmt.Errorf("-stream-transport %q: want h2 or http1", cfg.StreamTransport)
+	case cfg.StreamTransport != "h2" && cfg.StreamTransport != "http1" && cfg.StreamTransport != "ws":
+		return fmt.Errorf("-stream-transport %q: want h2, http1 or ws", cfg.StreamTransport)
 	case cfg.CPUProfile != "" && cfg.Beep.Binary == "" && cfg.PprofAddr == "":
 		return errors.New("-cpu-profile needs -beep or -pprof-addr")
 	}

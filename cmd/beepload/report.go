@@ -237,8 +237,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "beepload: %d users in %d servers, %d subscribers (+%d outsiders, fan-out %.0f), %d sender(s) per server\n",
 		c.Users, c.Servers, c.Subscribers, c.Outsiders, r.Subscribers.FanOut, c.SendersPerServer)
 	streams := "one HTTP/1.1 connection each"
-	if c.StreamTransport == "h2" {
+	switch c.StreamTransport {
+	case "h2":
 		streams = fmt.Sprintf("%d per HTTP/2 connection", c.StreamsPerConn)
+	case "ws":
+		streams = "WebSocket, one connection each"
 	}
 	fmt.Fprintf(&b, "  target %.0f msg/s for %.0fs, %d in flight at most; streams %s; SpiceDB engine %s; %d CPUs, %s\n",
 		c.Rate, c.DurationSeconds, c.Concurrency, streams, c.SpiceDBEngine, r.Machine.CPUs, r.Machine.GoVersion)

@@ -53,22 +53,27 @@ type subscribers struct {
 // subscribe opens a stream for each of users, width at a time, and
 // returns once all are ready (or failed). Over transport "h2", each
 // HTTP/2 connection carries perConn of them; over "http1", each has its
-// own HTTP/1.1 connection.
+// own HTTP/1.1 connection; over "ws", each is a WebSocket (binary
+// events), also on its own connection.
 func subscribe(ctx context.Context, base string, p *population, users []int, transport string, perConn, width int) *subscribers {
 	streamCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	ss := &subscribers{cancel: cancel}
 	ss.lag.Store(&histogram{})
-	var clients []chatv1connect.StreamServiceClient
-	if transport == "http1" {
+	var openers []opener
+	switch transport {
+	case "ws":
+		openers = []opener{socketOpener(base)}
+		perConn = len(users) + 1
+	case "http1":
 		// A response streaming holds its connection: every stream dials
 		// its own.
 		h := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{}).DialContext}}
-		clients = []chatv1connect.StreamServiceClient{chatv1connect.NewStreamServiceClient(h, base)}
+		openers = []opener{connectOpener(chatv1connect.NewStreamServiceClient(h, base))}
 		perConn = len(users) + 1
-	} else {
+	default:
 		conns := newBeepClient(base, "", (len(users)+perConn-1)/perConn)
 		for _, h := range conns.pool {
-			clients = append(clients, chatv1connect.NewStreamServiceClient(h, base))
+			openers = append(openers, connectOpener(chatv1connect.NewStreamServiceClient(h, base)))
 		}
 	}
 	sem := make(chan struct{}, width)
@@ -84,19 +89,38 @@ func subscribe(ctx context.Context, base string, p *population, users []int, tra
 		}
 		readyWG.Add(1)
 		ss.wg.Go(func() {
-			ss.follow(streamCtx, clients[k/perConn], p, sub, func() { <-sem; readyWG.Done() })
+			ss.follow(streamCtx, openers[k/perConn], p, sub, func() { <-sem; readyWG.Done() })
 		})
 	}
 	readyWG.Wait()
 	return ss
 }
 
+// eventStream is one subscription being read, whatever its transport.
+type eventStream interface {
+	// Receive reads the next event (Msg); false at the end (Err says why).
+	Receive() bool
+	Msg() *chatv1.StreamEvent
+	Err() error
+	Close() error
+}
+
+// opener opens token's subscription.
+type opener func(ctx context.Context, token string) (eventStream, error)
+
+// connectOpener subscribes with Connect (StreamService.Subscribe).
+func connectOpener(client chatv1connect.StreamServiceClient) opener {
+	return func(ctx context.Context, token string) (eventStream, error) {
+		return client.Subscribe(ctx, request(token, "", &chatv1.SubscribeRequest{}))
+	}
+}
+
 // follow reads sub's stream until the run stops it; ready is called once,
 // when it is live or has failed.
-func (ss *subscribers) follow(ctx context.Context, client chatv1connect.StreamServiceClient, p *population, sub *subscriber, ready func()) {
+func (ss *subscribers) follow(ctx context.Context, open opener, p *population, sub *subscriber, ready func()) {
 	once := sync.OnceFunc(ready)
 	defer once()
-	stream, err := client.Subscribe(ctx, request(p.tokens[sub.user], "", &chatv1.SubscribeRequest{}))
+	stream, err := open(ctx, p.tokens[sub.user])
 	if err != nil {
 		sub.err = err
 		return
@@ -109,38 +133,7 @@ func (ss *subscribers) follow(ctx context.Context, client chatv1connect.StreamSe
 			once()
 			continue
 		}
-		m := ev.GetMessageCreated().GetMessage()
-		if m == nil {
-			continue
-		}
-		sent, phase, ok := parseContent(m.GetContent())
-		if !ok {
-			continue
-		}
-		if phase != ss.phase.Load() {
-			ss.late.Add(1)
-			continue
-		}
-		if sub.seenPhase != phase || sub.seen == nil {
-			sub.seen, sub.seenPhase = map[string]string{}, phase
-		}
-		if first, again := sub.seen[m.GetId()]; again {
-			if sub.duplicates.Add(1) == 1 {
-				which := fmt.Sprintf("message %s as events %s and %s", m.GetId(), first, ev.GetId())
-				sub.firstDuplicate.Store(&which)
-			}
-			continue
-		}
-		sub.seen[m.GetId()] = ev.GetId()
-		ss.lag.Load().record(time.Since(sent))
-		// Counted as its subscriber's before the total, which the warm-up
-		// waits on: next must not reset own before this one is in it.
-		if j, known := p.channelServer[m.GetConversation()]; known && j == sub.server {
-			sub.own.Add(1)
-		} else {
-			sub.foreign.Add(1)
-		}
-		ss.received.Add(1)
+		ss.count(p, sub, ev)
 	}
 	if err := stream.Err(); err != nil && ctx.Err() == nil {
 		sub.err = err
@@ -150,6 +143,42 @@ func (ss *subscribers) follow(ctx context.Context, client chatv1connect.StreamSe
 	if connect.CodeOf(sub.err) == connect.CodeCanceled && ctx.Err() != nil {
 		sub.err = nil
 	}
+}
+
+// count counts one event sub received.
+func (ss *subscribers) count(p *population, sub *subscriber, ev *chatv1.StreamEvent) {
+	m := ev.GetMessageCreated().GetMessage()
+	if m == nil {
+		return
+	}
+	sent, phase, ok := parseContent(m.GetContent())
+	if !ok {
+		return
+	}
+	if phase != ss.phase.Load() {
+		ss.late.Add(1)
+		return
+	}
+	if sub.seenPhase != phase || sub.seen == nil {
+		sub.seen, sub.seenPhase = map[string]string{}, phase
+	}
+	if first, again := sub.seen[m.GetId()]; again {
+		if sub.duplicates.Add(1) == 1 {
+			which := fmt.Sprintf("message %s as events %s and %s", m.GetId(), first, ev.GetId())
+			sub.firstDuplicate.Store(&which)
+		}
+		return
+	}
+	sub.seen[m.GetId()] = ev.GetId()
+	ss.lag.Load().record(time.Since(sent))
+	// Counted as its subscriber's before the total, which the warm-up
+	// waits on: next must not reset own before this one is in it.
+	if j, known := p.channelServer[m.GetConversation()]; known && j == sub.server {
+		sub.own.Add(1)
+	} else {
+		sub.foreign.Add(1)
+	}
+	ss.received.Add(1)
 }
 
 // next begins counting phase afresh.

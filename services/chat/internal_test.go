@@ -2,13 +2,21 @@ package chat
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
 	"testing"
 
+	"connectrpc.com/connect"
+	"github.com/coder/websocket"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/beepchat/beep/authz"
 	chatv1 "github.com/beepchat/beep/gen/beep/chat/v1"
@@ -54,6 +62,8 @@ func TestParseMentions(t *testing.T) {
 		{"@everyones and @hereafter", "users[] roles[] everyone=false here=false"},
 		{"`@everyone <@bob>` and ```go\n@here <@carl>\n```", "users[] roles[] everyone=false here=false"},
 		{"< @bob> <@> <@a b>", "users[] roles[] everyone=false here=false"},
+		{"plain words, `code`, no at sign", "users[] roles[] everyone=false here=false"},
+		{"`x` <@bob> `@here` @everyone", "users[bob] roles[] everyone=true here=false"},
 	} {
 		m := parseMentions(tt.text)
 		if got := fmt.Sprintf("users%v roles%v everyone=%v here=%v", m.users, m.roles, m.everyone, m.here); got != tt.want {
@@ -126,7 +136,7 @@ func TestStreamHandsEachLoggedEventOutOnce(t *testing.T) {
 	}
 	var got []string
 	for _, ev := range sub.queue.take(nil) {
-		got = append(got, ev.Id)
+		got = append(got, ev.event.Id)
 	}
 	if fmt.Sprint(got) != "[100000.8872 100001.8873]" {
 		t.Fatalf("delivered %v, want each event once, in order", got)
@@ -140,11 +150,11 @@ func TestStreamHandsEachLoggedEventOutOnce(t *testing.T) {
 // taken count until sent), and the queue signals when there are some.
 func TestEventQueue(t *testing.T) {
 	q := newEventQueue(3)
-	ev := func(id string) *chatv1.StreamEvent { return &chatv1.StreamEvent{Id: id} }
-	ids := func(evs []*chatv1.StreamEvent) string {
+	ev := func(id string) *outgoing { return newOutgoing(&chatv1.StreamEvent{Id: id}) }
+	ids := func(evs []*outgoing) string {
 		var out []string
 		for _, e := range evs {
-			out = append(out, e.Id)
+			out = append(out, e.event.Id)
 		}
 		return fmt.Sprint(out)
 	}
@@ -176,5 +186,96 @@ func TestEventQueue(t *testing.T) {
 	q.sent()
 	if got := ids(q.take(batch)); got != "[6]" {
 		t.Fatalf("took %s, want [6]", got)
+	}
+}
+
+// TestBinaryCodec: which requests' codec is protobuf's binary encoding.
+func TestBinaryCodec(t *testing.T) {
+	for _, c := range []struct {
+		contentType string
+		binary      bool
+	}{
+		{"application/connect+proto", true},
+		{"application/connect+json", false},
+		{"application/connect+json; charset=utf-8", false},
+		{"Application/Connect+Proto", true},
+		{"application/grpc", true},
+		{"application/grpc+proto", true},
+		{"application/grpc+json", false},
+		{"application/grpc-web", true},
+		{"application/grpc-web+proto", true},
+		{"application/grpc-web+json", false},
+		{"application/grpc-web-text", false},
+		{"application/proto", false},
+		{"application/json", false},
+		{"", false},
+	} {
+		h := http.Header{}
+		h.Set("Content-Type", c.contentType)
+		if got := binaryCodec(h); got != c.binary {
+			t.Errorf("binaryCodec(%q) = %v, want %v", c.contentType, got, c.binary)
+		}
+	}
+}
+
+// TestOutgoingEncodedOnce: every binary session of an event sends the
+// same encoding, made once, and it decodes to the event.
+func TestOutgoingEncodedOnce(t *testing.T) {
+	ev := &chatv1.StreamEvent{Id: "7.1", Event: &chatv1.StreamEvent_MessageCreated{MessageCreated: &chatv1.MessageCreated{
+		Message: &chatv1.Message{Id: "m", Content: "hi", AuthorId: "bob"}, Nonce: "n"}}}
+	o := newOutgoing(ev)
+	var wires [8]*chatv1.StreamEvent
+	var wg sync.WaitGroup
+	for i := range wires {
+		wg.Go(func() { wires[i] = o.forSession(true) })
+	}
+	wg.Wait()
+	want, err := proto.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range wires {
+		if w != wires[0] {
+			t.Fatal("the event was encoded more than once")
+		}
+		got, err := proto.Marshal(w)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("sent %x (%v), want %x", got, err, want)
+		}
+	}
+	back := &chatv1.StreamEvent{}
+	if err := proto.Unmarshal(want, back); err != nil || !proto.Equal(back, ev) {
+		t.Fatalf("decoded %v (%v), want %v", back, err, ev)
+	}
+	if o.forSession(false) != ev {
+		t.Fatal("a JSON session does not get the event itself")
+	}
+}
+
+// TestSocketCloseStatus: a WebSocket session closes with 4000 plus the
+// Connect code of what ended it, its message cut to a close frame's 123
+// bytes on a rune boundary; normally when the client went or all is well.
+func TestSocketCloseStatus(t *testing.T) {
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	long := strings.Repeat("é", 100) // 200 bytes
+	for _, c := range []struct {
+		name   string
+		ctx    context.Context
+		err    error
+		status websocket.StatusCode
+		reason string
+	}{
+		{"no error", context.Background(), nil, websocket.StatusNormalClosure, ""},
+		{"the client went", gone, errBehind, websocket.StatusNormalClosure, ""},
+		{"fell behind", context.Background(), errBehind, 4008, "the stream fell behind: reconnect with resume_after"},
+		{"stopping", context.Background(), connect.NewError(connect.CodeUnavailable, errors.New("bye")), 4014, "bye"},
+		{"a plain error", context.Background(), errors.New("boom"), 4002, "boom"},
+		{"a long message", context.Background(), connect.NewError(connect.CodeInternal, errors.New(long)), 4013, strings.Repeat("é", 61)},
+	} {
+		status, reason := closeStatus(c.ctx, c.err)
+		if status != c.status || reason != c.reason {
+			t.Errorf("%s: closed %d %q, want %d %q", c.name, status, reason, c.status, c.reason)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -35,9 +36,17 @@ var (
 
 // parseMentions reads the mentions of a message's text.
 func parseMentions(content string) mentions {
-	text := codeBlock.ReplaceAllString(content, " ")
-	text = inlineCode.ReplaceAllString(text, " ")
 	var m mentions
+	// Every mention has an @; most messages have none, and the regular
+	// expressions cost a message about 13 µs of CPU.
+	if !strings.Contains(content, "@") {
+		return m
+	}
+	text := content
+	if strings.Contains(text, "`") {
+		text = codeBlock.ReplaceAllString(text, " ")
+		text = inlineCode.ReplaceAllString(text, " ")
+	}
 	for _, sub := range userMention.FindAllStringSubmatch(text, -1) {
 		if len(m.users) < maxMentions && !slices.Contains(m.users, sub[1]) {
 			m.users = append(m.users, sub[1])

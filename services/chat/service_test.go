@@ -109,7 +109,8 @@ func start(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checks := connect.WithInterceptors(connectauthz.New(spice.Client(), log, connectauthz.WithSigner(signer)))
+	interceptor := connectauthz.New(spice.Client(), log, connectauthz.WithSigner(signer))
+	checks := connect.WithInterceptors(interceptor)
 
 	comm, err := community.New(ctx, pool("beep_chat_test_community"), spice.Client(), log)
 	if err != nil {
@@ -141,6 +142,7 @@ func start(t *testing.T) *harness {
 		mux := http.NewServeMux()
 		mux.Handle(svc.Handler(checks))
 		mux.Handle(svc.Stream().Handler(checks))
+		mux.Handle(svc.Stream().WebSocketHandler(interceptor))
 		mux.Handle(svc.Erasure().Handler(checks))
 		mux.Handle(svc.Feed().Handler(checks))
 		srv := httptest.NewServer(testAuthentication(mux))

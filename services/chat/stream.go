@@ -363,7 +363,8 @@ func (s *Stream) deliver(e logged, users []string) {
 }
 
 func (s *Stream) deliverLocked(e logged, users []string) {
-	var stripped *chatv1.StreamEvent
+	full := newOutgoing(e.event)
+	var stripped *outgoing
 	if e.pos != (position{}) {
 		// The log is handed out in order, each event once: one that is
 		// not past the last cannot be new to anyone here. Never expected;
@@ -376,11 +377,12 @@ func (s *Stream) deliverLocked(e logged, users []string) {
 		s.dispatched = e.pos
 	}
 	for _, u := range users {
-		ev := e.event
-		if mc := ev.GetMessageCreated(); mc != nil && mc.Nonce != "" && mc.GetMessage().GetAuthorId() != u {
+		ev := full
+		if mc := e.event.GetMessageCreated(); mc != nil && mc.Nonce != "" && mc.GetMessage().GetAuthorId() != u {
 			if stripped == nil {
-				stripped = proto.CloneOf(ev)
-				stripped.GetMessageCreated().Nonce = ""
+				clone := proto.CloneOf(e.event)
+				clone.GetMessageCreated().Nonce = ""
+				stripped = newOutgoing(clone)
 			}
 			ev = stripped
 		}
@@ -399,6 +401,20 @@ func (s *Stream) deliverLocked(e logged, users []string) {
 
 // Subscribe streams the caller's events until they go away.
 func (s *Stream) Subscribe(ctx context.Context, req *connect.Request[chatv1.SubscribeRequest], out *connect.ServerStream[chatv1.StreamEvent]) error {
+	return s.session(ctx, req.Msg, out, binaryCodec(req.Header()))
+}
+
+// eventSink is where a session's events go: a Connect stream, or a
+// WebSocket (streamsocket.go).
+type eventSink interface {
+	Send(*chatv1.StreamEvent) error
+}
+
+// session streams the caller's events to out until they go away, or the
+// session ends (an error then says why); binary says whether out encodes
+// in protobuf's binary format, which takes the events' encoding made once
+// for every such session.
+func (s *Stream) session(ctx context.Context, req *chatv1.SubscribeRequest, out eventSink, binary bool) error {
 	p, err := caller(ctx)
 	if err != nil {
 		return err
@@ -407,9 +423,9 @@ func (s *Stream) Subscribe(ctx context.Context, req *connect.Request[chatv1.Subs
 		return connect.NewError(connect.CodePermissionDenied, errors.New("only people have a stream"))
 	}
 	var resumeAfter position
-	resuming := req.Msg.ResumeAfter != ""
+	resuming := req.ResumeAfter != ""
 	if resuming {
-		if resumeAfter, err = parsePosition(req.Msg.ResumeAfter); err != nil {
+		if resumeAfter, err = parsePosition(req.ResumeAfter); err != nil {
 			return invalid("resume_after: %v", err)
 		}
 	}
@@ -467,7 +483,7 @@ func (s *Stream) Subscribe(ctx context.Context, req *connect.Request[chatv1.Subs
 	if err := out.Send(ready); err != nil {
 		return err
 	}
-	var batch []*chatv1.StreamEvent
+	var batch []*outgoing
 	for {
 		select {
 		case <-ctx.Done():
@@ -479,7 +495,7 @@ func (s *Stream) Subscribe(ctx context.Context, req *connect.Request[chatv1.Subs
 			// for the next round.
 			batch = sub.queue.take(batch)
 			for _, ev := range batch {
-				if err := out.Send(ev); err != nil {
+				if err := out.Send(ev.forSession(binary)); err != nil {
 					return err
 				}
 				sub.queue.sent()
@@ -595,7 +611,7 @@ func (s *Stream) leaveLocked(user, server string) {
 
 // replay sends user the events after from, through through, that they may
 // read as history.
-func (s *Stream) replay(ctx context.Context, user string, from, through position, out *connect.ServerStream[chatv1.StreamEvent]) error {
+func (s *Stream) replay(ctx context.Context, user string, from, through position, out eventSink) error {
 	for {
 		batch, err := readBetween(ctx, s.db, from, through, 500)
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"time"
 
-	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -140,7 +139,7 @@ var errUncovered = errors.New("the structural changes since the resume point are
 // they missed, or a Resync when snap cannot tell (see the top of the
 // file). servers are those user sees now.
 func (s *Stream) replayStructure(ctx context.Context, user string, after position, servers []string, snap historySnapshot,
-	out *connect.ServerStream[chatv1.StreamEvent]) error {
+	out eventSink) error {
 	events, err := s.missedStructure(ctx, user, after, servers, snap)
 	if errors.Is(err, errUncovered) {
 		return out.Send(&chatv1.StreamEvent{At: timestamppb.Now(), Event: &chatv1.StreamEvent_Resync{Resync: &chatv1.Resync{}}})

@@ -1,10 +1,6 @@
 package chat
 
-import (
-	"sync"
-
-	chatv1 "github.com/beepchat/beep/gen/beep/chat/v1"
-)
+import "sync"
 
 // eventQueue is a subscription's events waiting to be sent: at most limit
 // of them. It holds only what is waiting, unlike a channel of that
@@ -12,7 +8,7 @@ import (
 // every stream, most of them idle, and have the collector scan them all.
 type eventQueue struct {
 	mu     sync.Mutex
-	events []*chatv1.StreamEvent
+	events []*outgoing
 	limit  int
 	// sending are the events of the last take not yet sent: they count
 	// against limit until sent.
@@ -26,7 +22,7 @@ func newEventQueue(limit int) *eventQueue {
 }
 
 // push queues ev; false when limit events already wait.
-func (q *eventQueue) push(ev *chatv1.StreamEvent) bool {
+func (q *eventQueue) push(ev *outgoing) bool {
 	q.mu.Lock()
 	if len(q.events)+q.sending >= q.limit {
 		q.mu.Unlock()
@@ -44,7 +40,7 @@ func (q *eventQueue) push(ev *chatv1.StreamEvent) bool {
 // take returns the waiting events, in order, and empties the queue; into
 // is reused for the next take (pass back what take returned). They still
 // count against the limit until sent says so.
-func (q *eventQueue) take(into []*chatv1.StreamEvent) []*chatv1.StreamEvent {
+func (q *eventQueue) take(into []*outgoing) []*outgoing {
 	clear(into)
 	q.mu.Lock()
 	out := q.events

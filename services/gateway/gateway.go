@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -159,6 +160,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 
 	if g.cors(rec, r) {
+		return
+	}
+	if !g.socketOriginAllowed(r) {
+		writeError(rec, r, connect.NewError(connect.CodePermissionDenied, errors.New("a WebSocket may not be opened here from this origin")))
+		g.logRequest(ctx, r, rec.status, "", began)
 		return
 	}
 	principal, err := g.authenticate(r)
@@ -314,6 +320,23 @@ func (g *Gateway) cors(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	return false
+}
+
+// socketOriginAllowed says whether r, if it opens a WebSocket, comes from
+// a page that may open it: a browser sends its session cookie with a
+// WebSocket opened from any site, and CORS does not apply to them, so the
+// gateway checks the Origin itself. Allowed: no Origin (not a browser),
+// the gateway's own host, or an allowed origin.
+func (g *Gateway) socketOriginAllowed(r *http.Request) bool {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		return true
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" || g.originAllowed(origin) {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
 }
 
 func (g *Gateway) originAllowed(origin string) bool {

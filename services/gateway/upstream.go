@@ -24,7 +24,7 @@ func Upstream(name, path string, base *url.URL, client *http.Client) Service {
 			// already rate-limited it.
 			r.SetXForwarded()
 		},
-		Transport:     client.Transport,
+		Transport:     upgrading{RoundTripper: client.Transport, http1: &http.Transport{}},
 		FlushInterval: -1, // stream every write: server streams must not wait
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeError(w, r, unavailable(name, err))
@@ -51,4 +51,19 @@ func Local(name, path string, h http.Handler) Service {
 // unavailable is the error a client sees when a service cannot be reached.
 func unavailable(name string, err error) *connect.Error {
 	return connect.NewError(connect.CodeUnavailable, fmt.Errorf("%s is unavailable: %w", name, err))
+}
+
+// upgrading sends a request that asks to switch protocols (a WebSocket's
+// opening handshake) over HTTP/1.1, the only version with Upgrade, and
+// every other over the service's client.
+type upgrading struct {
+	http.RoundTripper
+	http1 *http.Transport
+}
+
+func (t upgrading) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("Upgrade") != "" {
+		return t.http1.RoundTrip(r)
+	}
+	return t.RoundTripper.RoundTrip(r)
 }

@@ -148,38 +148,65 @@ func (w *waker) notify() {
 // (10 before 9), not the log's order (TestLogIsReadInNumericOrder).
 const eventColumns = `xid::text AS xid_text, id, conversation, audience, zed_token, payload, created_at`
 
-// readCommitted (and heldBack) take a querier: the stream's follower reads
+// readCommitted takes a querier: the stream's follower reads
 // on its own connection, the one it listens on, never waiting behind the
 // service's requests for a pooled one.
 //
 // readCommitted reads up to limit events after from, in log order, that no
 // running transaction can precede: those below the oldest transaction still
 // in progress. A reader that goes on from the last of them never skips an
-// event that commits later.
-func readCommitted(ctx context.Context, db querier, from position, limit int) ([]logged, error) {
-	return scanEvents(db.Query(ctx, readCommittedSQL, from.xidText(), from.id, limit))
+// event that commits later. held says whether, with fewer than limit read,
+// committed events follow that are not readable yet (a transaction older
+// than them still runs): the reader should look again shortly rather than
+// wait for the next wake-up.
+//
+// One query, hence one snapshot, tells both; asked apart, after each read,
+// "is anything held back" was a second round trip for every batch, and its
+// own snapshot could see an event become readable that the read had not
+// returned, with no wake-up to come for it. Both parts find their rows
+// through the primary key's index (TestFollowerQueriesReadTheIndex).
+func readCommitted(ctx context.Context, db querier, from position, limit int) (batch []logged, held bool, err error) {
+	rows, err := db.Query(ctx, readCommittedSQL, from.xidText(), from.id, limit)
+	if err != nil {
+		return nil, false, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			l        logged
+			readable bool
+		)
+		if err := scanEvent(rows, &l, &readable); err != nil {
+			return nil, false, err
+		}
+		if !readable {
+			held = true
+			continue
+		}
+		batch = append(batch, l)
+	}
+	return batch, held, rows.Err()
 }
 
-const readCommittedSQL = `SELECT ` + eventColumns + ` FROM stream_events
+// readCommittedSQL: the readable events, then, when they are fewer than
+// the limit, one row (readable false, no payload) if the first event after
+// from that is not readable exists. Asked as "is there any such row", the
+// second part once chose to scan the whole table for one (a sequential
+// scan finds a match soonest if matches are spread out; these are all at
+// its end): the whole log read about 20 times a second under load. It
+// asks for the first of them in the log's order instead.
+const readCommittedSQL = `WITH readable AS MATERIALIZED (
+	SELECT ` + eventColumns + `, xid AS log_xid FROM stream_events
 	WHERE (xid, id) > ($1::text::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())
-	ORDER BY xid, id LIMIT $3`
-
-// heldBack is whether there are committed events after from, which
-// readCommitted just passed over: not yet readable (a transaction older
-// than them still runs), or readable since. It asks for the first of
-// them in the log's order, which PostgreSQL finds at the end of the
-// primary key's index. Asked as "is there any such row", it chose to scan
-// the whole table for one (a sequential scan finds a match soonest, if
-// matches were spread evenly, but these are all at its end): the whole
-// event log read about 20 times a second under load.
-func heldBack(ctx context.Context, db querier, from position) (bool, error) {
-	var held bool
-	err := db.QueryRow(ctx, heldBackSQL, from.xidText(), from.id).Scan(&held)
-	return held, err
-}
-
-const heldBackSQL = `SELECT EXISTS (SELECT 1 FROM (SELECT xid FROM stream_events
-	WHERE (xid, id) > ($1::text::xid8, $2) ORDER BY xid, id LIMIT 1) AS next)`
+	ORDER BY xid, id LIMIT $3)
+SELECT xid_text, id, conversation, audience, zed_token, payload, created_at, readable FROM (
+	SELECT *, true AS readable FROM readable
+	UNION ALL
+	SELECT '0', 0, '', NULL, '', NULL, now(), NULL, false
+	WHERE (SELECT count(*) FROM readable) < $3 AND EXISTS (SELECT 1 FROM (SELECT 1 FROM stream_events
+		WHERE (xid, id) > ($1::text::xid8, $2) AND xid >= pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY xid, id LIMIT 1) AS next)) AS log
+ORDER BY readable DESC, log_xid, id`
 
 // readBetween reads the events after from up to and including through.
 func readBetween(ctx context.Context, db *pgxpool.Pool, from, through position, limit int) ([]logged, error) {
@@ -195,29 +222,43 @@ func scanEvents(rows pgx.Rows, err error) ([]logged, error) {
 	defer rows.Close()
 	var out []logged
 	for rows.Next() {
-		var (
-			l       logged
-			xid     string
-			token   string
-			payload []byte
-			at      time.Time
-		)
-		if err := rows.Scan(&xid, &l.pos.id, &l.conversation, &l.audience, &token, &payload, &at); err != nil {
+		var l logged
+		if err := scanEvent(rows, &l); err != nil {
 			return nil, err
 		}
-		if l.pos.xid, err = strconv.ParseUint(xid, 10, 64); err != nil {
-			return nil, fmt.Errorf("stream_events: xid %q: %w", xid, err)
-		}
-		l.token = authz.ZedToken(token)
-		l.event = &chatv1.StreamEvent{}
-		if err := proto.Unmarshal(payload, l.event); err != nil {
-			return nil, fmt.Errorf("stream_events %s: %w", l.pos, err)
-		}
-		l.event.Id = l.pos.String()
-		l.event.At = timestamppb.New(at)
 		out = append(out, l)
 	}
 	return out, rows.Err()
+}
+
+// scanEvent reads one row of eventColumns, and of more columns after
+// them into more; an event whose payload is NULL (not read) is left
+// without its event.
+func scanEvent(rows pgx.Rows, l *logged, more ...any) error {
+	var (
+		xid     string
+		token   string
+		payload []byte
+		at      time.Time
+	)
+	if err := rows.Scan(append([]any{&xid, &l.pos.id, &l.conversation, &l.audience, &token, &payload, &at}, more...)...); err != nil {
+		return err
+	}
+	var err error
+	if l.pos.xid, err = strconv.ParseUint(xid, 10, 64); err != nil {
+		return fmt.Errorf("stream_events: xid %q: %w", xid, err)
+	}
+	l.token = authz.ZedToken(token)
+	if payload == nil {
+		return nil
+	}
+	l.event = &chatv1.StreamEvent{}
+	if err := proto.Unmarshal(payload, l.event); err != nil {
+		return fmt.Errorf("stream_events %s: %w", l.pos, err)
+	}
+	l.event.Id = l.pos.String()
+	l.event.At = timestamppb.New(at)
+	return nil
 }
 
 // logHead is where a reader starting now begins: after every event that

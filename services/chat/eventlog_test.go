@@ -521,3 +521,56 @@ func TestLogIsReadInNumericOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowerSeesWhatIsHeldBack: an event committed while an older
+// transaction still runs is not read (the older one may yet log an event
+// before it), and the read says it is held back, so that the follower
+// looks again shortly; once the older transaction ends it is read. A
+// read that fills its limit says nothing is held back: it goes on at once.
+func TestFollowerSeesWhatIsHeldBack(t *testing.T) {
+	h := start(t)
+	ctx := t.Context()
+	h.exec(t, `DELETE FROM stream_events`)
+	older, err := h.db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer older.Rollback(context.WithoutCancel(ctx))
+	if _, err := older.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
+		t.Fatal(err)
+	}
+	h.exec(t, `INSERT INTO stream_events (conversation, payload) VALUES ('channel:c', '\x0a00'::bytea)`)
+	read, held, err := chat.ReadCommitted(ctx, h.db, 500)
+	if err != nil || len(read) != 0 || !held {
+		t.Fatalf("behind a running transaction: read %v, held %v (%v); want nothing read, held", read, held, err)
+	}
+	if err := older.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Another transaction of the cluster may still hold it back a moment.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		read, held, err = chat.ReadCommitted(ctx, h.db, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(read) == 1 && !held {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the older transaction: read %v, held %v; want the event, nothing held", read, held)
+		}
+	}
+	h.exec(t, `INSERT INTO stream_events (conversation, payload) SELECT 'channel:c', '\x0a00'::bytea FROM generate_series(1, 3)`)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		read, held, err = chat.ReadCommitted(ctx, h.db, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(read) == 2 && !held {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a full batch: read %v, held %v; want 2 read, nothing held", read, held)
+		}
+	}
+}

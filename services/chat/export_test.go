@@ -55,7 +55,6 @@ var FollowerQueries = map[string]struct {
 	Args []any
 }{
 	"readCommitted": {readCommittedSQL, []any{"1", 1, 500}},
-	"heldBack":      {heldBackSQL, []any{"1", 1}},
 }
 
 // ReadLog reads the log as the stream's follower (readCommitted) and as a
@@ -63,7 +62,10 @@ var FollowerQueries = map[string]struct {
 // the start, limit at a time, and returns the positions read, in order.
 func ReadLog(ctx context.Context, db *pgxpool.Pool, limit int) (committed, between []string, err error) {
 	through := position{xid: 1<<63 - 1, id: 1<<63 - 1}
-	if committed, err = readAll(func(from position) ([]logged, error) { return readCommitted(ctx, db, from, limit) }); err != nil {
+	if committed, err = readAll(func(from position) ([]logged, error) {
+		batch, _, err := readCommitted(ctx, db, from, limit)
+		return batch, err
+	}); err != nil {
 		return nil, nil, err
 	}
 	between, err = readAll(func(from position) ([]logged, error) { return readBetween(ctx, db, from, through, limit) })
@@ -95,3 +97,14 @@ func (s *Stream) BeatPresence(ctx context.Context) error { return s.presence.bea
 
 // PrunePresence prunes presence now, as any instance does every minute.
 func (s *Stream) PrunePresence(ctx context.Context) error { return s.presence.prune(ctx) }
+
+// ReadCommitted reads the log from its start as the stream's follower
+// does: the positions read, and whether committed events are held back.
+func ReadCommitted(ctx context.Context, db *pgxpool.Pool, limit int) ([]string, bool, error) {
+	batch, held, err := readCommitted(ctx, db, position{}, limit)
+	var out []string
+	for _, l := range batch {
+		out = append(out, l.pos.String())
+	}
+	return out, held, err
+}

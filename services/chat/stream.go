@@ -204,12 +204,11 @@ func (s *Stream) followOnce(ctx context.Context, from position) error {
 		}
 	}
 	pos := from
-	pending := false // there may be events not read yet
 	idle := 0
 	for {
 		// On the listening connection: notifications that arrive meanwhile
 		// wait in it for WaitForNotification.
-		batch, err := readCommitted(ctx, conn, pos, 500)
+		batch, held, err := readCommitted(ctx, conn, pos, 500)
 		if err != nil {
 			return err
 		}
@@ -220,22 +219,15 @@ func (s *Stream) followOnce(ctx context.Context, from position) error {
 			if len(batch) == 500 {
 				continue
 			}
-			pending = true // more may be held back
 		}
 		// Events committed but not readable yet (a transaction older than
 		// them, any of the cluster's, still runs): look again shortly
 		// rather than at the next wake-up.
 		wait := time.Second
-		if pending {
-			held, err := heldBack(ctx, conn, pos)
-			if err != nil {
-				return err
-			}
-			if pending = held; held {
-				wait = 5 * time.Millisecond
-				if idle++; idle > 40 {
-					wait = 20 * time.Millisecond
-				}
+		if held {
+			wait = 5 * time.Millisecond
+			if idle++; idle > 40 {
+				wait = 20 * time.Millisecond
 			}
 		}
 		waitCtx, cancel := context.WithTimeout(ctx, wait)
@@ -252,7 +244,6 @@ func (s *Stream) followOnce(ctx context.Context, from position) error {
 		case n.Channel == typingChannel:
 			s.typed(ctx, n.Payload)
 		default:
-			pending = true
 			idle = 0
 		}
 	}

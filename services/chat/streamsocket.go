@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -77,13 +78,15 @@ func (s *Stream) serveWebSocket(w http.ResponseWriter, r *http.Request, checks *
 	ctx = conn.CloseRead(ctx)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pingWhileOpen(ctx, cancel, conn)
+	sink := &socketSink{conn: conn, binary: binary}
+	sink.lastWrite.Store(time.Now().UnixNano())
+	pingWhileOpen(ctx, cancel, sink, socketPing)
 	// Writes take no context of their own (setting one up for each cost
 	// a tenth of a delivery): the connection is closed when ctx ends,
 	// which ends a write that hangs.
 	stop := context.AfterFunc(ctx, func() { _ = conn.CloseNow() })
 	defer stop()
-	err = s.session(ctx, req, &socketSink{conn: conn, binary: binary}, binary)
+	err = s.session(ctx, req, sink, binary)
 	status, reason := closeStatus(ctx, err)
 	_ = conn.Close(status, reason)
 }
@@ -98,23 +101,31 @@ func refuse(w http.ResponseWriter, r *http.Request, err error) {
 	_ = connect.NewErrorWriter().Write(w, r, cerr)
 }
 
-// pingWhileOpen pings conn in socketPing, and again after each pong, until
-// ctx ends; it ends the session (cancel) when a pong does not come back
-// within socketPing. Timers rather than a goroutine: an idle session holds
-// no stack for it.
-func pingWhileOpen(ctx context.Context, cancel context.CancelFunc, conn *websocket.Conn) {
-	time.AfterFunc(socketPing, func() {
+// pingWhileOpen pings an idle session: once nothing has been sent to it
+// for socketPing, and again socketPing after each pong or write, until ctx
+// ends; it ends the session (cancel) when a pong does not come back within
+// socketPing. A session that receives events is not pinged: its traffic
+// keeps proxies from closing it, and a peer gone fills its queue (the
+// session then ends as fallen behind) or fails its writes. Timers rather
+// than a goroutine: an idle session holds no stack for it.
+func pingWhileOpen(ctx context.Context, cancel context.CancelFunc, sink *socketSink, after time.Duration) {
+	time.AfterFunc(after, func() {
 		if ctx.Err() != nil {
 			return
 		}
+		if quiet := time.Since(time.Unix(0, sink.lastWrite.Load())); quiet < socketPing {
+			pingWhileOpen(ctx, cancel, sink, socketPing-quiet)
+			return
+		}
 		pingCtx, stop := context.WithTimeout(ctx, socketPing)
-		err := conn.Ping(pingCtx)
+		err := sink.conn.Ping(pingCtx)
 		stop()
 		if err != nil {
 			cancel()
 			return
 		}
-		pingWhileOpen(ctx, cancel, conn)
+		sink.lastWrite.Store(time.Now().UnixNano())
+		pingWhileOpen(ctx, cancel, sink, socketPing)
 	})
 }
 
@@ -150,6 +161,9 @@ type socketSink struct {
 	conn   *websocket.Conn
 	binary bool
 	buf    []byte
+	// lastWrite is when an event (or a ping) was last sent, in Unix
+	// nanoseconds.
+	lastWrite atomic.Int64
 }
 
 func (k *socketSink) Send(ev *chatv1.StreamEvent) error {
@@ -167,6 +181,7 @@ func (k *socketSink) Send(ev *chatv1.StreamEvent) error {
 		return connect.NewError(connect.CodeInternal, err)
 	}
 	err = k.conn.Write(context.Background(), typ, k.buf)
+	k.lastWrite.Store(time.Now().UnixNano())
 	if cap(k.buf) > maxKeptBuffer {
 		k.buf = nil // an idle session keeps no large event's buffer
 	}

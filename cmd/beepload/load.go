@@ -50,6 +50,7 @@ func Run(ctx context.Context, cfg Config) (reps []*Report, err error) {
 		return nil, fmt.Errorf("setup: %w", err)
 	}
 	shared.SetupSeconds = seconds(time.Since(began))
+	c.withSenders(cfg.Servers * cfg.SendersPerServer)
 	logf("setup: %d users in %d servers in %.1fs", cfg.Users, cfg.Servers, shared.SetupSeconds)
 
 	shared.Memory.Before = sample(ctx, base, pid)
@@ -121,12 +122,14 @@ func phase(ctx context.Context, cfg Config, c *beepClient, p *population, subs *
 		}
 	}
 	calls0 := sample(ctx, base, pid).SpiceDB
-	cpu0, self0, pg0, all0 := cpuSeconds(pid), selfCPUSeconds(), postgresCPUSeconds(), machineCPUSeconds()
+	cpu0, self0, pg0 := cpuSeconds(pid), selfCPUSeconds(), postgresCPUSeconds()
+	all0, steal0 := machineCPUSeconds()
 	logf("sending %.0f msg/s for %s", rep.Config.Rate, cfg.Duration)
 	sent := send(ctx, c, p, cfg, rep.Config.Rate, n)
 	stopSelfProfile()
 	rep.CPU.BeepSendPhase, rep.CPU.LoadSendPhase = cpuSeconds(pid)-cpu0, selfCPUSeconds()-self0
-	rep.CPU.PostgresSendPhase, rep.CPU.MachineSendPhase = postgresCPUSeconds()-pg0, machineCPUSeconds()-all0
+	all1, steal1 := machineCPUSeconds()
+	rep.CPU.PostgresSendPhase, rep.CPU.MachineSendPhase, rep.CPU.StolenSendPhase = postgresCPUSeconds()-pg0, all1-all0, steal1-steal0
 	rep.CPU.SendSeconds = seconds(sent.elapsed)
 
 	// The last deliveries.
@@ -237,29 +240,35 @@ func postgresCPUSeconds() float64 {
 }
 
 // machineCPUSeconds is the CPU time all of the machine's CPUs have spent
-// busy (not idle or waiting on I/O) since boot.
-func machineCPUSeconds() float64 {
+// busy (/proc/stat: neither idle nor waiting for I/O), and of it the time
+// the hypervisor gave to other guests (steal): a virtual machine's
+// neighbours slow every process of it alike, which runs side by side
+// cannot tell apart otherwise.
+func machineCPUSeconds() (busy, steal float64) {
 	raw, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	line, _, _ := strings.Cut(string(raw), "\n")
 	fields := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
-	if len(fields) < 8 || fields[0] != "cpu" {
-		return 0
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return 0, 0
 	}
-	var busy uint64
+	var ticks, stolen uint64
 	for i, f := range fields[1:] {
 		n, err := strconv.ParseUint(f, 10, 64)
 		if err != nil {
-			return 0
+			return 0, 0
 		}
 		if i != 3 && i != 4 && i < 8 { // not idle, not iowait; no guest time (counted in user)
-			busy += n
+			ticks += n
+		}
+		if i == 7 {
+			stolen = n
 		}
 	}
 	const clockTicks = 100
-	return float64(busy) / clockTicks
+	return float64(ticks) / clockTicks, float64(stolen) / clockTicks
 }
 
 // cpuSeconds is the CPU time pid has used (user and system; 0 if unknown).

@@ -38,10 +38,9 @@ func send(ctx context.Context, c *beepClient, p *population, cfg Config, rate fl
 	slots := make(chan slot, cfg.Concurrency)
 	var wg sync.WaitGroup
 	for range cfg.Concurrency {
-		chat := c.chat()
 		wg.Go(func() {
 			for sl := range slots {
-				s.one(ctx, chat, p, sl)
+				s.one(ctx, c.senderChat(sl.sender), p, sl)
 			}
 		})
 	}
@@ -106,7 +105,7 @@ func warm(ctx context.Context, c *beepClient, p *population, subs *subscribers, 
 	began := time.Now()
 	s := &sends{ok: make([]atomic.Int64, cfg.Servers), failed: make([]atomic.Int64, cfg.Servers), errs: map[connect.Code]int64{}}
 	_ = parallel(ctx, cfg.Servers, min(cfg.Concurrency, 16), func(ctx context.Context, j int) error {
-		s.one(ctx, c.chat(), p, slot{server: j, sender: j, seq: int64(j)})
+		s.one(ctx, c.senderChat(j), p, slot{server: j, sender: j, seq: int64(j)})
 		return nil
 	})
 	expected := expectedDeliveries(subs, s)

@@ -26,6 +26,28 @@ type beepClient struct {
 	// pool are HTTP/2 connections' transports, used in turn.
 	pool []*http.Client
 	next atomic.Uint64
+	// senders are the senders' own connections (withSenders).
+	senders []chatv1connect.ChatServiceClient
+}
+
+// sendersPerConn is how many senders share a connection.
+const sendersPerConn = 10
+
+// withSenders gives the n senders connections of their own, each sender
+// always on the same one, sendersPerConn to a connection, as clients each
+// hold theirs: a connection's header table (HPACK) then keeps its
+// senders' tokens, instead of every connection carrying every sender's
+// token in full with each request, as when any send took any connection.
+func (c *beepClient) withSenders(n int) {
+	conns := newBeepClient(c.base, "", (n+sendersPerConn-1)/sendersPerConn)
+	for _, h := range conns.pool {
+		c.senders = append(c.senders, chatv1connect.NewChatServiceClient(h, c.base))
+	}
+}
+
+// senderChat is the chat service as user, a sender, reaches it.
+func (c *beepClient) senderChat(user int) chatv1connect.ChatServiceClient {
+	return c.senders[user%len(c.senders)]
 }
 
 func newBeepClient(base, key string, conns int) *beepClient {

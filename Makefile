@@ -36,7 +36,7 @@ bench: ## Run the authorization benchmarks (see docs/benchmarks.md)
 # The chat load: 10,000 users in 1,000 servers, all subscribed (10 streams
 # per HTTP/2 connection), four rates, SpiceDB on its default engine.
 BENCH_CHAT_ENGINE ?= postgres
-BENCH_CHAT ?= -users 10000 -servers 1000 -subscribers 10000 -streams-per-conn 10 -rate 250,500,1000,2000 -duration 15s
+BENCH_CHAT ?= -users 10000 -servers 1000 -subscribers 10000 -stream-transport ws -rate 250,500,1000,2000 -duration 15s
 
 bench-chat: ## Load chat and its stream through the gateway: beepload starts beep, reports, stops it (BENCH_CHAT="...", BENCH_CHAT_ENGINE=memory; see docs/benchmarks.md)
 	@scripts/ensure-postgres

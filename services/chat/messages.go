@@ -11,6 +11,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/beepchat/beep/authz"
@@ -228,7 +229,124 @@ func (s *Service) SendMessage(ctx context.Context, req *connect.Request[chatv1.S
 // used by the author there answers with its message (duplicate), and the
 // author's read state moves to it, and the stream's log records it (to be
 // filtered at least as fresh as token).
+//
+// Most sends take one round trip (insertAtOnce): the id is this clock's,
+// and one statement, run once the lock is held, writes everything if the
+// nonce is new, the reply is there and the id is after the conversation's
+// last. When the id is not (another instance's clock is ahead, or a send
+// that took its id later committed first), nothing is written and the send
+// is made again in two round trips, the id taken after reading the last
+// (insertInTurn).
 func (s *Service) insert(ctx context.Context, author string, c conversation, content string, replyTo *uuid.UUID, nonce string, m mentions, token authz.ZedToken) (messageRow, bool, error) {
+	row, duplicate, inOrder, err := s.insertAtOnce(ctx, author, c, content, replyTo, nonce, m, token)
+	if err != nil || inOrder {
+		return row, duplicate, err
+	}
+	return s.insertInTurn(ctx, author, c, content, replyTo, nonce, m, token)
+}
+
+// insertAtOnce is insert in one round trip; inOrder is false when the id it
+// took is not after the conversation's last, and it wrote nothing.
+func (s *Service) insertAtOnce(ctx context.Context, author string, c conversation, content string, replyTo *uuid.UUID, nonce string, m mentions, token authz.ZedToken) (row messageRow, duplicate, inOrder bool, err error) {
+	var noncePtr *string
+	if nonce != "" {
+		noncePtr = &nonce
+	}
+	row = messageRow{id: newID(), conv: c, authorID: author, content: content, createdAt: time.Now().UTC().Truncate(time.Microsecond),
+		replyTo: replyTo, nonce: noncePtr, mentions: m}
+	conv, audience, ev := streamEvent(row.created(token))
+	payload, err := proto.Marshal(ev)
+	if err != nil {
+		return messageRow{}, false, false, err
+	}
+	conn, err := s.db.Acquire(ctx)
+	if err != nil {
+		return messageRow{}, false, false, err
+	}
+	defer conn.Release()
+	committed := false
+	defer func() {
+		if !committed {
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
+	// The lock first, on its own: the statement after it reads the last id
+	// in a snapshot taken once the lock is held.
+	b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, c.String())
+	b.Queue(sendAtOnceSQL, string(c.typ), c.id, author, noncePtr, replyTo, row.id, content,
+		m.everyone, m.here, nonNil(m.users), nonNil(m.roles), row.createdAt, nonNil(m.pinged(author)),
+		conv, audience, string(token), payload)
+	b.Queue(`COMMIT`)
+	results := conn.SendBatch(ctx, b)
+	var (
+		prior    *uuid.UUID
+		replyOK  bool
+		inserted bool
+	)
+	err = func() error {
+		for range 2 { // BEGIN, the lock
+			if _, err := results.Exec(); err != nil {
+				return err
+			}
+		}
+		if err := results.QueryRow().Scan(&prior, &replyOK, &inOrder, &inserted); err != nil {
+			return err
+		}
+		_, err := results.Exec() // COMMIT
+		return err
+	}()
+	if cerr := results.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return messageRow{}, false, false, err
+	}
+	committed = true
+	switch {
+	case prior != nil:
+		return messageRow{id: *prior}, true, true, nil
+	case !replyOK:
+		return messageRow{}, false, true, invalid("reply_to_id: no such message in this conversation")
+	case !inserted:
+		return messageRow{}, false, false, nil
+	}
+	return row, false, true, nil
+}
+
+// sendAtOnceSQL writes a message, its pings, the conversation's last id,
+// the author's read state and the stream's event, all or nothing: only
+// when the nonce ($4, if any) is new to the author there, the message
+// replied to ($5, if any) is in the conversation, and the id ($6) is after
+// the conversation's last. It answers which held: the earlier message of
+// the nonce, the reply found, the id in order, and whether it wrote.
+const sendAtOnceSQL = `WITH conv AS (
+	SELECT last_id FROM conversations WHERE conv_type = $1 AND conv_id = $2
+), verdict AS (
+	SELECT (SELECT id FROM messages WHERE $4::text IS NOT NULL AND author_id = $3 AND conv_type = $1 AND conv_id = $2 AND nonce = $4 LIMIT 1) AS prior_id,
+		($5::uuid IS NULL OR EXISTS (SELECT 1 FROM messages WHERE id = $5 AND conv_type = $1 AND conv_id = $2)) AS reply_ok,
+		NOT EXISTS (SELECT 1 FROM conv WHERE last_id >= $6::uuid) AS in_order
+), m AS (
+	INSERT INTO messages (id, conv_type, conv_id, author_id, content, reply_to, nonce, mention_everyone, mention_here, mention_users, mention_roles, created_at)
+	SELECT $6, $1, $2, $3, $7, $5, $4, $8, $9, $10, $11, $12 FROM verdict WHERE prior_id IS NULL AND reply_ok AND in_order
+	RETURNING id
+), pinged AS (
+	INSERT INTO message_mentions (user_id, conv_type, conv_id, message_id) SELECT u, $1, $2, m.id FROM m, unnest($13::text[]) u
+), last AS (
+	INSERT INTO conversations (conv_type, conv_id, last_id) SELECT $1, $2, id FROM m
+	ON CONFLICT (conv_type, conv_id) DO UPDATE SET last_id = EXCLUDED.last_id
+), read AS (
+	INSERT INTO read_states (user_id, conv_type, conv_id, last_read_id) SELECT $3, $1, $2, id FROM m
+	ON CONFLICT (user_id, conv_type, conv_id) DO UPDATE SET last_read_id = GREATEST(read_states.last_read_id, EXCLUDED.last_read_id), updated_at = now()
+), logged AS (
+	INSERT INTO stream_events (conversation, audience, zed_token, payload) SELECT $14, $15, $16, $17 FROM m
+)
+SELECT prior_id, reply_ok, in_order, EXISTS (SELECT 1 FROM m) FROM verdict`
+
+// insertInTurn is insert in two round trips: the last id read under the
+// lock, then the id taken after it and everything written.
+func (s *Service) insertInTurn(ctx context.Context, author string, c conversation, content string, replyTo *uuid.UUID, nonce string, m mentions, token authz.ZedToken) (messageRow, bool, error) {
 	var (
 		row       messageRow
 		duplicate bool
@@ -238,8 +356,8 @@ func (s *Service) insert(ctx context.Context, author string, c conversation, con
 		noncePtr = &nonce
 	}
 	// Two round trips: the transaction's reads, opened by its BEGIN, then
-	// its writes, closed by its COMMIT; against four with BEGIN and COMMIT
-	// on their own. Anything that stops short of the COMMIT is rolled back.
+	// its writes, closed by its COMMIT. Anything that stops short of the
+	// COMMIT is rolled back.
 	conn, err := s.db.Acquire(ctx)
 	if err != nil {
 		return messageRow{}, false, err

@@ -314,3 +314,52 @@ func TestReadHistoryRequired(t *testing.T) {
 }
 
 func unicode(e string) *chatv1.Emoji { return &chatv1.Emoji{Kind: &chatv1.Emoji_Unicode{Unicode: e}} }
+
+// TestSendAfterAnIdAhead: when the conversation's last id is ahead of this
+// instance's clock (another instance's clock runs fast), a send still
+// takes the id right after it, and writes the message, its ping, its event
+// and the author's read state once (the send made at once writes nothing
+// and is made again in turn).
+func TestSendAfterAnIdAhead(t *testing.T) {
+	h := start(t)
+	w := setUp(t, h)
+	ctx := t.Context()
+	first := h.send(t, "bob", w.token, ch(w.general), "first")
+	const ahead = "7fffffff-ffff-7000-8000-000000000000"
+	h.exec(t, `UPDATE conversations SET last_id = $1 WHERE conv_type = 'channel' AND conv_id = $2`, ahead, w.general)
+	count := func(sql string, args ...any) int {
+		t.Helper()
+		var n int
+		if err := h.db.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	events := count(`SELECT count(*) FROM stream_events WHERE conversation = $1`, ch(w.general))
+	h.events.take()
+
+	sent := must(h.chat.SendMessage(ctx, as("bob", w.token, &chatv1.SendMessageRequest{
+		Conversation: ch(w.general), Content: "second <@carl>", Nonce: "n-ahead", ReplyToId: first.Id}))).Msg
+	if sent.Duplicate || sent.Message.Id != "7fffffff-ffff-7000-8000-000000000001" {
+		t.Fatalf("sent %+v, want the id right after %s", sent, ahead)
+	}
+	if got := h.list(t, "bob", w.token, &chatv1.ListMessagesRequest{Conversation: ch(w.general)}); !slices.Equal(got, []string{sent.Message.Id, first.Id}) {
+		t.Fatalf("history %v, want the second after the first", got)
+	}
+	if n := count(`SELECT count(*) FROM stream_events WHERE conversation = $1`, ch(w.general)) - events; n != 1 {
+		t.Errorf("%d events logged for one message", n)
+	}
+	if n := len(h.events.take()); n != 1 {
+		t.Errorf("%d events published for one message", n)
+	}
+	if n := count(`SELECT count(*) FROM message_mentions WHERE message_id = $1`, sent.Message.Id); n != 1 {
+		t.Errorf("carl pinged %d times", n)
+	}
+	if n := count(`SELECT count(*) FROM read_states WHERE user_id = 'bob' AND conv_id = $1 AND last_read_id = $2`, w.general, sent.Message.Id); n != 1 {
+		t.Error("bob's read state did not move to his message")
+	}
+	again := must(h.chat.SendMessage(ctx, as("bob", w.token, &chatv1.SendMessageRequest{Conversation: ch(w.general), Content: "second <@carl>", Nonce: "n-ahead"}))).Msg
+	if !again.Duplicate || again.Message.Id != sent.Message.Id {
+		t.Fatalf("the retry: %+v", again)
+	}
+}

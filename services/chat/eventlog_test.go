@@ -547,30 +547,24 @@ func TestFollowerSeesWhatIsHeldBack(t *testing.T) {
 	if err := older.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Another transaction of the cluster may still hold it back a moment.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		read, held, err = chat.ReadCommitted(ctx, h.db, 500)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(read) == 1 && !held {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the older transaction: read %v, held %v; want the event, nothing held", read, held)
+	// Another transaction of the cluster may hold events back a moment:
+	// until reads at limit give want events and nothing held.
+	settles := func(when string, limit, want int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			read, held, err := chat.ReadCommitted(ctx, h.db, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(read) == want && !held {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: read %v, held %v; want %d read, nothing held", when, read, held, want)
+			}
 		}
 	}
+	settles("after the older transaction", 500, 1)
 	h.exec(t, `INSERT INTO stream_events (conversation, payload) SELECT 'channel:c', '\x0a00'::bytea FROM generate_series(1, 3)`)
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		read, held, err = chat.ReadCommitted(ctx, h.db, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(read) == 2 && !held {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a full batch: read %v, held %v; want 2 read, nothing held", read, held)
-		}
-	}
+	settles("a full batch", 2, 2)
 }

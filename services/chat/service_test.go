@@ -86,7 +86,9 @@ func testAuthentication(next http.Handler) http.Handler {
 	})
 }
 
-func start(t *testing.T) *harness {
+// start sets up a harness; tune, if given, adjusts each chat instance's
+// configuration.
+func start(t *testing.T, tune ...func(*chat.Config)) *harness {
 	t.Helper()
 	ctx := t.Context()
 	spice, err := inprocess.Start(ctx, inprocess.Config{Schema: authz.SchemaText})
@@ -127,11 +129,15 @@ func start(t *testing.T) *harness {
 	// An instance of the chat service with its stream running, on its own
 	// HTTP server.
 	instance := func(publisher chat.Publisher) (*chat.Service, *httptest.Server) {
-		svc, err := chat.New(ctx, chat.Config{DB: h.db, Authz: spice.Client(), Log: log, Publisher: publisher,
+		cfg := chat.Config{DB: h.db, Authz: spice.Client(), Log: log, Publisher: publisher,
 			Community: communityv1connect.NewCommunityServiceClient(communitySrv.Client(), communitySrv.URL,
 				connect.WithInterceptors(connectauthz.Forward(signer))),
 			Deletions: communityv1connect.NewErasureServiceClient(communitySrv.Client(), communitySrv.URL,
-				connect.WithInterceptors(connectauthz.Forward(signer)))})
+				connect.WithInterceptors(connectauthz.Forward(signer)))}
+		for _, f := range tune {
+			f(&cfg)
+		}
+		svc, err := chat.New(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -41,8 +41,10 @@ type Stream struct {
 	// window is how long events are kept for resuming.
 	window time.Duration
 	// buffer is how many events a subscriber may fall behind by.
-	buffer  int
-	metrics *streamMetrics
+	buffer int
+	// socketPing is StreamConfig.SocketPing.
+	socketPing time.Duration
+	metrics    *streamMetrics
 
 	// dispatching is held while one event is handed out, and by a
 	// subscription joining: it joins between two events, never during one.
@@ -80,6 +82,10 @@ type StreamConfig struct {
 	// keeps, within the window, to tell a resumed stream of those it
 	// missed (default 10,000); a resume from before them gets a Resync.
 	History int
+	// SocketPing is how long a WebSocket session may be sent nothing
+	// before it is pinged, and how long it then has to answer before it is
+	// dropped (default 30 s).
+	SocketPing time.Duration
 }
 
 func newStream(db *pgxpool.Pool, c *authz.Client, log *slog.Logger, cfg StreamConfig) *Stream {
@@ -92,7 +98,10 @@ func newStream(db *pgxpool.Pool, c *authz.Client, log *slog.Logger, cfg StreamCo
 	if cfg.History <= 0 {
 		cfg.History = defaultHistory
 	}
-	return &Stream{db: db, authz: c, log: log, vis: newVisibility(c, log), presence: newPresence(db, log), waker: &waker{db: db, log: log}, window: cfg.Window, buffer: cfg.Buffer,
+	if cfg.SocketPing <= 0 {
+		cfg.SocketPing = 30 * time.Second
+	}
+	return &Stream{db: db, authz: c, log: log, vis: newVisibility(c, log), presence: newPresence(db, log), waker: &waker{db: db, log: log}, window: cfg.Window, buffer: cfg.Buffer, socketPing: cfg.SocketPing,
 		metrics: newStreamMetrics(cfg.Metrics),
 		subs:    map[string]map[*subscription]struct{}{}, serversOf: map[string]map[string]struct{}{}, members: map[string]map[string]struct{}{},
 		// Kept as long as the events a resume may start from (pruning

@@ -32,10 +32,6 @@ import (
 // is stopping, reconnect), its message as the reason.
 const WebSocketPath = "/" + chatv1connect.StreamServiceName + "/SubscribeWebSocket"
 
-// socketPing is how often an idle session is pinged: a peer gone without
-// closing is noticed, and proxies see traffic.
-const socketPing = 30 * time.Second
-
 // WebSocketHandler returns the route and the handler of the stream over
 // WebSocket; checks authorizes each session as it does Subscribe. The
 // gateway has checked the request's Origin (a browser sends its session
@@ -80,7 +76,7 @@ func (s *Stream) serveWebSocket(w http.ResponseWriter, r *http.Request, checks *
 	defer cancel()
 	sink := &socketSink{conn: conn, binary: binary}
 	sink.lastWrite.Store(time.Now().UnixNano())
-	pingWhileOpen(ctx, cancel, sink, socketPing)
+	pingWhileOpen(ctx, cancel, sink, s.socketPing, s.socketPing)
 	// Writes take no context of their own (setting one up for each cost
 	// a tenth of a delivery): the connection is closed when ctx ends,
 	// which ends a write that hangs.
@@ -102,22 +98,24 @@ func refuse(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // pingWhileOpen pings an idle session: once nothing has been sent to it
-// for socketPing, and again socketPing after each pong or write, until ctx
-// ends; it ends the session (cancel) when a pong does not come back within
-// socketPing. A session that receives events is not pinged: its traffic
-// keeps proxies from closing it, and a peer gone fills its queue (the
-// session then ends as fallen behind) or fails its writes. Timers rather
-// than a goroutine: an idle session holds no stack for it.
-func pingWhileOpen(ctx context.Context, cancel context.CancelFunc, sink *socketSink, after time.Duration) {
+// for every (StreamConfig.SocketPing), checked after `after`, and again
+// every after each pong or write, until ctx ends; it ends the session
+// (cancel) when a pong does not come back within every. A peer gone
+// without closing is noticed, and proxies see traffic. A session that
+// receives events is not pinged: its traffic keeps proxies from closing
+// it, and a peer gone fills its queue (the session then ends as fallen
+// behind) or fails its writes. Timers rather than a goroutine: an idle
+// session holds no stack for it.
+func pingWhileOpen(ctx context.Context, cancel context.CancelFunc, sink *socketSink, every, after time.Duration) {
 	time.AfterFunc(after, func() {
 		if ctx.Err() != nil {
 			return
 		}
-		if quiet := time.Since(time.Unix(0, sink.lastWrite.Load())); quiet < socketPing {
-			pingWhileOpen(ctx, cancel, sink, socketPing-quiet)
+		if quiet := time.Since(time.Unix(0, sink.lastWrite.Load())); quiet < every {
+			pingWhileOpen(ctx, cancel, sink, every, every-quiet)
 			return
 		}
-		pingCtx, stop := context.WithTimeout(ctx, socketPing)
+		pingCtx, stop := context.WithTimeout(ctx, every)
 		err := sink.conn.Ping(pingCtx)
 		stop()
 		if err != nil {
@@ -125,7 +123,7 @@ func pingWhileOpen(ctx context.Context, cancel context.CancelFunc, sink *socketS
 			return
 		}
 		sink.lastWrite.Store(time.Now().UnixNano())
-		pingWhileOpen(ctx, cancel, sink, socketPing)
+		pingWhileOpen(ctx, cancel, sink, every, every)
 	})
 }
 

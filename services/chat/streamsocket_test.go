@@ -131,3 +131,53 @@ func TestStreamOverWebSocket(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleSocketsArePinged: a WebSocket session sent nothing for the ping
+// interval is pinged; one whose client answers stays, one whose client
+// does not (it reads nothing, so answers no ping) is dropped.
+func TestIdleSocketsArePinged(t *testing.T) {
+	h := start(t, func(c *chat.Config) { c.Stream.SocketPing = 200 * time.Millisecond })
+	url := "ws" + strings.TrimPrefix(h.url, "http") + chat.WebSocketPath
+	dial := func(user string) *websocket.Conn {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			conn, _, err := websocket.Dial(t.Context(), url, &websocket.DialOptions{HTTPHeader: http.Header{"Test-User": {user}}})
+			if err != nil {
+				t.Fatalf("%s dials: %v", user, err)
+			}
+			t.Cleanup(func() { _ = conn.CloseNow() })
+			_, b, err := conn.Read(t.Context())
+			if err == nil && strings.Contains(string(b), "ready") {
+				return conn
+			}
+			// The stream answers 4014 (unavailable) until it runs.
+			if websocket.CloseStatus(err) != 4014 || time.Now().After(deadline) {
+				t.Fatalf("%s's first message: %s (%v)", user, b, err)
+			}
+		}
+	}
+	answering, silent := dial("ann"), dial("bob")
+	ended := make(chan error, 1)
+	go func() {
+		_, _, err := answering.Read(t.Context()) // answers pings while it waits
+		ended <- err
+	}()
+	time.Sleep(time.Second) // pings at 200 ms; unanswered ones drop the session by 400 ms
+	select {
+	case err := <-ended:
+		t.Fatalf("the session that answers pings ended: %v", err)
+	default:
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	for {
+		_, _, err := silent.Read(ctx)
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the session that answered no ping is still open")
+		}
+		break
+	}
+}

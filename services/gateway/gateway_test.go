@@ -132,6 +132,39 @@ func TestCORS(t *testing.T) {
 	}
 }
 
+// TestWebSocketOrigins: an upgrade to WebSocket from a browser page (an
+// Origin) is let through only from the gateway's own host or an allowed
+// origin; without an Origin (not a browser) it is; requests that upgrade
+// nothing are not concerned.
+func TestWebSocketOrigins(t *testing.T) {
+	g := newGateway(Config{AllowedOrigins: []string{"https://app.beep.example"}})
+	upgrade := func(origin string, headers ...string) int {
+		h := append([]string{"Upgrade", "websocket", "Connection", "Upgrade"}, headers...)
+		if origin != "" {
+			h = append(h, "Origin", origin)
+		}
+		return do(g, http.MethodGet, "", "", h...).Code
+	}
+	for _, c := range []struct {
+		name, origin string
+		want         int
+	}{
+		{"no origin", "", http.StatusOK},
+		{"the gateway's own host", "http://example.com", http.StatusOK}, // httptest's Host
+		{"an allowed origin", "https://app.beep.example", http.StatusOK},
+		{"another site", "https://evil.example", http.StatusForbidden},
+		{"a look-alike of the host", "http://example.com.evil.example", http.StatusForbidden},
+		{"not a URL", "::", http.StatusForbidden},
+	} {
+		if got := upgrade(c.origin); got != c.want {
+			t.Errorf("%s: HTTP %d, want %d", c.name, got, c.want)
+		}
+	}
+	if got := do(g, http.MethodGet, "", "", "Origin", "https://evil.example").Code; got != http.StatusOK {
+		t.Errorf("a request that upgrades nothing, from another site: HTTP %d (CORS decides what its page may read)", got)
+	}
+}
+
 // sessionsStub answers Verify like an identity server: "good" is ann's,
 // anything else is no session, and everything fails while it is down.
 type sessionsStub struct{ down bool }

@@ -122,6 +122,9 @@ func TestDistributedMode(t *testing.T) {
 	if _, status := dialSocket(t, "http://"+gw.HTTPAddr, ann, "http://elsewhere.example"); status != http.StatusForbidden {
 		t.Fatalf("a WebSocket opened from another site: HTTP %d, want 403", status)
 	}
+	if _, status := dialSocket(t, "http://"+gw.HTTPAddr, "", ""); status != http.StatusUnauthorized {
+		t.Fatalf("a WebSocket opened by no one signed in: HTTP %d, want 401", status)
+	}
 	code, sent := jsonCall(t, http.MethodPost, "http://"+gw.HTTPAddr+"/beep.chat.v1.ChatService/SendMessage",
 		http.Header{"Authorization": {"Bearer " + ann}, "Beep-Zed-Token": {made["zedToken"].(string)}}, map[string]any{"conversation": general, "content": "split"})
 	if code != http.StatusOK || sent["message"].(map[string]any)["content"] != "split" {

@@ -19,13 +19,17 @@ type socket struct {
 	ended    chan error
 }
 
-// dialSocket opens token's stream over WebSocket at the gateway base,
-// from the page origin if set; the HTTP status of a refusal, or 101.
+// dialSocket opens token's stream over WebSocket at the gateway base
+// (anonymously without a token), from the page origin if set; the HTTP
+// status of a refusal, or 101.
 func dialSocket(t *testing.T, base, token, origin string) (*socket, int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	header := http.Header{"Authorization": {"Bearer " + token}}
+	header := http.Header{}
+	if token != "" {
+		header.Set("Authorization", "Bearer "+token)
+	}
 	if origin != "" {
 		header.Set("Origin", origin)
 	}

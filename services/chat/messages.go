@@ -11,6 +11,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -238,73 +239,63 @@ func (s *Service) SendMessage(ctx context.Context, req *connect.Request[chatv1.S
 // is made again in two round trips, the id taken after reading the last
 // (insertInTurn).
 func (s *Service) insert(ctx context.Context, author string, c conversation, content string, replyTo *uuid.UUID, nonce string, m mentions, token authz.ZedToken) (messageRow, bool, error) {
-	row, duplicate, inOrder, err := s.insertAtOnce(ctx, author, c, content, replyTo, nonce, m, token)
-	if err != nil || inOrder {
-		return row, duplicate, err
-	}
-	return s.insertInTurn(ctx, author, c, content, replyTo, nonce, m, token)
-}
-
-// insertAtOnce is insert in one round trip; inOrder is false when the id it
-// took is not after the conversation's last, and it wrote nothing.
-func (s *Service) insertAtOnce(ctx context.Context, author string, c conversation, content string, replyTo *uuid.UUID, nonce string, m mentions, token authz.ZedToken) (row messageRow, duplicate, inOrder bool, err error) {
 	var noncePtr *string
 	if nonce != "" {
 		noncePtr = &nonce
 	}
+	row, duplicate, inOrder, err := s.insertAtOnce(ctx, author, c, content, replyTo, noncePtr, m, token)
+	if err != nil || inOrder {
+		return row, duplicate, err
+	}
+	return s.insertInTurn(ctx, author, c, content, replyTo, noncePtr, m, token)
+}
+
+// insertAtOnce is insert in one round trip; inOrder is false when the id it
+// took is not after the conversation's last, and it wrote nothing.
+func (s *Service) insertAtOnce(ctx context.Context, author string, c conversation, content string, replyTo *uuid.UUID, nonce *string, m mentions, token authz.ZedToken) (row messageRow, duplicate, inOrder bool, err error) {
 	row = messageRow{id: newID(), conv: c, authorID: author, content: content, createdAt: time.Now().UTC().Truncate(time.Microsecond),
-		replyTo: replyTo, nonce: noncePtr, mentions: m}
+		replyTo: replyTo, nonce: nonce, mentions: m}
 	conv, audience, ev := streamEvent(row.created(token))
 	payload, err := proto.Marshal(ev)
 	if err != nil {
 		return messageRow{}, false, false, err
 	}
-	conn, err := s.db.Acquire(ctx)
-	if err != nil {
-		return messageRow{}, false, false, err
-	}
-	defer conn.Release()
-	committed := false
-	defer func() {
-		if !committed {
-			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
-		}
-	}()
-	b := &pgx.Batch{}
-	b.Queue(`BEGIN`)
-	// The lock first, on its own: the statement after it reads the last id
-	// in a snapshot taken once the lock is held.
-	b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, c.String())
-	b.Queue(sendAtOnceSQL, string(c.typ), c.id, author, noncePtr, replyTo, row.id, content,
-		m.everyone, m.here, nonNil(m.users), nonNil(m.roles), row.createdAt, nonNil(m.pinged(author)),
-		conv, audience, string(token), payload)
-	b.Queue(`COMMIT`)
-	results := conn.SendBatch(ctx, b)
 	var (
 		prior    *uuid.UUID
 		replyOK  bool
 		inserted bool
 	)
-	err = func() error {
-		for range 2 { // BEGIN, the lock
-			if _, err := results.Exec(); err != nil {
+	err = s.pipelined(ctx, func(conn *pgxpool.Conn) (bool, error) {
+		b := &pgx.Batch{}
+		b.Queue(`BEGIN`)
+		// The lock first, on its own: the statement after it reads the
+		// last id in a snapshot taken once the lock is held.
+		b.Queue(lockConversationSQL, c.String())
+		b.Queue(sendAtOnceSQL, string(c.typ), c.id, author, nonce, replyTo, row.id, content,
+			m.everyone, m.here, nonNil(m.users), nonNil(m.roles), row.createdAt, nonNil(m.pinged(author)),
+			conv, audience, string(token), payload)
+		b.Queue(`COMMIT`)
+		results := conn.SendBatch(ctx, b)
+		err := func() error {
+			for range 2 { // BEGIN, the lock
+				if _, err := results.Exec(); err != nil {
+					return err
+				}
+			}
+			if err := results.QueryRow().Scan(&prior, &replyOK, &inOrder, &inserted); err != nil {
 				return err
 			}
-		}
-		if err := results.QueryRow().Scan(&prior, &replyOK, &inOrder, &inserted); err != nil {
+			_, err := results.Exec() // COMMIT
 			return err
+		}()
+		if cerr := results.Close(); err == nil {
+			err = cerr
 		}
-		_, err := results.Exec() // COMMIT
-		return err
-	}()
-	if cerr := results.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return messageRow{}, false, false, err
-	}
-	committed = true
+		return err == nil, err
+	})
 	switch {
+	case err != nil:
+		return messageRow{}, false, false, err
 	case prior != nil:
 		return messageRow{id: *prior}, true, true, nil
 	case !replyOK:
@@ -346,38 +337,20 @@ SELECT prior_id, reply_ok, in_order, EXISTS (SELECT 1 FROM m) FROM verdict`
 
 // insertInTurn is insert in two round trips: the last id read under the
 // lock, then the id taken after it and everything written.
-func (s *Service) insertInTurn(ctx context.Context, author string, c conversation, content string, replyTo *uuid.UUID, nonce string, m mentions, token authz.ZedToken) (messageRow, bool, error) {
+func (s *Service) insertInTurn(ctx context.Context, author string, c conversation, content string, replyTo *uuid.UUID, noncePtr *string, m mentions, token authz.ZedToken) (messageRow, bool, error) {
 	var (
 		row       messageRow
 		duplicate bool
 	)
-	var noncePtr *string
-	if nonce != "" {
-		noncePtr = &nonce
-	}
 	// Two round trips: the transaction's reads, opened by its BEGIN, then
-	// its writes, closed by its COMMIT. Anything that stops short of the
-	// COMMIT is rolled back.
-	conn, err := s.db.Acquire(ctx)
-	if err != nil {
-		return messageRow{}, false, err
-	}
-	defer conn.Release()
-	committed := false
-	defer func() {
-		if !committed {
-			// Harmless when no transaction is open; a broken connection is
-			// dropped by the pool on release.
-			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
-		}
-	}()
-	err = func() error {
+	// its writes, closed by its COMMIT.
+	err := s.pipelined(ctx, func(conn *pgxpool.Conn) (bool, error) {
 		b := &pgx.Batch{}
 		b.Queue(`BEGIN`)
-		b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, c.String())
+		b.Queue(lockConversationSQL, c.String())
 		b.Queue(`SELECT last_id FROM conversations WHERE conv_type = $1 AND conv_id = $2`, string(c.typ), c.id)
 		if noncePtr != nil {
-			b.Queue(`SELECT id FROM messages WHERE author_id = $1 AND conv_type = $2 AND conv_id = $3 AND nonce = $4`, author, string(c.typ), c.id, nonce)
+			b.Queue(`SELECT id FROM messages WHERE author_id = $1 AND conv_type = $2 AND conv_id = $3 AND nonce = $4`, author, string(c.typ), c.id, *noncePtr)
 		}
 		if replyTo != nil {
 			b.Queue(`SELECT EXISTS (SELECT 1 FROM messages WHERE id = $1 AND conv_type = $2 AND conv_id = $3)`, *replyTo, string(c.typ), c.id)
@@ -413,14 +386,14 @@ func (s *Service) insertInTurn(ctx context.Context, author string, c conversatio
 			err = cerr
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
 		if found {
 			row.id, duplicate = earlier, true
-			return nil // nothing written: rolled back
+			return false, nil // nothing written: rolled back
 		}
 		if !replyExists {
-			return invalid("reply_to_id: no such message in this conversation")
+			return false, invalid("reply_to_id: no such message in this conversation")
 		}
 		row = messageRow{id: nextID(last), conv: c, authorID: author, content: content, createdAt: time.Now().UTC().Truncate(time.Microsecond),
 			replyTo: replyTo, nonce: noncePtr, mentions: m}
@@ -439,15 +412,14 @@ func (s *Service) insertInTurn(ctx context.Context, author string, c conversatio
 			author, string(c.typ), c.id, row.id)
 		conv, audience, ev := streamEvent(row.created(token))
 		if err := queueEvent(b, conv, audience, token, ev); err != nil {
-			return err
+			return false, err
 		}
 		b.Queue(`COMMIT`)
 		if err := conn.SendBatch(ctx, b).Close(); err != nil {
-			return err
+			return false, err
 		}
-		committed = true
-		return nil
-	}()
+		return true, nil
+	})
 	return row, duplicate, err
 }
 
@@ -458,7 +430,27 @@ func (s *Service) insertInTurn(ctx context.Context, author string, c conversatio
 // lock, so a conversation's events are in the log in the order their
 // changes committed (an edit never overtakes the delete that follows it).
 func lockConversation(ctx context.Context, tx pgx.Tx, c conversation) error {
-	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, c.String())
+	_, err := tx.Exec(ctx, lockConversationSQL, c.String())
+	return err
+}
+
+// lockConversationSQL takes the lock of the conversation named $1.
+const lockConversationSQL = `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`
+
+// pipelined runs f on a connection of its own, for a transaction that f
+// opens and closes in pipelined batches (BEGIN first, COMMIT last);
+// unless f says it committed, what it left open is rolled back (harmless
+// when nothing is; a broken connection is dropped by the pool on release).
+func (s *Service) pipelined(ctx context.Context, f func(conn *pgxpool.Conn) (committed bool, err error)) error {
+	conn, err := s.db.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	committed, err := f(conn)
+	if !committed {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+	}
 	return err
 }
 
